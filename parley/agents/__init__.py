@@ -1,0 +1,28 @@
+"""The agents: thin loops that decode an event, call a handler, and route what it returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from parley.streams.deadletters import RawEvent
+
+__all__ = ["raw_event", "produce"]
+
+
+def raw_event(event: faust.EventT) -> RawEvent:
+    message = event.message
+    return RawEvent(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key if isinstance(message.key, bytes) else None,
+        value=message.value if isinstance(message.value, bytes) else None,
+    )
+
+
+async def produce(topic: faust.TopicT, key: str, value: bytes) -> Any:
+    """Send and wait for the broker's ack."""
+    fut = await topic.send(key=key.encode(), value=value)
+    return await fut

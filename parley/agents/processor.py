@@ -1,0 +1,63 @@
+"""processor: incoming -> model -> outgoing (a reply) or function_call (a tool round)."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from parley.agents import produce, raw_event
+from parley.records import DeadLetter, IncomingEvent
+from parley.runtime import Runtime
+from parley.settings import Settings
+from parley.streams.codec import decode, encode
+from parley.streams.conversation import ConversationState
+from parley.streams.deadletters import RawEvent, dead_letter_for, guarded
+from parley.streams.keyed import KeyedRunner
+from parley.streams.turns import ChatbotConfig, TurnHandler
+from parley.tables import Tables
+from parley.topics import Topics
+
+__all__ = ["register"]
+
+logger = logging.getLogger(__name__)
+
+
+def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, settings: Settings) -> None:
+    handler: TurnHandler | None = None
+
+    async def send_dead_letter(letter: DeadLetter) -> None:
+        await produce(topics.dead_letters, letter.key or letter.dead_letter_id, encode(letter))
+
+    async def process(raw: RawEvent) -> None:
+        nonlocal handler
+        if handler is None:
+            handler = TurnHandler(runtime.model, runtime.tools, runtime.publish)
+        event = decode(raw.value, IncomingEvent)
+        app_config = await runtime.configs.application(event.application_id)
+        chatbot = app_config.chatbot if app_config is not None else ChatbotConfig()
+        state = ConversationState.from_value(tables.conversations.get(event.conversation_id))
+        output = await handler.handle(event, state, chatbot)
+        if output.skipped:
+            return
+        for call in output.function_calls:
+            await produce(topics.function_call, call.conversation_id, encode(call))
+        for reply in output.replies:
+            await produce(topics.outgoing, reply.conversation_id, encode(reply))
+        tables.conversations[event.conversation_id] = state.to_value()
+        if output.failure is not None:
+            await send_dead_letter(dead_letter_for(raw, "processor.llm", RuntimeError(output.failure), 1))
+
+    @app.agent(topics.incoming, name="parley.processor")
+    async def processor(stream: faust.StreamT) -> None:
+        runner = KeyedRunner(settings.max_turns_in_flight, "processor")
+        async for event in stream.noack().events():
+            raw = raw_event(event)
+
+            async def work(raw: RawEvent = raw) -> None:
+                await guarded(
+                    "processor", raw, lambda: process(raw), send_dead_letter,
+                    max_attempts=settings.handler_max_attempts,
+                )
+
+            await runner.submit(event.key, work, event.ack)

@@ -1,0 +1,80 @@
+"""The Faust application: ``create_app(settings)`` builds one; ``app`` is the CLI's instance.
+
+The factory declares topics and tables and registers the agents and the runtime service on the
+app it returns, so each test gets its own app. ``app`` is built lazily on first access, so
+importing this module reads no environment and opens nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from parley.settings import Settings
+
+__all__ = ["ParleyApp", "create_app"]
+
+
+class ParleyApp(faust.App):
+    """A Faust app that uses Parley's Kafka transport (configurable fetch wait) and starts
+    Parley's runtime (stores, bus, model) before its consumers and agents."""
+
+    parley_runtime: Any = None
+
+    def on_init_dependencies(self) -> Any:
+        deps = list(super().on_init_dependencies())
+        if self.parley_runtime is not None:
+            deps.insert(0, self.parley_runtime)
+        return deps
+
+    def _new_transport(self) -> Any:
+        from parley.kafka_transport import Transport
+
+        return Transport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> Any:
+        from parley.kafka_transport import Transport
+
+        return Transport(self.conf.broker_producer, self)
+
+
+def create_app(settings: Settings) -> ParleyApp:
+    """Build a Faust app for ``settings`` (``parley dev`` fills in the embedded URLs)."""
+    broker = settings.kafka_url or "kafka://127.0.0.1:9092"
+    app = ParleyApp(
+        settings.app_id,
+        broker=broker,
+        store=settings.store,
+        datadir=str(settings.data_dir / "tables"),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replicas,
+        topic_allow_declare=True,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        broker_request_timeout=max(40.0, settings.broker_session_timeout_s * 2),
+        consumer_auto_offset_reset="earliest",
+        producer_linger=0.0,
+        stream_wait_empty=False,
+        # Parley registers its own aiohttp service (``app.web_server``), so Faust's web stack,
+        # which would serve /table on 0.0.0.0:6066, is never built.
+        web_enabled=True,
+        autodiscover=False,
+        loghandlers=[],
+    )
+    app.conf.parley_fetch_wait_ms = settings.consumer_fetch_wait_ms  # type: ignore[attr-defined]
+    app.parley_settings = settings  # type: ignore[attr-defined]
+
+    from parley.wiring import wire
+
+    wire(app, settings)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        global app
+        app = create_app(Settings())
+        return app
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""Messaging-platform channels: verify and parse inbound webhooks, send replies outbound."""

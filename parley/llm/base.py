@@ -1,0 +1,49 @@
+"""The provider port: a chat model that streams text and may ask for tool calls."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["ChatModel", "Completion", "DeltaCallback", "LLMError", "ToolCall"]
+
+#: Called with each text chunk as the model produces it.
+DeltaCallback = Callable[[str], Awaitable[None]]
+
+
+class LLMError(RuntimeError):
+    """The provider failed after its retries; the message names the provider and the cause."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text as the model wrote it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+@dataclass
+class Completion:
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class ChatModel(Protocol):
+    name: str
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        on_delta: DeltaCallback,
+    ) -> Completion:
+        """Answer ``messages`` (OpenAI chat format), streaming text through ``on_delta``."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,77 @@
+"""Any OpenAI-compatible chat completions endpoint (OpenAI, Gemini, Grok, vLLM, Ollama...)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import openai
+
+from parley.llm.base import Completion, DeltaCallback, LLMError, ToolCall
+
+__all__ = ["OpenAICompatibleModel"]
+
+logger = logging.getLogger(__name__)
+
+
+class OpenAICompatibleModel:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None,
+        model: str,
+        timeout_s: float,
+        max_retries: int,
+    ) -> None:
+        self.name = model
+        self._model = model
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        on_delta: DeltaCallback,
+    ) -> Completion:
+        kwargs: dict[str, Any] = {"model": self._model, "messages": messages, "stream": True}
+        if tools:
+            kwargs["tools"] = tools
+        text: list[str] = []
+        calls: dict[int, dict[str, str]] = {}
+        result = Completion()
+        try:
+            stream = await self._client.chat.completions.create(**kwargs)
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    result.prompt_tokens = chunk.usage.prompt_tokens or 0
+                    result.completion_tokens = chunk.usage.completion_tokens or 0
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta is None:
+                        continue
+                    if delta.content:
+                        text.append(delta.content)
+                        await on_delta(delta.content)
+                    for tc in delta.tool_calls or ():
+                        slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+                        if tc.id:
+                            slot["id"] = tc.id
+                        if tc.function is not None:
+                            if tc.function.name:
+                                slot["name"] += tc.function.name
+                            if tc.function.arguments:
+                                slot["arguments"] += tc.function.arguments
+        except openai.OpenAIError as exc:
+            raise LLMError(f"model {self._model!r} failed: {type(exc).__name__}: {exc}") from exc
+        result.text = "".join(text)
+        result.tool_calls = [
+            ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
+            for i, c in sorted(calls.items())
+        ]
+        return result

@@ -1,0 +1,88 @@
+"""Every record that travels on a Parley topic.
+
+The class name is the wire namespace (Faust writes it into each payload): never rename one.
+Times are epoch seconds (float). Records are validated at the edges (``parley.web``) before they
+are produced; the core trusts them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+__all__ = [
+    "ConversationEvent",
+    "IncomingEvent",
+    "FunctionCallEvent",
+    "ReplyEvent",
+    "DeadLetter",
+    "KIND_USER",
+    "KIND_TOOL_RESULTS",
+]
+
+KIND_USER = "user"
+KIND_TOOL_RESULTS = "tool_results"
+
+
+class ConversationEvent(faust.Record, abstract=True, serializer="json", coerce=True):
+    """The envelope every conversation topic shares; the key is ``conversation_id``."""
+
+    event_id: str
+    conversation_id: str
+    application_id: str
+    created_at: float
+
+
+class IncomingEvent(ConversationEvent, serializer="json", coerce=True):
+    """Something happened in a conversation: a user wrote, or tools answered.
+
+    ``kind`` is ``user`` (``text`` set) or ``tool_results`` (``tool_results`` set: a list of
+    ``{"tool_call_id", "name", "content", "is_error"}``, answering ``turn_id``'s tool round).
+    ``channel`` says where replies go: ``websocket`` or ``generic`` (callback URL).
+    """
+
+    kind: str = KIND_USER
+    text: str = ""
+    sender: str = ""
+    channel: str = "websocket"
+    client_message_id: str = ""
+    turn_id: str = ""
+    tool_round: int = 0
+    tool_results: list[dict[str, Any]] = []
+
+
+class FunctionCallEvent(ConversationEvent, serializer="json", coerce=True):
+    """The model asked for tools: ``calls`` is a list of ``{"id", "name", "arguments"}``
+    (``arguments`` is the model's JSON string). ``turn_id`` is the user event being answered."""
+
+    turn_id: str = ""
+    tool_round: int = 0
+    channel: str = "websocket"
+    calls: list[dict[str, Any]] = []
+
+
+class ReplyEvent(ConversationEvent, serializer="json", coerce=True):
+    """An assistant reply, final and durable. ``event_id`` is the reply's message id."""
+
+    in_reply_to: str = ""
+    text: str = ""
+    role: str = "assistant"
+    channel: str = "websocket"
+    is_error: bool = False
+
+
+class DeadLetter(faust.Record, serializer="json", coerce=True):
+    """An event Parley could not process: where it failed, why, and its original bytes."""
+
+    dead_letter_id: str
+    stage: str
+    error: str
+    error_type: str
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    original_b64: str
+    failed_at: float
+    attempts: int = 1

@@ -1,0 +1,78 @@
+"""The per-process runtime: every client Parley holds, created on start and closed on stop.
+
+One ``Runtime`` per process, started by the Faust app before its consumers and agents.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+from mode import Service
+
+from parley.kafka_admin import ensure_topics
+from parley.llm import ChatModel, model_from_settings
+from parley.settings import Settings
+from parley.storage.bus import Bus, InProcessBus, RedisBus, conversation_channel
+from parley.storage.documents import DocumentStore
+from parley.streams.config import ConfigStore
+from parley.topics import ALL_TOPICS
+from parley.tools import ToolRegistry, default_registry
+
+__all__ = ["Runtime"]
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime(Service):
+    documents: DocumentStore
+    bus: Bus
+    model: ChatModel
+    configs: ConfigStore
+    http: aiohttp.ClientSession
+
+    def __init__(self, settings: Settings, *, seed_demo: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.seed_demo = seed_demo
+        self.tools: ToolRegistry = default_registry()
+
+    async def on_start(self) -> None:
+        settings = self.settings
+        if settings.mongo_url is None:
+            raise RuntimeError(
+                "PARLEY_MONGO_URL is not set: set it, or run `parley dev`, which starts an "
+                "embedded document server"
+            )
+        if settings.kafka_url is not None:
+            await ensure_topics(
+                settings.kafka_url, list(ALL_TOPICS), settings.topic_partitions, settings.topic_replicas
+            )
+        self.documents = DocumentStore(settings.mongo_url, settings.mongo_database)
+        await self.documents.start()
+        self.bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
+        await self.bus.start()
+        self.model = model_from_settings(settings)
+        self.configs = ConfigStore(self.documents, settings)
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        if self.seed_demo:
+            await self.configs.seed_demo()
+        logger.info(
+            "runtime started: model=%s bus=%s", self.model.name, type(self.bus).__name__
+        )
+
+    async def on_stop(self) -> None:
+        for closer in (
+            lambda: self.http.close(),
+            lambda: self.model.close(),
+            lambda: self.bus.close(),
+            lambda: self.documents.close(),
+        ):
+            try:
+                await closer()
+            except Exception as exc:  # noqa: BLE001 - keep closing the others
+                logger.warning("error while closing runtime: %s", exc)
+
+    async def publish(self, application_id: str, conversation_id: str, frame: dict[str, Any]) -> None:
+        await self.bus.publish(conversation_channel(application_id, conversation_id), frame)

@@ -1,0 +1,1 @@
+"""Ports to outside systems (documents, cache, bus) and their adapters."""

@@ -1,0 +1,1 @@
+"""The logic the agents call: plain async code, driven without Kafka in unit tests."""

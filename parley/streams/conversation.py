@@ -1,0 +1,78 @@
+"""A conversation's state as kept in the ``conversations`` table, and the prompt built from it.
+
+The value is plain JSON: ``history`` (recent messages in OpenAI chat format, each with an
+``id``), ``applied`` (ids of recently applied events, so a redelivered event is skipped:
+table writes are not atomic with offset commits), ``awaiting`` (the tool round in progress)
+and ``queued`` (user messages that arrived during a tool round, answered after it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ConversationState", "build_prompt", "trim_history"]
+
+APPLIED_MEMORY = 500
+
+
+@dataclass
+class ConversationState:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)
+    awaiting: dict[str, Any] | None = None
+    queued: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_value(cls, value: Any) -> ConversationState:
+        if not isinstance(value, dict):
+            return cls()
+        return cls(
+            history=list(value.get("history") or []),
+            applied=list(value.get("applied") or []),
+            awaiting=value.get("awaiting"),
+            queued=list(value.get("queued") or []),
+        )
+
+    def to_value(self) -> dict[str, Any]:
+        return {
+            "history": self.history,
+            "applied": self.applied,
+            "awaiting": self.awaiting,
+            "queued": self.queued,
+        }
+
+    def seen(self, event_id: str) -> bool:
+        return event_id in self.applied
+
+    def mark_applied(self, event_id: str) -> None:
+        self.applied.append(event_id)
+        del self.applied[:-APPLIED_MEMORY]
+
+
+def trim_history(history: list[dict[str, Any]], max_messages: int) -> list[dict[str, Any]]:
+    """Keep at most ``max_messages`` recent messages, starting at a user message, so an
+    assistant tool call is never separated from its tool results."""
+    kept = history[-max_messages:]
+    start = 0
+    while start < len(kept) and kept[start].get("role") != "user":
+        start += 1
+    if start == len(kept):
+        # No user message in the window: keep the last complete exchange we can.
+        return [m for m in kept if m.get("role") == "assistant" and not m.get("tool_calls")][-1:]
+    return kept[start:]
+
+
+_WIRE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")
+
+
+def build_prompt(
+    system_prompt: str, history: list[dict[str, Any]], max_messages: int
+) -> list[dict[str, Any]]:
+    """System prompt + recent history in the OpenAI chat format."""
+    messages: list[dict[str, Any]] = []
+    if system_prompt:
+        messages.append({"role": "system", "content": system_prompt})
+    for message in trim_history(history, max_messages):
+        messages.append({k: message[k] for k in _WIRE_KEYS if k in message})
+    return messages

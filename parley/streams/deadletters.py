@@ -1,0 +1,105 @@
+"""Run a handler with bounded retries; what still fails becomes a ``DeadLetter``.
+
+Faust acks an event even when the agent body raises, and the agent then pauses while its
+supervisor restarts it. Every handler therefore runs through ``guarded``: transient failures
+are retried with backoff, a ``DecodeError`` is never retried, and the final failure is sent to
+``dead-letters`` with the original bytes and the error. ``guarded`` itself never raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from parley.records import DeadLetter
+from parley.streams.codec import DecodeError
+
+__all__ = ["RawEvent", "guarded", "dead_letter_for"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """Where an event came from and its bytes, as the dead-letter record needs them."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def dead_letter_for(raw: RawEvent, stage: str, exc: BaseException, attempts: int) -> DeadLetter:
+    return DeadLetter(
+        dead_letter_id=str(uuid.uuid4()),
+        stage=stage,
+        error=str(exc) or type(exc).__name__,
+        error_type=type(exc).__name__,
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=raw.offset,
+        key=(raw.key or b"").decode("utf-8", "replace"),
+        original_b64=base64.b64encode(raw.value or b"").decode("ascii"),
+        failed_at=time.time(),
+        attempts=attempts,
+    )
+
+
+async def guarded(
+    stage: str,
+    raw: RawEvent,
+    handler: Callable[[], Awaitable[None]],
+    send_dead_letter: Callable[[DeadLetter], Awaitable[None]],
+    *,
+    max_attempts: int,
+    base_backoff_s: float = 0.2,
+    max_backoff_s: float = 5.0,
+) -> bool:
+    """Run ``handler``; return True on success, False when the event was dead-lettered."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await handler()
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is retried or dead-lettered
+            final = isinstance(exc, DecodeError) or attempt >= max_attempts
+            if not final:
+                delay = min(max_backoff_s, base_backoff_s * 2 ** (attempt - 1))
+                delay *= 0.5 + random.random() / 2
+                logger.warning(
+                    "%s: attempt %d/%d failed for %s[%d]@%d: %s; retrying in %.2fs",
+                    stage, attempt, max_attempts, raw.topic, raw.partition, raw.offset, exc, delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            logger.error(
+                "%s: dead-lettering %s[%d]@%d after %d attempt(s): %s: %s",
+                stage, raw.topic, raw.partition, raw.offset, attempt, type(exc).__name__, exc,
+            )
+            await _send_with_retry(send_dead_letter, dead_letter_for(raw, stage, exc, attempt))
+            return False
+
+
+async def _send_with_retry(
+    send: Callable[[DeadLetter], Awaitable[None]], letter: DeadLetter, attempts: int = 5
+) -> None:
+    for attempt in range(1, attempts + 1):
+        try:
+            await send(letter)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            logger.error("could not produce dead letter (attempt %d): %s", attempt, exc)
+            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+    logger.critical("dead letter lost after %d attempts: %r", attempts, letter.asdict())

@@ -1,0 +1,243 @@
+"""Answering a conversation event: the processor's logic, free of Kafka.
+
+``TurnHandler.handle`` takes an ``IncomingEvent`` and the conversation's state, calls the model
+(streaming deltas to the bus), updates the state, and returns what to produce: a final reply on
+``outgoing`` or a tool round on ``function_call``. Ids of everything it returns are derived from
+the event's id, so handling the same event twice produces the same message ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from parley.llm import ChatModel, Completion, LLMError
+from parley.records import KIND_TOOL_RESULTS, KIND_USER, FunctionCallEvent, IncomingEvent, ReplyEvent
+from parley.streams.codec import message_id
+from parley.streams.conversation import ConversationState, build_prompt, trim_history
+from parley.tools import ToolRegistry
+
+__all__ = ["ChatbotConfig", "TurnHandler", "TurnOutput", "APOLOGY", "TOOL_LIMIT_MESSAGE"]
+
+logger = logging.getLogger(__name__)
+
+#: A frame publisher: (application_id, conversation_id, frame) -> None.
+Publish = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+
+APOLOGY = "Sorry, I could not answer just now. Please try again in a moment."
+TOOL_LIMIT_MESSAGE = "I stopped after {n} rounds of tool calls without reaching an answer."
+
+
+@dataclass(frozen=True)
+class ChatbotConfig:
+    chatbot_id: str = "default"
+    system_prompt: str = "You are a helpful assistant."
+    tools: tuple[str, ...] | None = None  # None: every registered tool
+    history_messages: int = 40
+    max_tool_rounds: int = 5
+
+
+@dataclass
+class TurnOutput:
+    replies: list[ReplyEvent] = field(default_factory=list)
+    function_calls: list[FunctionCallEvent] = field(default_factory=list)
+    failure: str | None = None  # set when the model failed: the event is also dead-lettered
+    skipped: bool = False  # a redelivered or stale event: nothing to do
+
+    def extend(self, other: TurnOutput) -> None:
+        self.replies.extend(other.replies)
+        self.function_calls.extend(other.function_calls)
+        self.failure = self.failure or other.failure
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """What a model call answers: the turn's user event, its reply id and where replies go."""
+
+    application_id: str
+    conversation_id: str
+    turn_id: str
+    reply_id: str
+    channel: str
+    tool_round: int
+
+
+class TurnHandler:
+    def __init__(
+        self,
+        model: ChatModel,
+        tools: ToolRegistry,
+        publish: Publish,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._model = model
+        self._tools = tools
+        self._publish = publish
+        self._clock = clock
+
+    async def handle(
+        self, event: IncomingEvent, state: ConversationState, config: ChatbotConfig
+    ) -> TurnOutput:
+        if state.seen(event.event_id):
+            logger.info("skipping already applied event %s", event.event_id)
+            return TurnOutput(skipped=True)
+        state.mark_applied(event.event_id)
+        if event.kind == KIND_USER:
+            return await self._on_user(event, state, config)
+        if event.kind == KIND_TOOL_RESULTS:
+            return await self._on_tool_results(event, state, config)
+        logger.warning("ignoring incoming event %s of unknown kind %r", event.event_id, event.kind)
+        return TurnOutput(skipped=True)
+
+    async def _on_user(
+        self, event: IncomingEvent, state: ConversationState, config: ChatbotConfig
+    ) -> TurnOutput:
+        message = {
+            "id": event.event_id,
+            "role": "user",
+            "content": event.text,
+            "channel": event.channel,
+        }
+        if state.awaiting is not None:
+            state.queued.append(message)  # answered once the running tool round completes
+            return TurnOutput()
+        state.history.append(message)
+        return await self._answer(self._turn_for(event, event.event_id, 0), state, config)
+
+    async def _on_tool_results(
+        self, event: IncomingEvent, state: ConversationState, config: ChatbotConfig
+    ) -> TurnOutput:
+        awaiting = state.awaiting
+        if (
+            awaiting is None
+            or awaiting.get("turn_id") != event.turn_id
+            or awaiting.get("tool_round") != event.tool_round
+        ):
+            logger.info("ignoring stale tool results %s for turn %s", event.event_id, event.turn_id)
+            return TurnOutput(skipped=True)
+        for result in event.tool_results:
+            state.history.append(
+                {
+                    "id": message_id(event.event_id, str(result.get("tool_call_id"))),
+                    "role": "tool",
+                    "tool_call_id": str(result.get("tool_call_id", "")),
+                    "name": str(result.get("name", "")),
+                    "content": str(result.get("content", "")),
+                }
+            )
+        state.awaiting = None
+        turn = self._turn_for(event, event.turn_id, event.tool_round + 1)
+        output = await self._answer(turn, state, config)
+        if state.awaiting is None and state.queued:
+            queued, state.queued = state.queued, []
+            state.history.extend(queued)
+            last = queued[-1]
+            next_turn = _Turn(
+                event.application_id,
+                event.conversation_id,
+                turn_id=last["id"],
+                reply_id=message_id(last["id"], "reply"),
+                channel=last.get("channel", event.channel),
+                tool_round=0,
+            )
+            output.extend(await self._answer(next_turn, state, config))
+        return output
+
+    def _turn_for(self, event: IncomingEvent, turn_id: str, tool_round: int) -> _Turn:
+        return _Turn(
+            event.application_id,
+            event.conversation_id,
+            turn_id=turn_id,
+            reply_id=message_id(event.event_id, "reply"),
+            channel=event.channel,
+            tool_round=tool_round,
+        )
+
+    async def _answer(
+        self, turn: _Turn, state: ConversationState, config: ChatbotConfig
+    ) -> TurnOutput:
+        may_call_tools = turn.tool_round < config.max_tool_rounds
+        tools = self._tools.specs(list(config.tools) if config.tools is not None else None)
+        prompt = build_prompt(config.system_prompt, state.history, config.history_messages)
+        seq = 0
+
+        async def on_delta(text: str) -> None:
+            nonlocal seq
+            frame = {"type": "delta", "message_id": turn.reply_id, "seq": seq, "text": text}
+            seq += 1
+            await self._publish(turn.application_id, turn.conversation_id, frame)
+
+        try:
+            completion = await self._model.complete(prompt, tools if may_call_tools else [], on_delta)
+        except LLMError as exc:
+            logger.error("turn %s: %s", turn.turn_id, exc)
+            return TurnOutput(replies=[self._reply(turn, APOLOGY, is_error=True)], failure=str(exc))
+
+        if completion.tool_calls and may_call_tools:
+            return await self._tool_round(turn, state, completion)
+        text = completion.text
+        if completion.tool_calls:
+            text = TOOL_LIMIT_MESSAGE.format(n=config.max_tool_rounds)
+        reply = self._reply(turn, text or "…")
+        state.history.append({"id": reply.event_id, "role": "assistant", "content": reply.text})
+        state.history[:] = trim_history(state.history, max(config.history_messages * 2, 8))
+        return TurnOutput(replies=[reply])
+
+    async def _tool_round(
+        self, turn: _Turn, state: ConversationState, completion: Completion
+    ) -> TurnOutput:
+        call_event_id = message_id(turn.reply_id, "calls", str(turn.tool_round))
+        calls = [call.to_dict() for call in completion.tool_calls]
+        state.history.append(
+            {
+                "id": call_event_id,
+                "role": "assistant",
+                "content": completion.text or None,
+                "tool_calls": [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": c["arguments"]},
+                    }
+                    for c in calls
+                ],
+            }
+        )
+        state.awaiting = {
+            "turn_id": turn.turn_id,
+            "tool_round": turn.tool_round,
+            "call_ids": [c["id"] for c in calls],
+            "channel": turn.channel,
+        }
+        for c in calls:
+            frame = {"type": "tool", "message_id": turn.reply_id, "name": c["name"], "status": "calling"}
+            await self._publish(turn.application_id, turn.conversation_id, frame)
+        return TurnOutput(
+            function_calls=[
+                FunctionCallEvent(
+                    event_id=call_event_id,
+                    conversation_id=turn.conversation_id,
+                    application_id=turn.application_id,
+                    created_at=self._clock(),
+                    turn_id=turn.turn_id,
+                    tool_round=turn.tool_round,
+                    channel=turn.channel,
+                    calls=calls,
+                )
+            ]
+        )
+
+    def _reply(self, turn: _Turn, text: str, *, is_error: bool = False) -> ReplyEvent:
+        return ReplyEvent(
+            event_id=turn.reply_id,
+            conversation_id=turn.conversation_id,
+            application_id=turn.application_id,
+            created_at=self._clock(),
+            in_reply_to=turn.turn_id,
+            text=text,
+            channel=turn.channel,
+            is_error=is_error,
+        )

@@ -1,0 +1,31 @@
+"""Faust tables: conversation state (co-partitioned with the conversation topics)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from parley.settings import Settings
+
+__all__ = ["Tables", "declare_tables"]
+
+
+@dataclass(frozen=True)
+class Tables:
+    conversations: faust.Table  # conversation_id -> ConversationState.to_value()
+
+
+def declare_tables(app: faust.App, settings: Settings) -> Tables:
+    return Tables(
+        conversations=app.Table(
+            "conversations",
+            default=None,
+            partitions=settings.topic_partitions,
+            # JSON on the changelog, never pickle.
+            schema=faust.Schema(
+                key_type=str, value_type=dict, key_serializer="json", value_serializer="json"
+            ),
+            help="Recent history and dedup state of each conversation.",
+        )
+    )

@@ -1,0 +1,51 @@
+"""Every Parley topic. All are keyed by ``conversation_id`` and share one partition count, so a
+conversation is always handled by one worker, in order, co-partitioned with its table.
+
+Values travel as raw bytes and are decoded by the agents (``parley.streams.codec``): a payload
+that does not decode is then dead-lettered with its original bytes instead of vanishing inside
+Faust's deserializer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from parley.settings import Settings
+
+__all__ = ["ALL_TOPICS", "Topics", "declare_topics", "INCOMING", "OUTGOING", "FUNCTION_CALL", "DEAD_LETTERS"]
+
+INCOMING = "incoming"
+OUTGOING = "outgoing"
+FUNCTION_CALL = "function_call"
+DEAD_LETTERS = "dead-letters"
+ALL_TOPICS = (INCOMING, OUTGOING, FUNCTION_CALL, DEAD_LETTERS)
+
+
+@dataclass(frozen=True)
+class Topics:
+    incoming: faust.TopicT  # IncomingEvent
+    outgoing: faust.TopicT  # ReplyEvent
+    function_call: faust.TopicT  # FunctionCallEvent
+    dead_letters: faust.TopicT  # DeadLetter
+
+
+def declare_topics(app: faust.App, settings: Settings) -> Topics:
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.topic_partitions,
+            replicas=settings.topic_replicas,
+        )
+
+    return Topics(
+        incoming=topic(INCOMING),
+        outgoing=topic(OUTGOING),
+        function_call=topic(FUNCTION_CALL),
+        dead_letters=topic(DEAD_LETTERS),
+    )

@@ -1,0 +1,1 @@
+"""The aiohttp layer: websocket gateway, webhook ingress, health, and the chat page."""

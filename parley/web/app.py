@@ -1,0 +1,59 @@
+"""``create_web_app``: the aiohttp application, built from its dependencies."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+from parley.settings import Settings
+from parley.web.ingress import Ingress
+from parley.web.keys import INGRESS, READINESS, RUNTIME, SETTINGS, SOCKETS
+from parley.web.webhooks import generic_webhook
+from parley.web.ws import websocket_handler
+
+__all__ = ["create_web_app"]
+
+
+async def index(request: web.Request) -> web.Response:
+    page = resources.files("parley.web").joinpath("static/index.html").read_text("utf-8")
+    return web.Response(text=page, content_type="text/html")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ready, checks = await request.app[READINESS]()
+    return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+async def _close_sockets(app: web.Application) -> None:
+    for ws in list(app[SOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+def create_web_app(
+    *,
+    settings: Settings,
+    runtime: Any,
+    ingress: Ingress,
+    readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
+) -> web.Application:
+    app = web.Application(client_max_size=settings.max_text_bytes * 4 + 4096)
+    app[SETTINGS] = settings
+    app[RUNTIME] = runtime
+    app[INGRESS] = ingress
+    app[READINESS] = readiness
+    app[SOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(_close_sockets)
+    app.router.add_get("/", index)
+    app.router.add_get("/ws", websocket_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_post("/v1/webhooks/generic/{application_id}", generic_webhook)
+    return app

@@ -1,0 +1,62 @@
+"""Ingress: puts validated user messages on ``incoming`` and waits for the broker's ack."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from parley.records import IncomingEvent
+from parley.streams.codec import encode, message_id
+
+__all__ = ["Ingress", "IngressUnavailable", "user_event"]
+
+logger = logging.getLogger(__name__)
+
+#: (key, value) -> awaits the broker's ack
+Produce = Callable[[str, bytes], Awaitable[object]]
+
+
+class IngressUnavailable(RuntimeError):
+    """The broker did not ack in time; the client should retry (nothing was lost)."""
+
+
+def user_event(
+    *,
+    application_id: str,
+    conversation_id: str,
+    channel: str,
+    client_message_id: str,
+    text: str,
+    sender: str = "",
+) -> IncomingEvent:
+    """A user message whose ``event_id`` derives from the client's or platform's own id, so a
+    redelivered message gets the same ``event_id`` and is answered once."""
+    return IncomingEvent(
+        event_id=message_id(application_id, conversation_id, channel, client_message_id),
+        conversation_id=conversation_id,
+        application_id=application_id,
+        created_at=time.time(),
+        text=text,
+        sender=sender,
+        channel=channel,
+        client_message_id=client_message_id,
+    )
+
+
+class Ingress:
+    def __init__(self, produce: Produce, timeout_s: float) -> None:
+        self._produce = produce
+        self._timeout_s = timeout_s
+
+    async def submit(self, event: IncomingEvent) -> None:
+        try:
+            await asyncio.wait_for(self._produce(event.conversation_id, encode(event)), self._timeout_s)
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise IngressUnavailable(f"the broker did not ack within {self._timeout_s:g}s") from exc
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any producer failure means "not accepted"
+            logger.warning("ingress produce failed: %s", exc)
+            raise IngressUnavailable(f"the broker did not accept the message: {exc}") from exc

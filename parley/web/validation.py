@@ -1,0 +1,76 @@
+"""Validation of everything clients send, before anything is produced.
+
+Each check raises ``InputError`` with a stable ``code``, a message that says what was wrong,
+and the HTTP status a webhook answers with.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+__all__ = ["InputError", "parse_json_object", "require_id", "require_text", "optional_str"]
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$")
+
+
+class InputError(ValueError):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def body(self) -> dict[str, Any]:
+        return {"type": "error", "code": self.code, "message": self.message}
+
+
+def parse_json_object(data: str | bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError("invalid_json", f"body is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InputError("invalid_json", f"expected a JSON object, got a {type(value).__name__}")
+    return value
+
+
+def require_id(obj: dict[str, Any], name: str) -> str:
+    if name not in obj or obj[name] is None:
+        raise InputError("missing_field", f"field {name!r} is required")
+    value = obj[name]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _ID.match(value):
+        raise InputError(
+            "invalid_field",
+            f"field {name!r} must be 1-128 characters of letters, digits and _.:@- "
+            "starting with a letter or digit",
+        )
+    return value
+
+
+def require_text(obj: dict[str, Any], name: str, max_bytes: int) -> str:
+    if name not in obj or obj[name] is None:
+        raise InputError("missing_field", f"field {name!r} is required")
+    value = obj[name]
+    if not isinstance(value, str):
+        raise InputError("invalid_field", f"field {name!r} must be a string")
+    if not value.strip():
+        raise InputError("invalid_field", f"field {name!r} must not be empty")
+    size = len(value.encode("utf-8"))
+    if size > max_bytes:
+        raise InputError(
+            "too_large", f"field {name!r} is {size} bytes; the limit is {max_bytes}", status=413
+        )
+    return value
+
+
+def optional_str(obj: dict[str, Any], name: str, max_chars: int = 256) -> str:
+    value = obj.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > max_chars:
+        raise InputError("invalid_field", f"field {name!r} must be a string of at most {max_chars} characters")
+    return value

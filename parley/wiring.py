@@ -1,0 +1,47 @@
+"""Puts a Parley app together: topics, tables, runtime, agents and the web server."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from parley.agents import dispatcher, persister, processor, produce
+from parley.runtime import Runtime
+from parley.settings import Settings
+from parley.tables import declare_tables
+from parley.topics import declare_topics
+from parley.web.app import create_web_app
+from parley.web.ingress import Ingress
+from parley.web.server import WebServer
+
+__all__ = ["wire"]
+
+logger = logging.getLogger(__name__)
+
+
+def wire(app: faust.App, settings: Settings) -> None:
+    topics = declare_topics(app, settings)
+    tables = declare_tables(app, settings)
+    runtime = Runtime(settings, seed_demo=settings.seed_demo)
+    app.parley_runtime = runtime  # type: ignore[attr-defined]
+    app.parley_topics = topics  # type: ignore[attr-defined]
+    app.parley_tables = tables  # type: ignore[attr-defined]
+
+    processor.register(app, topics, tables, runtime, settings)
+    dispatcher.register(app, topics, runtime, settings)
+    persister.register(app, topics, runtime, settings)
+
+    ingress = Ingress(lambda key, value: produce(topics.incoming, key, value), settings.produce_timeout_s)
+
+    async def readiness() -> tuple[bool, dict[str, Any]]:
+        assigned = len(app.consumer.assignment()) if app.consumer is not None else 0
+        documents_ok = await runtime.documents.ping()
+        checks = {"partitions_assigned": assigned, "document_store": "ok" if documents_ok else "down"}
+        return assigned > 0 and documents_ok, checks
+
+    def make_web_app() -> Any:
+        return create_web_app(settings=settings, runtime=runtime, ingress=ingress, readiness=readiness)
+
+    app.web_server(WebServer(make_web_app, settings.web_host, settings.web_port))
