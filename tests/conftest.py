@@ -1,0 +1,76 @@
+"""Shared fixtures. The embedded broker and document server start once per session; the e2e
+tests run a real ``parley worker`` child process against them and a fake OpenAI-compatible
+LLM server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from parley.embedded import EmbeddedServer, embedded_services
+from tests.support.callbacks import CallbackServer
+from tests.support.fake_llm import FakeLLM
+from tests.support.worker import ParleyProcess, free_port, worker_env
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, EmbeddedServer]]:
+    with embedded_services(tmp_path_factory.mktemp("embedded")) as servers:
+        yield servers
+    for server in servers.values():
+        assert server.process.poll() is not None, f"embedded {server.name} outlived the session"
+
+
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[FakeLLM]:
+    server = FakeLLM()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def callbacks() -> Iterator[CallbackServer]:
+    server = CallbackServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_db(services: dict[str, EmbeddedServer]) -> Iterator[Any]:
+    from pymongo import MongoClient
+
+    client: MongoClient[dict[str, Any]] = MongoClient(services["documents"].url, timeoutMS=10_000)
+    yield client["parley"]
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def worker(
+    services: dict[str, EmbeddedServer],
+    fake_llm: FakeLLM,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ParleyProcess]:
+    """One ``parley worker`` for the session, answering with the fake LLM."""
+    data_dir = tmp_path_factory.mktemp("worker")
+    port = free_port()
+    env = worker_env(
+        kafka_url=services["broker"].url,
+        mongo_url=services["documents"].url,
+        data_dir=data_dir,
+        port=port,
+        PARLEY_APP_ID=f"parley-test-{uuid.uuid4().hex[:8]}",
+        PARLEY_LLM_BASE_URL=fake_llm.base_url,
+        PARLEY_LLM_API_KEY="test-key",
+        PARLEY_LLM_MODEL="fake-model",
+        PARLEY_LLM_MAX_RETRIES="0",
+        PARLEY_HANDLER_MAX_ATTEMPTS="2",
+    )
+    process = ParleyProcess(["worker"], env, data_dir / "worker.log", port).start()
+    yield process
+    code = process.stop()
+    assert code == 0, f"worker exited with {code}:\n{process.log_tail()}"

@@ -1,0 +1,109 @@
+"""A fake OpenAI-compatible chat completions server, run in a thread, so tests exercise the real
+``openai`` SDK over HTTP with SSE streaming and tool calls.
+
+Behaviour, chosen by the last message:
+- role ``tool``: streams "The tool said: <content>".
+- user text containing "time in <Zone>": streams a ``tool_calls`` response for current_time.
+- user text containing "calc both": two tool calls in one response (calculate twice).
+- user text containing "llm-down": HTTP 500 every time.
+- otherwise: streams "You said: <text>" in three chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from typing import Any
+
+from aiohttp import web
+
+from tests.support.net import free_port
+
+
+class FakeLLM:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.requests: list[dict[str, Any]] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)  # type: ignore[union-attr]
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._completions)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Authorization") != "Bearer test-key":
+            return web.json_response({"error": {"message": "bad key"}}, status=401)
+        body = await request.json()
+        self.requests.append(body)
+        messages = body["messages"]
+        last = messages[-1]
+        if last["role"] == "user" and "llm-down" in last["content"]:
+            return web.json_response({"error": {"message": "upstream exploded"}}, status=500)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def chunk(delta: dict[str, Any], finish: str | None = None) -> None:
+            data = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            await response.write(f"data: {json.dumps(data)}\n\n".encode())
+
+        tool_names = {t["function"]["name"] for t in body.get("tools", [])}
+        match = re.search(r"time in ([A-Za-z_/]+)", last.get("content") or "")
+        if last["role"] == "tool":
+            text = "The tool said: " + last["content"]
+            await self._stream_text(chunk, text)
+        elif last["role"] == "user" and match and "current_time" in tool_names:
+            args = json.dumps({"timezone": match.group(1)})
+            await chunk({"role": "assistant", "tool_calls": [
+                {"index": 0, "id": "call_time_1", "type": "function",
+                 "function": {"name": "current_time", "arguments": ""}}]})
+            await chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[:7]}}]})
+            await chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[7:]}}]})
+            await chunk({}, "tool_calls")
+        elif last["role"] == "user" and "calc both" in last["content"] and "calculate" in tool_names:
+            await chunk({"role": "assistant", "tool_calls": [
+                {"index": 0, "id": "call_a", "type": "function",
+                 "function": {"name": "calculate", "arguments": json.dumps({"expression": "6*7"})}},
+                {"index": 1, "id": "call_b", "type": "function",
+                 "function": {"name": "calculate", "arguments": json.dumps({"expression": "1/0"})}}]})
+            await chunk({}, "tool_calls")
+        else:
+            await self._stream_text(chunk, "You said: " + str(last.get("content")))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    async def _stream_text(chunk: Any, text: str) -> None:
+        third = max(1, len(text) // 3)
+        pieces = [text[:third], text[third : 2 * third], text[2 * third :]]
+        await chunk({"role": "assistant", "content": ""})
+        for piece in pieces:
+            if piece:
+                await chunk({"content": piece})
+        await chunk({}, "stop")
