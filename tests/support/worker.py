@@ -12,7 +12,10 @@ from tests.support.net import free_port, wait_http_ok
 
 
 class ParleyProcess:
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, port: int) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], log_path: Path, port: int, *, inherit_env: bool = True
+    ) -> None:
+        self.inherit_env = inherit_env
         self.args = args
         self.env = env
         self.log_path = log_path
@@ -28,7 +31,7 @@ class ParleyProcess:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self, timeout_s: float = 90.0) -> ParleyProcess:
-        full_env = {**os.environ, **self.env}
+        full_env = {**os.environ, **self.env} if self.inherit_env else dict(self.env)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(  # noqa: S603
                 [sys.executable, "-m", "parley", *self.args],
