@@ -12,98 +12,94 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "SettingsError"]
-
-
-class SettingsError(ValueError):
-    """A setting has a value Parley cannot use; the message says which and why."""
+__all__ = ["Settings", "settings_table"]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_", frozen=True, extra="ignore")
 
     # --- identity -------------------------------------------------------------------------
-    app_id: str = Field("parley", description="PARLEY_APP_ID: Faust app id = Kafka consumer group.")
+    app_id: str = Field("parley", description="Faust app id: the Kafka consumer group and topic prefix of tables.")
     data_dir: Path = Field(
-        Path(".parley"), description="PARLEY_DATA_DIR: table stores and embedded server data."
+        Path(".parley"), description="Table stores (RocksDB) and embedded server data."
     )
 
     # --- outside services -----------------------------------------------------------------
     kafka_url: str | None = Field(
-        None, description="PARLEY_KAFKA_URL: kafka://host:port[;host:port]. Unset in dev: embedded."
+        None, description="kafka://host:port[;host:port]. Unset in dev: embedded."
     )
     mongo_url: str | None = Field(
-        None, description="PARLEY_MONGO_URL: mongodb://... Unset in dev: embedded SecantusDB."
+        None, description="mongodb://... Unset in dev: embedded SecantusDB."
     )
-    mongo_database: str = Field("parley", description="PARLEY_MONGO_DATABASE")
+    mongo_database: str = Field("parley", description="Database holding applications, chatbots and the archive.")
     redis_url: str | None = Field(
-        None, description="PARLEY_REDIS_URL: redis://... Unset: in-process cache and bus."
+        None, description="redis://... Unset: in-process cache and bus."
     )
 
     # --- topics and consumer --------------------------------------------------------------
-    topic_partitions: int = Field(8, ge=1, le=1024, description="PARLEY_TOPIC_PARTITIONS")
-    topic_replicas: int = Field(1, ge=1, description="PARLEY_TOPIC_REPLICAS")
+    topic_partitions: int = Field(8, ge=1, le=1024, description="Partitions of every conversation topic; the unit of scaling.")
+    topic_replicas: int = Field(1, ge=1, description="Replication factor of created topics.")
     consumer_fetch_wait_ms: int = Field(
         10,
         ge=1,
         le=5000,
-        description="PARLEY_CONSUMER_FETCH_WAIT_MS: max broker long-poll wait. Keep ~10 on the "
+        description="max broker long-poll wait. Keep ~10 on the "
         "embedded broker (it does not wake long polls); 100-500 on real Kafka.",
     )
-    broker_session_timeout_s: float = Field(10.0, gt=0, description="PARLEY_BROKER_SESSION_TIMEOUT_S")
+    broker_session_timeout_s: float = Field(10.0, gt=0, description="Consumer session timeout: how soon a dead worker's partitions move.")
     broker_heartbeat_interval_s: float = Field(
-        1.0, gt=0, description="PARLEY_BROKER_HEARTBEAT_INTERVAL_S"
+        1.0, gt=0, description="Consumer heartbeat interval."
     )
     broker_rebalance_timeout_s: float = Field(
-        20.0, gt=0, description="PARLEY_BROKER_REBALANCE_TIMEOUT_S"
+        20.0, gt=0, description="Consumer rebalance timeout; keep LLM and tool timeouts below it."
     )
     store: str = Field(
-        "rocksdb://", description="PARLEY_STORE: table store (rocksdb:// via rocksdict, memory://)."
+        "rocksdb://", description="table store (rocksdb:// via rocksdict, memory://)."
     )
 
     # --- LLM ------------------------------------------------------------------------------
     llm_base_url: str | None = Field(
-        None, description="PARLEY_LLM_BASE_URL: any OpenAI-compatible endpoint. Unset: OpenAI."
+        None, description="any OpenAI-compatible endpoint. Unset: OpenAI."
     )
     llm_api_key: SecretStr | None = Field(
-        None, description="PARLEY_LLM_API_KEY: unset -> the built-in echo model answers."
+        None, description="unset -> the built-in echo model answers."
     )
-    llm_model: str = Field("gpt-4o-mini", description="PARLEY_LLM_MODEL")
-    llm_timeout_s: float = Field(30.0, gt=0, le=600, description="PARLEY_LLM_TIMEOUT_S: per call.")
-    llm_max_retries: int = Field(2, ge=0, le=10, description="PARLEY_LLM_MAX_RETRIES")
+    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the provider.")
+    llm_timeout_s: float = Field(30.0, gt=0, le=600, description="Timeout of one LLM call, in seconds.")
+    llm_max_retries: int = Field(2, ge=0, le=10, description="SDK retries per call (429, 5xx, timeouts), with backoff.")
     history_messages: int = Field(
-        40, ge=2, le=1000, description="PARLEY_HISTORY_MESSAGES: recent messages kept per conversation."
+        40, ge=2, le=1000, description="recent messages kept per conversation."
     )
     max_tool_rounds: int = Field(
-        5, ge=1, le=50, description="PARLEY_MAX_TOOL_ROUNDS: tool round trips per user message."
+        5, ge=1, le=50, description="tool round trips per user message."
     )
     max_turns_in_flight: int = Field(
-        256, ge=1, le=100_000, description="PARLEY_MAX_TURNS_IN_FLIGHT: per worker and agent."
+        256, ge=1, le=100_000, description="Events in flight per agent and worker (different conversations run concurrently)."
     )
-    tool_timeout_s: float = Field(10.0, gt=0, le=120, description="PARLEY_TOOL_TIMEOUT_S")
+    tool_timeout_s: float = Field(10.0, gt=0, le=120, description="Timeout of one tool call; a timeout becomes an error result.")
 
     # --- edges ----------------------------------------------------------------------------
-    web_host: str = Field("127.0.0.1", description="PARLEY_WEB_HOST")
-    web_port: int = Field(8080, ge=0, le=65535, description="PARLEY_WEB_PORT (0 = any free port)")
+    web_host: str = Field("127.0.0.1", description="Address the web server binds (0.0.0.0 in containers).")
+    web_port: int = Field(8080, ge=0, le=65535, description="Port of the web server (0 = any free port).")
     max_text_bytes: int = Field(
-        16 * 1024, ge=1, le=1024 * 1024, description="PARLEY_MAX_TEXT_BYTES: user text limit."
+        16 * 1024, ge=1, le=1024 * 1024, description="Largest accepted message text, in UTF-8 bytes."
     )
     produce_timeout_s: float = Field(
-        10.0, gt=0, description="PARLEY_PRODUCE_TIMEOUT_S: wait for the broker ack at ingress."
+        10.0, gt=0, description="How long ingress waits for the broker ack before answering 503."
     )
     delivery_timeout_s: float = Field(
-        10.0, gt=0, description="PARLEY_DELIVERY_TIMEOUT_S: per callback POST."
+        10.0, gt=0, description="Timeout of one callback POST."
     )
-    delivery_max_attempts: int = Field(4, ge=1, le=20, description="PARLEY_DELIVERY_MAX_ATTEMPTS")
+    delivery_max_attempts: int = Field(4, ge=1, le=20, description="Attempts per callback delivery (backoff between).")
     handler_max_attempts: int = Field(
-        3, ge=1, le=20, description="PARLEY_HANDLER_MAX_ATTEMPTS: tries before dead-lettering."
+        3, ge=1, le=20, description="Tries of a failing handler before the event is dead-lettered."
     )
 
     seed_demo: bool = Field(
-        False, description="PARLEY_SEED_DEMO: create the `demo` application at start (dev: on)."
+        False, description="create the `demo` application at start (dev: on)."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="PARLEY_LOG_LEVEL"
+        "INFO", description="DEBUG, INFO, WARNING or ERROR."
     )
 
     @field_validator("kafka_url")
@@ -130,3 +126,13 @@ class Settings(BaseSettings):
     @property
     def uses_echo_model(self) -> bool:
         return self.llm_api_key is None or not self.llm_api_key.get_secret_value()
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table (README's configuration section is generated from it)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "unset" if default is None else f"`{default}`"
+        rows.append(f"| `PARLEY_{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(rows)

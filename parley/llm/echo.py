@@ -1,8 +1,9 @@
 """The built-in ``echo`` model: answers without any API key, for ``parley dev`` and demos.
 
 It repeats the user's text, streamed word by word. Two phrasings exercise the tool path:
-"time in <IANA zone>" calls ``current_time`` and "calculate <expression>" calls ``calculate``;
-after a tool result it reports what the tool said.
+"time in <IANA zone>" or "time is it in <IANA zone>" (the chat page's hint) calls
+``current_time`` and "calculate <expression>" calls ``calculate``; after a tool result it
+reports what the tool said.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from parley.llm.base import Completion, DeltaCallback, ToolCall
 
 __all__ = ["EchoModel"]
 
-_TIME = re.compile(r"\btime in ([A-Za-z_]+(?:/[A-Za-z0-9_+\-]+)*)", re.IGNORECASE)
+_TIME = re.compile(r"\btime (?:is it )?in ([A-Za-z_]+(?:/[A-Za-z0-9_+\-]+)*)", re.IGNORECASE)
 _CALC = re.compile(r"\bcalculate\s+(.+)$", re.IGNORECASE | re.DOTALL)
 
 

@@ -20,7 +20,7 @@ MAX_ABS_RESULT = 10**100
 async def current_time(timezone: str) -> str:
     try:
         zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "Europe" is a directory
         raise ToolError(f"unknown IANA time zone {timezone!r} (try e.g. 'Europe/Paris')") from exc
     now = datetime.now(zone)
     return now.strftime("%Y-%m-%d %H:%M:%S %Z (UTC%z)") + f" in {timezone}"
@@ -62,6 +62,8 @@ def _eval(node: ast.AST) -> float | int:
             value = _BINARY[type(node.op)](left, right)
         except ZeroDivisionError as exc:
             raise ToolError("division by zero") from exc
+        except OverflowError as exc:  # float ** float, e.g. 1e300 ** 2
+            raise ToolError("result too large") from exc
         if isinstance(value, complex):
             raise ToolError("result is not a real number")
         if abs(value) > MAX_ABS_RESULT or (isinstance(value, float) and not math.isfinite(value)):

@@ -70,7 +70,7 @@ class ToolRegistry:
             return ToolOutcome(f"error: unknown tool {name!r}", True)
         try:
             args = json.loads(arguments or "{}")
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: absurd nesting
             return ToolOutcome(f"error: arguments are not valid JSON: {exc}", True)
         if not isinstance(args, dict):
             return ToolOutcome("error: arguments must be a JSON object", True)
