@@ -7,6 +7,7 @@ from typing import Any
 
 import faust
 
+from parley import metrics
 from parley.agents import dispatcher, persister, processor, produce
 from parley.runtime import Runtime
 from parley.settings import Settings
@@ -19,6 +20,20 @@ from parley.web.server import WebServer
 __all__ = ["wire"]
 
 logger = logging.getLogger(__name__)
+
+
+async def update_consumer_lag(app: faust.App) -> None:
+    """Set ``parley_consumer_lag`` for every assigned partition (highwater - position)."""
+    consumer = app.consumer
+    for tp in consumer.assignment():
+        try:
+            position = await consumer.position(tp)
+            highwater = consumer.highwater(tp)
+        except Exception as exc:  # noqa: BLE001 - metrics must never break the worker
+            logger.debug("lag of %s unavailable: %s", tp, exc)
+            continue
+        if position is not None and highwater is not None:
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
 
 
 def wire(app: faust.App, settings: Settings) -> None:
@@ -43,5 +58,9 @@ def wire(app: faust.App, settings: Settings) -> None:
 
     def make_web_app() -> Any:
         return create_web_app(settings=settings, runtime=runtime, ingress=ingress, readiness=readiness)
+
+    @app.timer(5.0, name="parley.consumer_lag")
+    async def record_consumer_lag() -> None:
+        await update_consumer_lag(app)
 
     app.web_server(WebServer(make_web_app, settings.web_host, settings.web_port))

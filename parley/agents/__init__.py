@@ -6,6 +6,8 @@ from typing import Any
 
 import faust
 
+from parley import metrics
+
 from parley.streams.deadletters import RawEvent
 
 __all__ = ["raw_event", "produce"]
@@ -13,6 +15,7 @@ __all__ = ["raw_event", "produce"]
 
 def raw_event(event: faust.EventT) -> RawEvent:
     message = event.message
+    metrics.EVENTS.labels(message.topic, "in").inc()
     return RawEvent(
         topic=message.topic,
         partition=message.partition,
@@ -25,4 +28,6 @@ def raw_event(event: faust.EventT) -> RawEvent:
 async def produce(topic: faust.TopicT, key: str, value: bytes) -> Any:
     """Send and wait for the broker's ack."""
     fut = await topic.send(key=key.encode(), value=value)
-    return await fut
+    result = await fut
+    metrics.EVENTS.labels(topic.get_topic_name(), "out").inc()
+    return result

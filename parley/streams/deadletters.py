@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from parley import metrics
 from parley.records import DeadLetter
 from parley.streams.codec import DecodeError
 
@@ -64,10 +65,12 @@ async def guarded(
 ) -> bool:
     """Run ``handler``; return True on success, False when the event was dead-lettered."""
     attempt = 0
+    started = time.perf_counter()
     while True:
         attempt += 1
         try:
             await handler()
+            metrics.HANDLER_SECONDS.labels(stage).observe(time.perf_counter() - started)
             return True
         except asyncio.CancelledError:
             raise
@@ -86,6 +89,7 @@ async def guarded(
                 "%s: dead-lettering %s[%d]@%d after %d attempt(s): %s: %s",
                 stage, raw.topic, raw.partition, raw.offset, attempt, type(exc).__name__, exc,
             )
+            metrics.DEAD_LETTERS.labels(stage).inc()
             await _send_with_retry(send_dead_letter, dead_letter_for(raw, stage, exc, attempt))
             return False
 

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from parley import metrics
+
 __all__ = ["KeyedRunner"]
 
 logger = logging.getLogger(__name__)
@@ -25,12 +27,14 @@ class KeyedRunner:
         self._tails: dict[Any, asyncio.Task[None]] = {}
         self._name = name
         self.in_flight = 0
+        self._gauge = metrics.TURNS_IN_FLIGHT.labels(name)
 
     async def submit(
         self, key: Any, work: Callable[[], Awaitable[None]], done: Callable[[], Any]
     ) -> None:
         await self._slots.acquire()
         self.in_flight += 1
+        self._gauge.inc()
         previous = self._tails.get(key)
         task = asyncio.create_task(self._run(key, previous, work, done), name=f"{self._name}:{key!r}")
         self._tails[key] = task
@@ -54,6 +58,7 @@ class KeyedRunner:
             done()
         finally:
             self.in_flight -= 1
+            self._gauge.dec()
             self._slots.release()
             if self._tails.get(key) is asyncio.current_task():
                 del self._tails[key]

@@ -7,7 +7,10 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+import time
 from typing import Any
+
+from parley import metrics
 
 __all__ = ["Tool", "ToolError", "ToolOutcome", "ToolRegistry", "default_registry"]
 
@@ -65,6 +68,15 @@ class ToolRegistry:
 
     async def run(self, name: str, arguments: str, *, timeout_s: float) -> ToolOutcome:
         """Run a tool; every failure becomes an error outcome the model can read."""
+        started = time.perf_counter()
+        outcome = await self._run(name, arguments, timeout_s)
+        label = name if name in self._tools else "unknown"
+        metrics.TOOL_SECONDS.labels(label).observe(time.perf_counter() - started)
+        if outcome.is_error:
+            metrics.TOOL_ERRORS.labels(label).inc()
+        return outcome
+
+    async def _run(self, name: str, arguments: str, timeout_s: float) -> ToolOutcome:
         tool = self._tools.get(name)
         if tool is None:
             return ToolOutcome(f"error: unknown tool {name!r}", True)

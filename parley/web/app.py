@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from parley import metrics
 from parley.settings import Settings
 from parley.web.ingress import Ingress
 from parley.web.keys import INGRESS, READINESS, RUNTIME, SETTINGS, SOCKETS
@@ -21,6 +22,11 @@ __all__ = ["create_web_app"]
 async def index(request: web.Request) -> web.Response:
     page = resources.files("parley.web").joinpath("static/index.html").read_text("utf-8")
     return web.Response(text=page, content_type="text/html")
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = metrics.render()
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE_LATEST})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -55,5 +61,6 @@ def create_web_app(
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
     app.router.add_post("/v1/webhooks/generic/{application_id}", generic_webhook)
     return app

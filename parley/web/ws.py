@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from parley import metrics
 from parley.storage.bus import conversation_channel
 from parley.web.ingress import IngressUnavailable, user_event
 from parley.web.keys import INGRESS, RUNTIME, SETTINGS, SOCKETS
@@ -117,6 +118,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
     session = _Session(request, ws)
+    metrics.WEBSOCKET_CONNECTIONS.inc()
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -131,5 +133,6 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
             elif msg.type == WSMsgType.ERROR:
                 logger.info("websocket closed with error: %s", ws.exception())
     finally:
+        metrics.WEBSOCKET_CONNECTIONS.dec()
         await session.close()
     return ws

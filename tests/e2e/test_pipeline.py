@@ -212,3 +212,30 @@ async def test_bad_frames_get_error_frames_and_the_socket_stays_open(worker):
     finally:
         await client.close()
     assert turn.final is not None and turn.final["text"] == "You said: after the errors"
+
+
+async def test_metrics_count_events_model_calls_and_tools(worker):
+    client = await ChatClient.connect(worker.ws)
+    try:
+        await client.turn("calculate please: what is the time in UTC")
+    finally:
+        await client.close()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{worker.http}/metrics") as response:
+            assert response.status == 200
+            text = await response.text()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+
+    def value(prefix: str) -> float:
+        return sum(v for k, v in samples.items() if k.startswith(prefix))
+
+    assert value('parley_events_total{direction="in",topic="incoming"}') >= 2
+    assert value('parley_events_total{direction="out",topic="outgoing"}') >= 1
+    assert value('parley_llm_seconds_count{model="fake-model",provider="127.0.0.1"}') >= 2
+    assert value('parley_tool_seconds_count{tool="current_time"}') >= 1
+    assert value('parley_handler_seconds_count{stage="processor"}') >= 2
+    assert "parley_websocket_connections" in samples
