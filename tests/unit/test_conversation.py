@@ -73,7 +73,8 @@ def test_trim_history_never_splits_tool_calls_from_their_results() -> None:
 def test_trim_history_keeps_the_most_recent_turns() -> None:
     assert trim_history(HISTORY, 2) == HISTORY[-2:]
     assert trim_history(HISTORY, 100) == HISTORY
-    assert [m["id"] for m in trim_history(HISTORY, 7)] == ["u3", "c3", "t-call-3-0", "a3", "u4", "a4"]
+    kept = trim_history(HISTORY, 7)  # the window starts at a2: dropped to start at u3
+    assert [m["id"] for m in kept] == ["u3", "c3", "t-call-3-0", "a3", "u4", "a4"]
 
 
 def test_build_prompt_puts_the_system_prompt_first_and_sends_only_wire_keys() -> None:
