@@ -41,7 +41,9 @@ def free_port() -> int:
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        # PR_SET_PDEATHSIG: the parent died without stopping us (e.g. kill -9). SIGKILL, because
+        # a child still starting up, or stuck in its own shutdown, may not act on SIGTERM.
+        libc.prctl(1, signal.SIGKILL)
 
 
 @dataclass

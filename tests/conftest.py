@@ -67,7 +67,9 @@ def worker(
         PARLEY_LLM_BASE_URL=fake_llm.base_url,
         PARLEY_LLM_API_KEY="test-key",
         PARLEY_LLM_MODEL="fake-model",
-        PARLEY_LLM_MAX_RETRIES="0",
+        PARLEY_LLM_MAX_ATTEMPTS="3",
+        PARLEY_LLM_BACKOFF_BASE_S="0.05",
+        PARLEY_LLM_TIMEOUT_S="1.5",
         PARLEY_HANDLER_MAX_ATTEMPTS="2",
     )
     process = ParleyProcess(["worker"], env, data_dir / "worker.log", port).start()

@@ -13,7 +13,15 @@ DeltaCallback = Callable[[str], Awaitable[None]]
 
 
 class LLMError(RuntimeError):
-    """The provider failed after its retries; the message names the provider and the cause."""
+    """A model call failed; the message names the provider, the model and the cause.
+
+    ``retryable`` is True for rate limits, 5xx, timeouts and connection errors; ``streamed`` is
+    True when text had already reached the client (a retry would show it twice)."""
+
+    def __init__(self, message: str, *, retryable: bool = False, streamed: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.streamed = streamed
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,13 @@ class ChatModel(Protocol):
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         on_delta: DeltaCallback,
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> Completion:
-        """Answer ``messages`` (OpenAI chat format), streaming text through ``on_delta``."""
+        """Answer ``messages`` (OpenAI chat format), streaming text through ``on_delta``.
+        ``model`` overrides the model the instance was created with."""
         ...
 
     async def close(self) -> None: ...

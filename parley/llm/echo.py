@@ -31,6 +31,7 @@ class EchoModel:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         on_delta: DeltaCallback,
+        **options: Any,
     ) -> Completion:
         last = messages[-1] if messages else {"role": "user", "content": ""}
         tool_names = {t["function"]["name"] for t in tools}

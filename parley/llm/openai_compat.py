@@ -1,4 +1,8 @@
-"""Any OpenAI-compatible chat completions endpoint (OpenAI, Gemini, Grok, vLLM, Ollama...)."""
+"""Any OpenAI-compatible chat completions endpoint (OpenAI, Gemini, Grok, vLLM, Ollama...).
+
+The SDK's own retries are off: ``parley.llm.router`` retries with backoff and falls back, so
+there is one retry policy. Errors are classified as retryable or not.
+"""
 
 from __future__ import annotations
 
@@ -14,21 +18,20 @@ __all__ = ["OpenAICompatibleModel"]
 logger = logging.getLogger(__name__)
 
 
+def _retryable(exc: openai.OpenAIError) -> bool:
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError)):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return False
+
+
 class OpenAICompatibleModel:
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        base_url: str | None,
-        model: str,
-        timeout_s: float,
-        max_retries: int,
-    ) -> None:
+    def __init__(self, *, api_key: str, base_url: str | None, model: str, timeout_s: float, provider: str = "openai") -> None:
         self.name = model
+        self.provider = provider
         self._model = model
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
-        )
+        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
 
     async def close(self) -> None:
         await self._client.close()
@@ -38,10 +41,19 @@ class OpenAICompatibleModel:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         on_delta: DeltaCallback,
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> Completion:
-        kwargs: dict[str, Any] = {"model": self._model, "messages": messages, "stream": True}
+        model = model or self._model
+        kwargs: dict[str, Any] = {"model": model, "messages": messages, "stream": True}
         if tools:
             kwargs["tools"] = tools
+        if temperature is not None:
+            kwargs["temperature"] = temperature
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
         result = Completion()
@@ -68,7 +80,11 @@ class OpenAICompatibleModel:
                             if tc.function.arguments:
                                 slot["arguments"] += tc.function.arguments
         except openai.OpenAIError as exc:
-            raise LLMError(f"model {self._model!r} failed: {type(exc).__name__}: {exc}") from exc
+            raise LLMError(
+                f"{self.provider} model {model!r} failed: {type(exc).__name__}: {exc}",
+                retryable=_retryable(exc),
+                streamed=bool(text),
+            ) from exc
         result.text = "".join(text)
         result.tool_calls = [
             ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")

@@ -12,17 +12,25 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from parley.llm import ChatModel, Completion, LLMError
+from parley.llm import Completion, LLMError
 from parley.records import KIND_TOOL_RESULTS, KIND_USER, FunctionCallEvent, IncomingEvent, ReplyEvent
 from parley.streams.codec import message_id
 from parley.streams.conversation import ConversationState, build_prompt, trim_history
 from parley.tools import ToolRegistry
 
-__all__ = ["ChatbotConfig", "TurnHandler", "TurnOutput", "APOLOGY", "TOOL_LIMIT_MESSAGE"]
+__all__ = ["DOUBLE_TEXTING_POLICIES", "ChatbotConfig", "TurnHandler", "TurnOutput", "APOLOGY", "TOOL_LIMIT_MESSAGE"]
 
 logger = logging.getLogger(__name__)
+
+class Answerer(Protocol):
+    """What answers a prompt for a chatbot: ``parley.llm.ModelRouter`` in production."""
+
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_delta: Any, *, chatbot: Any
+    ) -> Completion: ...
+
 
 #: A frame publisher: (application_id, conversation_id, frame) -> None.
 Publish = Callable[[str, str, dict[str, Any]], Awaitable[None]]
@@ -31,13 +39,27 @@ APOLOGY = "Sorry, I could not answer just now. Please try again in a moment."
 TOOL_LIMIT_MESSAGE = "I stopped after {n} rounds of tool calls without reaching an answer."
 
 
+DOUBLE_TEXTING_POLICIES = ("queue", "interrupt", "merge")
+
+
 @dataclass(frozen=True)
 class ChatbotConfig:
+    """How one chatbot answers. Built from its MongoDB document (``parley/streams/config.py``)."""
+
     chatbot_id: str = "default"
     system_prompt: str = "You are a helpful assistant."
+    provider: str | None = None  # a preset (openai, gemini, grok) or None: the configured endpoint
+    model: str | None = None  # None: PARLEY_LLM_MODEL
+    fallback_models: tuple[str, ...] = ()  # tried in order when the primary fails: "model" or "provider:model"
+    temperature: float | None = None
+    max_tokens: int | None = None
+    history_token_budget: int = 6000
     tools: tuple[str, ...] | None = None  # None: every registered tool
+    double_texting: str = "queue"  # queue | interrupt | merge
+    merge_window_s: float = 1.5
     history_messages: int = 40
     max_tool_rounds: int = 5
+    rate_limit_per_minute: int | None = None
 
 
 @dataclass
@@ -68,7 +90,7 @@ class _Turn:
 class TurnHandler:
     def __init__(
         self,
-        model: ChatModel,
+        model: Answerer,
         tools: ToolRegistry,
         publish: Publish,
         clock: Callable[[], float] = time.time,
@@ -171,7 +193,9 @@ class TurnHandler:
             await self._publish(turn.application_id, turn.conversation_id, frame)
 
         try:
-            completion = await self._model.complete(prompt, tools if may_call_tools else [], on_delta)
+            completion = await self._model.complete(
+                prompt, tools if may_call_tools else [], on_delta, chatbot=config
+            )
         except LLMError as exc:
             logger.error("turn %s: %s", turn.turn_id, exc)
             return TurnOutput(replies=[self._reply(turn, APOLOGY, is_error=True)], failure=str(exc))

@@ -5,7 +5,9 @@ Behaviour, chosen by the last message:
 - role ``tool``: streams "The tool said: <content>".
 - user text containing "time in <Zone>": streams a ``tool_calls`` response for current_time.
 - user text containing "calc both": two tool calls in one response (calculate twice).
-- user text containing "llm-down": HTTP 500 every time.
+- user text containing "llm-down", or model "down-500": HTTP 500 every time.
+- model "flaky-429": HTTP 429 for the first two calls of each conversation text, then answers.
+- model "always-slow": never answers within any sane timeout.
 - otherwise: streams "You said: <text>" in three chunks.
 """
 
@@ -26,6 +28,7 @@ class FakeLLM:
     def __init__(self) -> None:
         self.port = free_port()
         self.requests: list[dict[str, Any]] = []
+        self.failures: dict[str, int] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -57,8 +60,15 @@ class FakeLLM:
         self.requests.append(body)
         messages = body["messages"]
         last = messages[-1]
-        if last["role"] == "user" and "llm-down" in last["content"]:
+        if body["model"] == "down-500" or (last["role"] == "user" and "llm-down" in last["content"]):
             return web.json_response({"error": {"message": "upstream exploded"}}, status=500)
+        if body["model"] == "flaky-429":
+            key = str(last.get("content"))
+            self.failures[key] = self.failures.get(key, 0) + 1
+            if self.failures[key] <= 2:
+                return web.json_response({"error": {"message": "slow down"}}, status=429)
+        if body["model"] == "always-slow":
+            await asyncio.sleep(30)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
 

@@ -29,7 +29,7 @@ class ScriptedModel:
         self.calls: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
 
     async def complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_delta: Any
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_delta: Any, **options: Any
     ) -> Completion:
         self.calls.append((messages, tools))
         step = self.steps.pop(0)
