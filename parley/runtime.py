@@ -12,7 +12,7 @@ import aiohttp
 from mode import Service
 
 from parley.kafka_admin import ensure_topics
-from parley.llm import ChatModel, model_from_settings
+from parley.llm import ModelRouter
 from parley.settings import Settings
 from parley.storage.bus import Bus, InProcessBus, RedisBus, conversation_channel
 from parley.storage.documents import DocumentStore
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 class Runtime(Service):
     documents: DocumentStore
     bus: Bus
-    model: ChatModel
+    model: ModelRouter
     configs: ConfigStore
     http: aiohttp.ClientSession
 
@@ -53,7 +53,7 @@ class Runtime(Service):
         await self.documents.start()
         self.bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
         await self.bus.start()
-        self.model = model_from_settings(settings)
+        self.model = ModelRouter(settings)
         self.configs = ConfigStore(self.documents, settings)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         if self.seed_demo:

@@ -66,7 +66,19 @@ class Settings(BaseSettings):
     )
     llm_model: str = Field("gpt-4o-mini", description="Model name sent to the provider.")
     llm_timeout_s: float = Field(30.0, gt=0, le=600, description="Timeout of one LLM call, in seconds.")
-    llm_max_retries: int = Field(2, ge=0, le=10, description="SDK retries per call (429, 5xx, timeouts), with backoff.")
+    llm_max_attempts: int = Field(
+        3, ge=1, le=10, description="Attempts per model on 429, 5xx, timeouts and connection errors."
+    )
+    llm_backoff_base_s: float = Field(
+        0.5, gt=0, le=30, description="First retry delay; doubles per attempt, with full jitter."
+    )
+    llm_backoff_max_s: float = Field(8.0, gt=0, le=120, description="Largest retry delay.")
+    llm_total_timeout_s: float = Field(
+        60.0, gt=0, le=900, description="Time budget of one answer across all attempts and fallbacks."
+    )
+    openai_api_key: SecretStr | None = Field(None, description="Key for chatbots with provider `openai`.")
+    gemini_api_key: SecretStr | None = Field(None, description="Key for chatbots with provider `gemini`.")
+    xai_api_key: SecretStr | None = Field(None, description="Key for chatbots with provider `grok`.")
     history_messages: int = Field(
         40, ge=2, le=1000, description="recent messages kept per conversation."
     )
@@ -93,6 +105,17 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = Field(4, ge=1, le=20, description="Attempts per callback delivery (backoff between).")
     handler_max_attempts: int = Field(
         3, ge=1, le=20, description="Tries of a failing handler before the event is dead-lettered."
+    )
+
+    admin_api_key: SecretStr | None = Field(
+        None,
+        description="Bearer key of the admin API (/v1/admin/). Unset: the admin API answers 503.",
+    )
+    config_cache_ttl_s: float = Field(
+        30.0, gt=0, le=3600, description="Seconds application and chatbot configs stay cached in Redis (admin writes invalidate at once)."
+    )
+    config_local_cache_ttl_s: float = Field(
+        5.0, gt=0, le=3600, description="Same, for the in-process cache used without Redis: how stale another process may be."
     )
 
     seed_demo: bool = Field(
