@@ -14,6 +14,7 @@ from parley.streams.codec import decode, encode
 from parley.streams.conversation import ConversationState
 from parley.streams.deadletters import RawEvent, dead_letter_for, guarded
 from parley.streams.keyed import KeyedRunner
+from parley.streams.turn_control import TurnControl, note_arrival
 from parley.streams.turns import ChatbotConfig, TurnHandler
 from parley.tables import Tables
 from parley.topics import Topics
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, settings: Settings) -> None:
     handler: TurnHandler | None = None
+    control = TurnControl()
 
     async def send_dead_letter(letter: DeadLetter) -> None:
         await produce(topics.dead_letters, letter.key or letter.dead_letter_id, encode(letter))
@@ -32,7 +34,7 @@ def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, s
     async def process(raw: RawEvent) -> None:
         nonlocal handler
         if handler is None:
-            handler = TurnHandler(runtime.model, runtime.tools, runtime.publish)
+            handler = TurnHandler(runtime.model, runtime.tools, runtime.publish, control=control)
         event = decode(raw.value, IncomingEvent)
         app_config = await runtime.configs.application(event.application_id)
         chatbot = app_config.chatbot if app_config is not None else ChatbotConfig()
@@ -53,6 +55,7 @@ def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, s
         runner = KeyedRunner(settings.max_turns_in_flight, "processor")
         async for event in stream.noack().events():
             raw = raw_event(event)
+            note_arrival(control, raw)
 
             async def work(raw: RawEvent = raw) -> None:
                 await guarded(

@@ -8,6 +8,7 @@ the event's id, so handling the same event twice produces the same message ids.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 from parley.llm import Completion, LLMError
 from parley.records import KIND_TOOL_RESULTS, KIND_USER, FunctionCallEvent, IncomingEvent, ReplyEvent
 from parley.streams.codec import message_id
+from parley.streams.turn_control import TurnControl
 from parley.streams.conversation import ConversationState, build_prompt, trim_history
 from parley.tools import ToolRegistry
 
@@ -68,6 +70,7 @@ class TurnOutput:
     function_calls: list[FunctionCallEvent] = field(default_factory=list)
     failure: str | None = None  # set when the model failed: the event is also dead-lettered
     skipped: bool = False  # a redelivered or stale event: nothing to do
+    interrupted: bool = False  # a newer message stopped this turn (policy ``interrupt``)
 
     def extend(self, other: TurnOutput) -> None:
         self.replies.extend(other.replies)
@@ -94,7 +97,9 @@ class TurnHandler:
         tools: ToolRegistry,
         publish: Publish,
         clock: Callable[[], float] = time.time,
+        control: TurnControl | None = None,
     ) -> None:
+        self._control = control or TurnControl()
         self._model = model
         self._tools = tools
         self._publish = publish
@@ -123,11 +128,43 @@ class TurnHandler:
             "content": event.text,
             "channel": event.channel,
         }
+        control, conversation_id = self._control, event.conversation_id
+        control.started(conversation_id)
+        policy = config.double_texting
+        if policy == "merge":
+            await control.quiet(conversation_id, config.merge_window_s)
+        newer_waiting = control.pending(conversation_id) > 0
         if state.awaiting is not None:
-            state.queued.append(message)  # answered once the running tool round completes
-            return TurnOutput()
+            if policy != "interrupt":
+                state.queued.append(message)  # answered once the running tool round completes
+                return TurnOutput()
+            self._abandon_tool_round(state)
         state.history.append(message)
-        return await self._answer(self._turn_for(event, event.event_id, 0), state, config)
+        if policy in ("merge", "interrupt") and newer_waiting:
+            return TurnOutput()  # the newest message's turn answers them all
+        turn = self._turn_for(event, event.event_id, 0)
+        if policy != "interrupt":
+            return await self._answer(turn, state, config)
+        interrupt = control.interruptible(conversation_id)
+        try:
+            return await self._answer(turn, state, config, interrupt=interrupt)
+        finally:
+            control.finished(conversation_id)
+
+    def _abandon_tool_round(self, state: ConversationState) -> None:
+        """A newer message interrupts a tool round: close it with "cancelled" results so the
+        history stays valid; the late real results are then stale and ignored."""
+        awaiting = state.awaiting or {}
+        for call_id in awaiting.get("call_ids", []):
+            state.history.append(
+                {
+                    "id": message_id(str(awaiting.get("turn_id")), "cancelled", str(call_id)),
+                    "role": "tool",
+                    "tool_call_id": call_id,
+                    "content": "cancelled: the user sent a newer message",
+                }
+            )
+        state.awaiting = None
 
     async def _on_tool_results(
         self, event: IncomingEvent, state: ConversationState, config: ChatbotConfig
@@ -179,7 +216,12 @@ class TurnHandler:
         )
 
     async def _answer(
-        self, turn: _Turn, state: ConversationState, config: ChatbotConfig
+        self,
+        turn: _Turn,
+        state: ConversationState,
+        config: ChatbotConfig,
+        *,
+        interrupt: asyncio.Event | None = None,
     ) -> TurnOutput:
         may_call_tools = turn.tool_round < config.max_tool_rounds
         tools = self._tools.specs(list(config.tools) if config.tools is not None else None)
@@ -192,10 +234,17 @@ class TurnHandler:
             seq += 1
             await self._publish(turn.application_id, turn.conversation_id, frame)
 
+        call = self._model.complete(prompt, tools if may_call_tools else [], on_delta, chatbot=config)
         try:
-            completion = await self._model.complete(
-                prompt, tools if may_call_tools else [], on_delta, chatbot=config
-            )
+            if interrupt is None:
+                completion = await call
+            else:
+                completion = await _unless(call, interrupt)
+                if completion is None:
+                    logger.info("turn %s interrupted by a newer message", turn.turn_id)
+                    frame = {"type": "interrupted", "message_id": turn.reply_id}
+                    await self._publish(turn.application_id, turn.conversation_id, frame)
+                    return TurnOutput(interrupted=True)
         except LLMError as exc:
             logger.error("turn %s: %s", turn.turn_id, exc)
             return TurnOutput(replies=[self._reply(turn, APOLOGY, is_error=True)], failure=str(exc))
@@ -265,3 +314,21 @@ class TurnHandler:
             channel=turn.channel,
             is_error=is_error,
         )
+
+
+async def _unless(call: Any, interrupt: asyncio.Event) -> Completion | None:
+    """Await ``call`` unless ``interrupt`` is set first (then cancel it and return None)."""
+    task = asyncio.ensure_future(call)
+    waiter = asyncio.ensure_future(interrupt.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, LLMError):
+        pass
+    return None

@@ -22,7 +22,7 @@ class WebServer(Service):
         self._runner: web.AppRunner | None = None
 
     async def on_start(self) -> None:
-        self._runner = web.AppRunner(self._make_app(), handle_signals=False)
+        self._runner = web.AppRunner(self._make_app(), handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

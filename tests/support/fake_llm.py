@@ -8,6 +8,7 @@ Behaviour, chosen by the last message:
 - user text containing "llm-down", or model "down-500": HTTP 500 every time.
 - model "flaky-429": HTTP 429 for the first two calls of each conversation text, then answers.
 - model "always-slow": never answers within any sane timeout.
+- model "slow-2s": answers normally after two seconds.
 - otherwise: streams "You said: <text>" in three chunks.
 """
 
@@ -49,7 +50,9 @@ class FakeLLM:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
-        self._runner = web.AppRunner(app)
+        # Cancel a handler when its client goes away (a timed-out call), and don't wait long for
+        # sleeping handlers at shutdown.
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0, handler_cancellation=True)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
@@ -69,6 +72,8 @@ class FakeLLM:
                 return web.json_response({"error": {"message": "slow down"}}, status=429)
         if body["model"] == "always-slow":
             await asyncio.sleep(30)
+        if body["model"] == "slow-2s":
+            await asyncio.sleep(2)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
 
