@@ -6,7 +6,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 STAMP_TEST := $(VENV)/.installed-test
 PORT ?= 8080
 
-.PHONY: dev test lint bench clean
+.PHONY: dev test system-deps bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,16 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 dev: $(STAMP_DEV)
 	$(BIN)/parley dev --port $(PORT)
 
-test: $(STAMP_TEST)
+test: $(STAMP_TEST) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# `docker-compose config` validates docker-compose.yml offline in the tests (no Docker engine
+# needed). Debian's package provides it; installed once, as root or through sudo.
+system-deps:
+	@command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || { \
+	  echo "installing docker-compose (Debian package) to validate docker-compose.yml"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
 
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/e2e_latency.py

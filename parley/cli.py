@@ -1,5 +1,5 @@
-"""The ``parley`` command: ``dev`` (everything in one process on embedded servers) and
-``worker`` (agents + web against the configured Kafka, MongoDB and Redis)."""
+"""The ``parley`` command: ``dev`` (everything in one process on embedded servers), ``worker``
+(agents + web against the configured Kafka, MongoDB and Redis) and ``web`` (the gateway alone)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def _run_worker(settings: Settings) -> None:
 
     from parley.app import create_app
 
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
@@ -71,6 +72,21 @@ def cmd_worker(args: argparse.Namespace) -> None:
     _run_worker(settings)
 
 
+def cmd_web(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from parley.gateway import GatewayConfigError, run_gateway
+
+    settings = _load_settings()
+    if args.port is not None:
+        settings = settings.model_copy(update={"web_port": args.port})
+    logging.basicConfig(level=settings.log_level, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    try:
+        asyncio.run(run_gateway(settings))
+    except GatewayConfigError as exc:
+        sys.exit(f"parley web: {exc}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Kafka-native AI chat pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run agents and the web server against real services")
     worker.add_argument("--port", type=int, default=None, help="web port (default PARLEY_WEB_PORT)")
     worker.set_defaults(func=cmd_worker)
+    gateway = sub.add_parser("web", help="run the web gateway alone (workers run separately)")
+    gateway.add_argument("--port", type=int, default=None, help="web port (default PARLEY_WEB_PORT)")
+    gateway.set_defaults(func=cmd_web)
     return parser
 
 

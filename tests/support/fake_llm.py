@@ -26,7 +26,8 @@ from tests.support.net import free_port
 
 
 class FakeLLM:
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s  # added before every answer (benchmarks: a model that takes 1 s)
         self.port = free_port()
         self.requests: list[dict[str, Any]] = []
         self.failures: dict[str, int] = {}
@@ -61,6 +62,8 @@ class FakeLLM:
             return web.json_response({"error": {"message": "bad key"}}, status=401)
         body = await request.json()
         self.requests.append(body)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         messages = body["messages"]
         last = messages[-1]
         if body["model"] == "down-500" or (last["role"] == "user" and "llm-down" in last["content"]):
