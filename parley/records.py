@@ -26,12 +26,18 @@ KIND_TOOL_RESULTS = "tool_results"
 
 
 class ConversationEvent(faust.Record, abstract=True, serializer="json", coerce=True):
-    """The envelope every conversation topic shares; the key is ``conversation_id``."""
+    """The envelope every conversation topic shares; the key is ``conversation_id``.
+
+    ``replay_id`` is set on events re-published by ``parley replay`` (and on everything derived
+    from them); ``deliver`` False means "archive, but do not deliver to the client or platform".
+    """
 
     event_id: str
     conversation_id: str
     application_id: str
     created_at: float
+    replay_id: str = ""
+    deliver: bool = True
 
 
 class IncomingEvent(ConversationEvent, serializer="json", coerce=True):

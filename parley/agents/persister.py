@@ -8,13 +8,13 @@ import logging
 import faust
 
 from parley.agents import produce, raw_event
-from parley.channels.generic import post_callback, reply_payload
 from parley.records import DeadLetter, FunctionCallEvent, IncomingEvent, ReplyEvent
 from parley.runtime import Runtime
 from parley.settings import Settings
 from parley.streams.archive import document_for_calls, document_for_reply, documents_for_incoming
 from parley.streams.codec import decode, encode
 from parley.streams.deadletters import RawEvent, guarded
+from parley.streams.delivery import deliver
 from parley.streams.keyed import KeyedRunner
 from parley.topics import FUNCTION_CALL, INCOMING, OUTGOING, Topics
 
@@ -32,32 +32,11 @@ def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Setting
     async def send_dead_letter(letter: DeadLetter) -> None:
         await produce(topics.dead_letters, letter.key or letter.dead_letter_id, encode(letter))
 
-    async def deliver(reply: ReplyEvent) -> None:
-        if reply.channel == "websocket":
-            await runtime.publish(reply.application_id, reply.conversation_id, {
-                "type": "message",
-                "message_id": reply.event_id,
-                "role": reply.role,
-                "text": reply.text,
-                "in_reply_to": reply.in_reply_to,
-                "created_at": reply.created_at,
-            })
-            return
-        config = await runtime.configs.application(reply.application_id)
-        if config is None or not config.callback_url:
-            logger.warning("no callback URL for application %s: reply %s archived only",
-                           reply.application_id, reply.event_id)
-            return
-        await post_callback(
-            runtime.http, config.callback_url, reply_payload(reply),
-            timeout_s=settings.delivery_timeout_s, max_attempts=settings.delivery_max_attempts,
-        )
-
     async def persist(raw: RawEvent) -> None:
         if raw.topic == OUTGOING:
             reply = decode(raw.value, ReplyEvent)
             await runtime.documents.archive(document_for_reply(reply))
-            await deliver(reply)
+            await deliver(reply, runtime, settings)
         elif raw.topic == FUNCTION_CALL:
             await runtime.documents.archive(document_for_calls(decode(raw.value, FunctionCallEvent)))
         else:

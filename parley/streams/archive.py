@@ -21,6 +21,7 @@ def _base(event: IncomingEvent | FunctionCallEvent | ReplyEvent, role: str, orde
         "created_at": event.created_at,
         "role": role,
         "order": order,
+        "replay_id": event.replay_id or None,
     }
 
 

@@ -49,4 +49,6 @@ async def run_tool_round(
         turn_id=event.turn_id,
         tool_round=event.tool_round,
         tool_results=results,
+        replay_id=event.replay_id,
+        deliver=event.deliver,
     )

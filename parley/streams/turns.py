@@ -88,6 +88,8 @@ class _Turn:
     reply_id: str
     channel: str
     tool_round: int
+    replay_id: str = ""
+    deliver: bool = True
 
 
 class TurnHandler:
@@ -201,6 +203,8 @@ class TurnHandler:
                 reply_id=message_id(last["id"], "reply"),
                 channel=last.get("channel", event.channel),
                 tool_round=0,
+                replay_id=event.replay_id,
+                deliver=event.deliver,
             )
             output.extend(await self._answer(next_turn, state, config))
         return output
@@ -213,6 +217,8 @@ class TurnHandler:
             reply_id=message_id(event.event_id, "reply"),
             channel=event.channel,
             tool_round=tool_round,
+            replay_id=event.replay_id,
+            deliver=event.deliver,
         )
 
     async def _answer(
@@ -299,6 +305,8 @@ class TurnHandler:
                     tool_round=turn.tool_round,
                     channel=turn.channel,
                     calls=calls,
+                    replay_id=turn.replay_id,
+                    deliver=turn.deliver,
                 )
             ]
         )
@@ -313,6 +321,8 @@ class TurnHandler:
             text=text,
             channel=turn.channel,
             is_error=is_error,
+            replay_id=turn.replay_id,
+            deliver=turn.deliver,
         )
 
 

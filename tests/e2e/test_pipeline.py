@@ -235,7 +235,7 @@ async def test_metrics_count_events_model_calls_and_tools(worker):
 
     assert value('parley_events_total{direction="in",topic="incoming"}') >= 2
     assert value('parley_events_total{direction="out",topic="outgoing"}') >= 1
-    assert value('parley_llm_seconds_count{model="fake-model",provider="127.0.0.1"}') >= 2
+    assert value('parley_llm_seconds_count{model="fake-model",provider="default"}') >= 2
     assert value('parley_tool_seconds_count{tool="current_time"}') >= 1
     assert value('parley_handler_seconds_count{stage="processor"}') >= 2
     assert "parley_websocket_connections" in samples
