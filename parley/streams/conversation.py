@@ -22,6 +22,7 @@ class ConversationState:
     applied: list[str] = field(default_factory=list)
     awaiting: dict[str, Any] | None = None
     queued: list[dict[str, Any]] = field(default_factory=list)
+    summary: str = ""  # rolling summary of messages folded out of ``history``
 
     @classmethod
     def from_value(cls, value: Any) -> ConversationState:
@@ -32,6 +33,7 @@ class ConversationState:
             applied=list(value.get("applied") or []),
             awaiting=value.get("awaiting"),
             queued=list(value.get("queued") or []),
+            summary=str(value.get("summary") or ""),
         )
 
     def to_value(self) -> dict[str, Any]:
@@ -40,6 +42,7 @@ class ConversationState:
             "applied": self.applied,
             "awaiting": self.awaiting,
             "queued": self.queued,
+            "summary": self.summary,
         }
 
     def seen(self, event_id: str) -> bool:
@@ -67,12 +70,16 @@ _WIRE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")
 
 
 def build_prompt(
-    system_prompt: str, history: list[dict[str, Any]], max_messages: int
+    system_prompt: str, history: list[dict[str, Any]], max_messages: int, summary: str = ""
 ) -> list[dict[str, Any]]:
-    """System prompt + recent history in the OpenAI chat format."""
+    """System prompt, the rolling summary, then recent history, in the OpenAI chat format."""
+    from parley.streams.memory import SUMMARY_PREFIX
+
     messages: list[dict[str, Any]] = []
     if system_prompt:
         messages.append({"role": "system", "content": system_prompt})
+    if summary:
+        messages.append({"role": "system", "content": SUMMARY_PREFIX + summary})
     for message in trim_history(history, max_messages):
         messages.append({k: message[k] for k in _WIRE_KEYS if k in message})
     return messages

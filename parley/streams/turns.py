@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from parley.llm import Completion, LLMError
 from parley.records import KIND_TOOL_RESULTS, KIND_USER, FunctionCallEvent, IncomingEvent, ReplyEvent
 from parley.streams.codec import message_id
+from parley.streams.memory import clip_summary, should_fold, split_for_budget, summary_request
 from parley.streams.turn_control import TurnControl
 from parley.streams.conversation import ConversationState, build_prompt, trim_history
 from parley.tools import ToolRegistry
@@ -231,7 +232,9 @@ class TurnHandler:
     ) -> TurnOutput:
         may_call_tools = turn.tool_round < config.max_tool_rounds
         tools = self._tools.specs(list(config.tools) if config.tools is not None else None)
-        prompt = build_prompt(config.system_prompt, state.history, config.history_messages)
+        await self._remember(turn, state, config)
+        _, recent = split_for_budget(state.history, config.history_token_budget, config.history_messages)
+        prompt = build_prompt(config.system_prompt, recent, config.history_messages, state.summary)
         seq = 0
 
         async def on_delta(text: str) -> None:
@@ -262,8 +265,29 @@ class TurnHandler:
             text = TOOL_LIMIT_MESSAGE.format(n=config.max_tool_rounds)
         reply = self._reply(turn, text or "…")
         state.history.append({"id": reply.event_id, "role": "assistant", "content": reply.text})
-        state.history[:] = trim_history(state.history, max(config.history_messages * 2, 8))
         return TurnOutput(replies=[reply])
+
+    async def _remember(self, turn: _Turn, state: ConversationState, config: ChatbotConfig) -> None:
+        """Fold messages that no longer fit the prompt into the rolling summary."""
+        older, _ = split_for_budget(state.history, config.history_token_budget, config.history_messages)
+        if not should_fold(older, config.history_token_budget):
+            return
+
+        async def ignore(text: str) -> None:
+            return None
+
+        try:
+            completion = await self._model.complete(
+                summary_request(state.summary, older), [], ignore, chatbot=config
+            )
+        except LLMError as exc:
+            logger.warning("turn %s: could not update the summary, keeping history: %s", turn.turn_id, exc)
+            hard_cap = max(config.history_messages * 4, 32)
+            if len(state.history) > hard_cap:
+                state.history[:] = trim_history(state.history, hard_cap)
+            return
+        state.summary = clip_summary(completion.text)
+        del state.history[: len(older)]
 
     async def _tool_round(
         self, turn: _Turn, state: ConversationState, completion: Completion
