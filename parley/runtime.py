@@ -15,6 +15,7 @@ from parley.kafka_admin import ensure_topics
 from parley.llm import ModelRouter
 from parley.settings import Settings
 from parley.storage.bus import Bus, InProcessBus, RedisBus, conversation_channel
+from parley.storage.cache import Cache, cache_from_settings
 from parley.storage.documents import DocumentStore
 from parley.streams.config import ConfigStore
 from parley.topics import ALL_TOPICS
@@ -29,6 +30,7 @@ class Runtime(Service):
     documents: DocumentStore
     bus: Bus
     model: ModelRouter
+    cache: Cache
     configs: ConfigStore
     http: aiohttp.ClientSession
 
@@ -54,7 +56,8 @@ class Runtime(Service):
         self.bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
         await self.bus.start()
         self.model = ModelRouter(settings)
-        self.configs = ConfigStore(self.documents, settings)
+        self.cache = cache_from_settings(settings)
+        self.configs = ConfigStore(self.documents, settings, self.cache)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         if self.seed_demo:
             await self.configs.seed_demo()
@@ -63,16 +66,15 @@ class Runtime(Service):
         )
 
     async def on_stop(self) -> None:
-        for closer in (
-            lambda: self.http.close(),
-            lambda: self.model.close(),
-            lambda: self.bus.close(),
-            lambda: self.documents.close(),
-        ):
+        # Close in reverse order of creation; skip what on_start never got to create.
+        for name in ("http", "model", "bus", "cache", "documents"):
+            client = getattr(self, name, None)
+            if client is None:
+                continue
             try:
-                await closer()
+                await client.close()
             except Exception as exc:  # noqa: BLE001 - keep closing the others
-                logger.warning("error while closing runtime: %s", exc)
+                logger.warning("error while closing %s: %s", name, exc)
 
     async def publish(self, application_id: str, conversation_id: str, frame: dict[str, Any]) -> None:
         await self.bus.publish(conversation_channel(application_id, conversation_id), frame)

@@ -125,6 +125,12 @@ class Settings(BaseSettings):
         "INFO", description="DEBUG, INFO, WARNING or ERROR."
     )
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `PARLEY_LLM_BASE_URL=` (as compose files and k8s manifests write) means "unset".
+        return None if isinstance(value, str) and value.strip() == "" else value
+
     @field_validator("kafka_url")
     @classmethod
     def _kafka_scheme(cls, value: str | None) -> str | None:

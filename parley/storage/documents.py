@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
 
 __all__ = ["DocumentStore", "ARCHIVE_ROLES"]
 
@@ -60,6 +61,61 @@ class DocumentStore:
 
     async def put_chatbot(self, doc: dict[str, Any]) -> None:
         await self.chatbots.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    # --- admin: list, create, compare-and-swap replace, delete ------------------------------
+    async def list_applications(self, *, limit: int, after: str | None = None) -> list[dict[str, Any]]:
+        return await self._list(self.applications, limit, after)
+
+    async def list_chatbots(self, *, limit: int, after: str | None = None) -> list[dict[str, Any]]:
+        return await self._list(self.chatbots, limit, after)
+
+    async def create_application(self, doc: dict[str, Any]) -> bool:
+        """Insert; False (and nothing written) when the id exists."""
+        return await self._create(self.applications, doc)
+
+    async def create_chatbot(self, doc: dict[str, Any]) -> bool:
+        return await self._create(self.chatbots, doc)
+
+    async def replace_application(self, doc: dict[str, Any], *, revision: int | None) -> bool:
+        """Replace only if the stored ``revision`` is ``revision`` (None: the field is absent)."""
+        return await self._replace(self.applications, doc, revision)
+
+    async def replace_chatbot(self, doc: dict[str, Any], *, revision: int | None) -> bool:
+        return await self._replace(self.chatbots, doc, revision)
+
+    async def delete_application(self, application_id: str) -> bool:
+        return (await self.applications.delete_one({"_id": application_id})).deleted_count == 1
+
+    async def delete_chatbot(self, chatbot_id: str) -> bool:
+        return (await self.chatbots.delete_one({"_id": chatbot_id})).deleted_count == 1
+
+    async def applications_using_chatbot(self, chatbot_id: str, *, limit: int = 20) -> list[str]:
+        cursor = (
+            self.applications.find({"chatbot_id": chatbot_id}, {"_id": 1})
+            .sort("_id", ASCENDING)
+            .limit(limit)
+        )
+        return [str(doc["_id"]) async for doc in cursor]
+
+    @staticmethod
+    async def _list(collection: Any, limit: int, after: str | None) -> list[dict[str, Any]]:
+        query = {"_id": {"$gt": after}} if after is not None else {}
+        cursor = collection.find(query).sort("_id", ASCENDING).limit(limit)
+        return [doc async for doc in cursor]
+
+    @staticmethod
+    async def _create(collection: Any, doc: dict[str, Any]) -> bool:
+        try:
+            await collection.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    @staticmethod
+    async def _replace(collection: Any, doc: dict[str, Any], revision: int | None) -> bool:
+        expected: Any = revision if revision is not None else {"$exists": False}
+        result = await collection.replace_one({"_id": doc["_id"], "revision": expected}, doc)
+        return bool(result.matched_count == 1)
 
     # --- archive -------------------------------------------------------------------------
     async def archive(self, doc: dict[str, Any]) -> None:

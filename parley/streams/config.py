@@ -1,19 +1,45 @@
-"""Application and chatbot configuration, read from the document store with a short TTL cache."""
+"""Application and chatbot configuration, read from the document store through a cache.
+
+Application and chatbot documents are cached under separate keys and ``ApplicationConfig`` is
+built from both on every call, so invalidating one chatbot reaches every application using it.
+With Redis (``RedisCache``) the cache is shared by every process and an admin write's
+invalidation reaches them all at once; there is no second in-process layer. Without Redis each
+process has its own ``InMemoryCache`` with a short TTL (``PARLEY_CONFIG_LOCAL_CACHE_TTL_S``).
+When Redis fails, reads fall through to MongoDB.
+
+Stored documents are checked against the admin schemas when loaded: a field that does not fit
+(e.g. a hand-edited ``temperature: "hot"``) is ignored with a warning and takes its default.
+"""
 
 from __future__ import annotations
 
-import time
+import json
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from parley.schemas import CHATBOT_SCHEMA, Kind, validate_document
 from parley.settings import Settings
+from parley.storage.cache import Cache, InMemoryCache
 from parley.storage.documents import DocumentStore
 from parley.streams.turns import ChatbotConfig
 
-__all__ = ["ConfigStore", "ApplicationConfig", "DEMO_APPLICATION", "DEMO_CHATBOT"]
+__all__ = [
+    "ConfigStore",
+    "ApplicationConfig",
+    "DEMO_APPLICATION",
+    "DEMO_CHATBOT",
+    "application_key",
+    "chatbot_key",
+    "chatbot_config",
+]
 
-CACHE_TTL_S = 5.0
-CACHE_MAX_ENTRIES = 10_000
+logger = logging.getLogger(__name__)
+
+#: Part of every cache key: bump it when the cached layout changes, so processes of two versions
+#: running side by side never read each other's entries.
+CACHE_FORMAT = "v1"
 
 DEMO_APPLICATION: dict[str, Any] = {
     "_id": "demo",
@@ -27,60 +53,165 @@ DEMO_CHATBOT: dict[str, Any] = {
     "tools": None,
 }
 
+#: Application fields the pipeline uses. ``secret`` and ``channels`` are never cached.
+_APPLICATION_FIELDS = ("name", "chatbot_id", "callback_url", "allow_anonymous", "allowed_origins")
+_CHATBOT_FIELDS = tuple(name for name in CHATBOT_SCHEMA["properties"] if name != "id")
+
+
+def application_key(application_id: str) -> str:
+    return f"parley:config:{CACHE_FORMAT}:application:{application_id}"
+
+
+def chatbot_key(chatbot_id: str) -> str:
+    return f"parley:config:{CACHE_FORMAT}:chatbot:{chatbot_id}"
+
 
 @dataclass(frozen=True)
 class ApplicationConfig:
     application_id: str
     callback_url: str | None
     chatbot: ChatbotConfig
+    name: str = ""
+    allow_anonymous: bool = True
+    allowed_origins: tuple[str, ...] = ()
 
 
 class ConfigStore:
-    def __init__(self, documents: DocumentStore, settings: Settings) -> None:
+    def __init__(self, documents: DocumentStore, settings: Settings, cache: Cache | None = None) -> None:
         self._documents = documents
         self._settings = settings
-        self._cache: dict[str, tuple[float, ApplicationConfig | None]] = {}
+        self._cache: Cache = cache if cache is not None else InMemoryCache()
+        self._ttl_s = (
+            settings.config_cache_ttl_s if self._cache.shared else settings.config_local_cache_ttl_s
+        )
+        # bumped by every invalidation: a load that overlapped one does not fill the cache, so a
+        # read racing an admin write cannot put the old document back (within this process)
+        self._invalidations = 0
 
     async def application(self, application_id: str) -> ApplicationConfig | None:
         """The application's config, or None when no such application exists."""
-        now = time.monotonic()
-        hit = self._cache.get(application_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        config = await self._load(application_id)
-        if len(self._cache) >= CACHE_MAX_ENTRIES:
-            self._cache.clear()
-        self._cache[application_id] = (now + CACHE_TTL_S, config)
-        return config
-
-    def invalidate(self, application_id: str) -> None:
-        self._cache.pop(application_id, None)
-
-    async def _load(self, application_id: str) -> ApplicationConfig | None:
-        app_doc = await self._documents.get_application(application_id)
+        app_doc = await self._cached(
+            application_key(application_id), application_id, self._documents.get_application,
+            "application", _APPLICATION_FIELDS,
+        )
         if app_doc is None:
             return None
-        bot_doc = None
-        if app_doc.get("chatbot_id"):
-            bot_doc = await self._documents.get_chatbot(str(app_doc["chatbot_id"]))
-        bot_doc = bot_doc or {}
-        tools = bot_doc.get("tools")
-        chatbot = ChatbotConfig(
-            chatbot_id=str(bot_doc.get("_id", "default")),
-            system_prompt=str(bot_doc.get("system_prompt") or ChatbotConfig.system_prompt),
-            tools=tuple(tools) if tools is not None else None,
-            history_messages=int(bot_doc.get("history_messages") or self._settings.history_messages),
-            max_tool_rounds=int(bot_doc.get("max_tool_rounds") or self._settings.max_tool_rounds),
-        )
+        bot_doc: dict[str, Any] | None = None
+        chatbot_id = app_doc.get("chatbot_id")
+        if chatbot_id:
+            bot_doc = await self._cached(
+                chatbot_key(chatbot_id), chatbot_id, self._documents.get_chatbot,
+                "chatbot", _CHATBOT_FIELDS,
+            )
+            if bot_doc is None:
+                logger.warning(
+                    "application %s uses chatbot %s, which does not exist: answering with defaults",
+                    application_id, chatbot_id,
+                )
+        origins = app_doc.get("allowed_origins") or ()
         return ApplicationConfig(
             application_id=application_id,
             callback_url=app_doc.get("callback_url"),
-            chatbot=chatbot,
+            chatbot=chatbot_config(
+                bot_doc, self._settings, chatbot_id=chatbot_id if bot_doc is not None else None
+            ),
+            name=str(app_doc.get("name") or ""),
+            allow_anonymous=bool(app_doc.get("allow_anonymous", True)),
+            allowed_origins=tuple(origins),
         )
+
+    async def invalidate(self, application_id: str) -> None:
+        """Forget the cached application document (every process, with Redis)."""
+        self._invalidations += 1
+        await self._cache.delete(application_key(application_id))
+
+    async def invalidate_chatbot(self, chatbot_id: str) -> None:
+        """Forget the cached chatbot document: every application using it reloads it."""
+        self._invalidations += 1
+        await self._cache.delete(chatbot_key(chatbot_id))
 
     async def seed_demo(self) -> None:
         """Create the demo application and chatbot if they do not exist yet."""
         if await self._documents.get_application(DEMO_APPLICATION["_id"]) is None:
             await self._documents.put_application(dict(DEMO_APPLICATION))
+            await self.invalidate(DEMO_APPLICATION["_id"])
         if await self._documents.get_chatbot(DEMO_CHATBOT["_id"]) is None:
             await self._documents.put_chatbot(dict(DEMO_CHATBOT))
+            await self.invalidate_chatbot(DEMO_CHATBOT["_id"])
+
+    async def _cached(
+        self,
+        key: str,
+        doc_id: str,
+        load: Callable[[str], Awaitable[dict[str, Any] | None]],
+        kind: Kind,
+        fields: tuple[str, ...],
+    ) -> dict[str, Any] | None:
+        raw = await self._cache.get(key)
+        if raw is not None:
+            try:
+                entry = json.loads(raw)
+                doc = entry["doc"]
+                if doc is None or isinstance(doc, dict):
+                    return doc
+            except (ValueError, KeyError, TypeError):
+                pass
+            logger.warning("ignoring an unreadable cache entry %s", key)
+        invalidations = self._invalidations
+        stored = await load(doc_id)
+        doc = _checked(kind, doc_id, stored, fields) if stored is not None else None
+        if invalidations == self._invalidations:
+            await self._cache.set(key, json.dumps({"doc": doc}).encode(), self._ttl_s)
+        return doc
+
+
+def _checked(kind: Kind, doc_id: str, stored: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The known fields of a stored document, without those that break the schema."""
+    doc = {name: stored[name] for name in fields if name in stored}
+    for error in validate_document(doc, kind):
+        name = error.field.split(".", 1)[0].split("[", 1)[0]
+        if name in doc:
+            logger.warning(
+                "%s %s: ignoring stored field %s (%s); using its default", kind, doc_id, error.field, error.message
+            )
+            del doc[name]
+    return doc
+
+
+def chatbot_config(
+    doc: dict[str, Any] | None, settings: Settings, *, chatbot_id: str | None = None
+) -> ChatbotConfig:
+    """A ``ChatbotConfig`` from a chatbot document whose fields fit ``CHATBOT_SCHEMA``.
+
+    An absent (or null) field takes ``ChatbotConfig``'s default, or the setting for
+    ``history_messages`` and ``max_tool_rounds``.
+    """
+    doc = doc or {}
+    defaults = ChatbotConfig()
+
+    def given(name: str) -> Any:
+        return doc.get(name)
+
+    def optional(name: str, convert: Callable[[Any], Any]) -> Any:
+        value = given(name)
+        return None if value is None else convert(value)
+
+    tools = given("tools")
+    return ChatbotConfig(
+        chatbot_id=str(chatbot_id or "default"),
+        system_prompt=str(given("system_prompt") or defaults.system_prompt),
+        provider=optional("provider", str),
+        model=optional("model", str),
+        fallback_models=tuple(str(m) for m in given("fallback_models") or ()),
+        temperature=optional("temperature", float),
+        max_tokens=optional("max_tokens", int),
+        history_token_budget=int(given("history_token_budget") or defaults.history_token_budget),
+        tools=tuple(str(t) for t in tools) if tools is not None else None,
+        double_texting=str(given("double_texting") or defaults.double_texting),
+        merge_window_s=float(
+            given("merge_window_s") if given("merge_window_s") is not None else defaults.merge_window_s
+        ),
+        history_messages=int(given("history_messages") or settings.history_messages),
+        max_tool_rounds=int(given("max_tool_rounds") or settings.max_tool_rounds),
+        rate_limit_per_minute=optional("rate_limit_per_minute", int),
+    )

@@ -11,8 +11,10 @@ from aiohttp import WSCloseCode, web
 
 from parley import metrics
 from parley.settings import Settings
+from parley.web.admin import add_admin_routes
 from parley.web.ingress import Ingress
 from parley.web.keys import INGRESS, READINESS, RUNTIME, SETTINGS, SOCKETS
+from parley.web.openapi import openapi_handler
 from parley.web.webhooks import generic_webhook
 from parley.web.ws import websocket_handler
 
@@ -63,4 +65,6 @@ def create_web_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_post("/v1/webhooks/generic/{application_id}", generic_webhook)
+    app.router.add_get("/v1/openapi.json", openapi_handler)
+    add_admin_routes(app)
     return app

@@ -1,0 +1,405 @@
+"""The admin REST API under ``/v1/admin/``: applications and chatbots in MongoDB.
+
+``GET /v1/admin/{applications|chatbots}`` lists (``?limit=&after=``), ``POST`` creates (409 if the
+id exists); ``GET|PUT|PATCH|DELETE /v1/admin/{applications|chatbots}/{id}`` read, create-or-replace,
+merge-patch (RFC 7396) and delete. Every write invalidates the config cache, so the next turn uses
+it. Authentication: ``Authorization: Bearer <PARLEY_ADMIN_API_KEY>`` or ``X-Admin-Key``; with no
+key configured the API answers 503 (never open by default). See docs/admin-api.md.
+
+Errors are ``{"type": "error", "code", "message"}``; schema violations are 422 with ``errors``:
+``[{"field", "message"}]``, one per field.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from pymongo.errors import PyMongoError
+
+from parley.schemas import (
+    READ_ONLY_FIELDS,
+    WRITE_ONLY_FIELDS,
+    FieldError,
+    Kind,
+    coerce_integers,
+    validate_document,
+)
+from parley.web.keys import RUNTIME, SETTINGS
+
+__all__ = ["ADMIN_PREFIX", "AdminError", "add_admin_routes", "merge_patch"]
+
+logger = logging.getLogger(__name__)
+
+ADMIN_PREFIX = "/v1/admin"
+MAX_BODY_BYTES = 256 * 1024
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+#: Compare-and-swap attempts of one write racing other writes of the same document.
+WRITE_ATTEMPTS = 5
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class AdminError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.errors = errors
+        self.headers = headers or {}
+
+    def response(self) -> web.Response:
+        body: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        if self.errors is not None:
+            body["errors"] = [e.as_dict() for e in self.errors]
+        return _json(body, self.status, self.headers)
+
+
+@dataclass(frozen=True)
+class _Resource:
+    kind: Kind
+    plural: str
+
+    @property
+    def path(self) -> str:
+        return f"{ADMIN_PREFIX}/{self.plural}"
+
+    def store(self, request: web.Request, op: str) -> Callable[..., Awaitable[Any]]:
+        """``DocumentStore.{op}_{kind}``, e.g. ``get_application``, ``list_chatbots``."""
+        name = f"list_{self.plural}" if op == "list" else f"{op}_{self.kind}"
+        return getattr(request.app[RUNTIME].documents, name)  # type: ignore[no-any-return]
+
+    async def invalidate(self, request: web.Request, doc_id: str) -> None:
+        configs = request.app[RUNTIME].configs
+        if self.kind == "application":
+            await configs.invalidate(doc_id)
+        else:
+            await configs.invalidate_chatbot(doc_id)
+
+
+APPLICATIONS = _Resource("application", "applications")
+CHATBOTS = _Resource("chatbot", "chatbots")
+
+
+# --- routes ---------------------------------------------------------------------------------
+def add_admin_routes(app: web.Application) -> None:
+    """Register the admin endpoints (and a start-up note when the API is disabled)."""
+    for resource in (APPLICATIONS, CHATBOTS):
+        item = resource.path + "/{id}"
+        name = f"admin.{resource.plural}"
+        app.router.add_get(resource.path, _guarded(resource, _list), name=f"{name}.list")
+        app.router.add_post(resource.path, _guarded(resource, _create), name=f"{name}.create")
+        app.router.add_get(item, _guarded(resource, _get), name=f"{name}.get")
+        app.router.add_put(item, _guarded(resource, _put), name=f"{name}.put")
+        app.router.add_patch(item, _guarded(resource, _patch), name=f"{name}.patch")
+        app.router.add_delete(item, _guarded(resource, _delete), name=f"{name}.delete")
+    app.on_startup.append(_announce)
+
+
+async def _announce(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    if _configured_key(app) is None:
+        log = logger.warning if settings.seed_demo else logger.info
+        log("the admin API (%s/) is disabled: set PARLEY_ADMIN_API_KEY to enable it", ADMIN_PREFIX)
+
+
+def _guarded(
+    resource: _Resource, handler: Callable[[_Resource, web.Request], Awaitable[web.Response]]
+) -> Handler:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            _authorize(request)
+            return await handler(resource, request)
+        except AdminError as exc:
+            return exc.response()
+        except PyMongoError as exc:
+            logger.warning("admin %s %s: document store error: %s", request.method, request.path, exc)
+            return AdminError(
+                503, "unavailable", f"the document store is unavailable ({type(exc).__name__}); retry later"
+            ).response()
+
+    return guarded
+
+
+# --- authentication -------------------------------------------------------------------------
+def _configured_key(app: web.Application) -> str | None:
+    key = app[SETTINGS].admin_api_key
+    value = key.get_secret_value() if key is not None else ""
+    return value or None
+
+
+def _presented_key(request: web.Request) -> str | None:
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    header = request.headers.get("X-Admin-Key", "").strip()
+    return header or None
+
+
+def _authorize(request: web.Request) -> None:
+    expected = _configured_key(request.app)
+    if expected is None:
+        raise AdminError(
+            503, "admin_disabled",
+            "the admin API is disabled on this server: set PARLEY_ADMIN_API_KEY "
+            "(e.g. to the output of `openssl rand -hex 32`) and restart",
+        )
+    challenge = {"WWW-Authenticate": 'Bearer realm="parley-admin"'}
+    presented = _presented_key(request)
+    if presented is None:
+        raise AdminError(
+            401, "unauthorized",
+            "missing admin key: send `Authorization: Bearer <PARLEY_ADMIN_API_KEY>` or `X-Admin-Key: <key>`",
+            headers=challenge,
+        )
+    if not hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8")):
+        raise AdminError(401, "unauthorized", "wrong admin key", headers=challenge)
+
+
+# --- handlers -------------------------------------------------------------------------------
+async def _list(resource: _Resource, request: web.Request) -> web.Response:
+    limit = _limit(request.query.get("limit"))
+    after = request.query.get("after") or None
+    docs = await resource.store(request, "list")(limit=limit + 1, after=after)
+    more = len(docs) > limit
+    docs = docs[:limit]
+    return _json({
+        "items": [_view(resource, doc) for doc in docs],
+        "next_after": str(docs[-1]["_id"]) if more else None,
+    })
+
+
+async def _get(resource: _Resource, request: web.Request) -> web.Response:
+    doc_id = request.match_info["id"]
+    stored = await resource.store(request, "get")(doc_id)
+    if stored is None:
+        raise _not_found(resource, doc_id)
+    return _json(_view(resource, stored))
+
+
+async def _create(resource: _Resource, request: web.Request) -> web.Response:
+    body = _document_body(await _read_json(request))
+    await _validate(resource, request, body, require_id=True)
+    doc_id = str(body["id"])
+    stored = _stored(resource, body, previous=None)
+    if not await resource.store(request, "create")(stored):
+        raise AdminError(
+            409, "conflict",
+            f"{resource.kind} {doc_id!r} already exists; change it with PUT or PATCH {resource.path}/{doc_id}",
+        )
+    await resource.invalidate(request, doc_id)  # a cached "no such document"
+    return _json(_view(resource, stored), 201, {"Location": f"{resource.path}/{doc_id}"})
+
+
+async def _put(resource: _Resource, request: web.Request) -> web.Response:
+    doc_id = _path_id(resource, request)
+    body = _document_body(await _read_json(request))
+    _same_id(body, doc_id)
+    body["id"] = doc_id
+    await _validate(resource, request, body)
+    for _ in range(WRITE_ATTEMPTS):
+        previous = await resource.store(request, "get")(doc_id)
+        document = dict(body)
+        if previous is not None:
+            for name in WRITE_ONLY_FIELDS:  # clients cannot read them back: omitted means kept
+                if name not in document and name in previous:
+                    document[name] = previous[name]
+        stored = _stored(resource, document, previous)
+        if previous is None:
+            written = await resource.store(request, "create")(stored)
+        else:
+            written = await resource.store(request, "replace")(stored, revision=previous.get("revision"))
+        if written:
+            await resource.invalidate(request, doc_id)
+            return _json(_view(resource, stored), 201 if previous is None else 200)
+    raise _concurrent(resource, doc_id)
+
+
+async def _patch(resource: _Resource, request: web.Request) -> web.Response:
+    doc_id = request.match_info["id"]
+    patch = _document_body(await _read_json(request))
+    _same_id(patch, doc_id)
+    patch.pop("id", None)
+    for _ in range(WRITE_ATTEMPTS):
+        previous = await resource.store(request, "get")(doc_id)
+        if previous is None:
+            raise _not_found(resource, doc_id)
+        current = {k: v for k, v in previous.items() if k != "_id" and k not in READ_ONLY_FIELDS}
+        document = merge_patch(current, patch)
+        document["id"] = doc_id
+        await _validate(resource, request, document)
+        stored = _stored(resource, document, previous)
+        if await resource.store(request, "replace")(stored, revision=previous.get("revision")):
+            await resource.invalidate(request, doc_id)
+            return _json(_view(resource, stored))
+    raise _concurrent(resource, doc_id)
+
+
+async def _delete(resource: _Resource, request: web.Request) -> web.Response:
+    doc_id = request.match_info["id"]
+    if resource.kind == "chatbot":
+        users = await request.app[RUNTIME].documents.applications_using_chatbot(doc_id)
+        if users:
+            raise AdminError(
+                409, "in_use",
+                f"chatbot {doc_id!r} is used by application(s) {', '.join(users)}; "
+                "point them at another chatbot first",
+            )
+    if not await resource.store(request, "delete")(doc_id):
+        raise _not_found(resource, doc_id)
+    await resource.invalidate(request, doc_id)
+    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+# --- documents ------------------------------------------------------------------------------
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge recursively, null removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = merge_patch(result.get(name), value)
+    return result
+
+
+def _document_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The body without read-only fields (a GET result may be sent back), ``_id`` read as ``id``."""
+    body = {k: v for k, v in body.items() if k not in READ_ONLY_FIELDS}
+    if "_id" in body:
+        alias = body.pop("_id")
+        if "id" in body and body["id"] != alias:
+            raise _invalid([FieldError("id", f"`id` ({body['id']!r}) and `_id` ({alias!r}) differ")])
+        body["id"] = alias
+    return body
+
+
+def _path_id(resource: _Resource, request: web.Request) -> str:
+    doc_id = request.match_info["id"]
+    errors = validate_document({"id": doc_id}, resource.kind)
+    id_errors = [e for e in errors if e.field == "id"]
+    if id_errors:
+        raise _invalid(id_errors)
+    return doc_id
+
+
+def _same_id(body: dict[str, Any], doc_id: str) -> None:
+    if "id" in body and body["id"] != doc_id:
+        raise _invalid([FieldError("id", f"must match the id in the URL ({doc_id!r}) or be omitted")])
+
+
+async def _validate(
+    resource: _Resource, request: web.Request, doc: dict[str, Any], *, require_id: bool = False
+) -> None:
+    errors = validate_document(doc, resource.kind, require_id=require_id)
+    if resource.kind == "application" and not any(e.field == "chatbot_id" for e in errors):
+        chatbot_id = doc.get("chatbot_id")
+        if isinstance(chatbot_id, str) and await request.app[RUNTIME].documents.get_chatbot(chatbot_id) is None:
+            errors.append(
+                FieldError("chatbot_id", f"no chatbot {chatbot_id!r}; create it first (POST {CHATBOTS.path})")
+            )
+            errors.sort(key=lambda e: e.field)
+    if errors:
+        raise _invalid(errors, resource.kind)
+
+
+def _stored(resource: _Resource, doc: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The MongoDB document: ``_id``, the fields without nulls (null means default), bookkeeping."""
+    fields = coerce_integers({k: v for k, v in doc.items() if v is not None}, resource.kind)
+    doc_id = fields.pop("id")
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    revision = previous.get("revision") if previous is not None else None
+    return {
+        "_id": doc_id,
+        **fields,
+        "created_at": (previous or {}).get("created_at") or now,
+        "updated_at": now,
+        "revision": (revision if isinstance(revision, int) else 0) + 1,
+    }
+
+
+def _view(resource: _Resource, stored: dict[str, Any]) -> dict[str, Any]:
+    """What a response shows: never ``secret`` nor the channel credentials."""
+    view: dict[str, Any] = {"id": str(stored["_id"])}
+    for name, value in stored.items():
+        if name != "_id" and name not in WRITE_ONLY_FIELDS:
+            view[name] = value.isoformat() if isinstance(value, datetime) else value
+    if resource.kind == "application":
+        view["secret_set"] = bool(stored.get("secret"))
+        channels = stored.get("channels")
+        view["channels_set"] = sorted(channels) if isinstance(channels, dict) else []
+    return view
+
+
+# --- request and response helpers -----------------------------------------------------------
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+async def _read_json(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise AdminError(413, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
+    raw = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):  # read(n) may stop at a chunk
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise AdminError(413, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise AdminError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise AdminError(400, "invalid_json", f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        raise AdminError(400, "invalid_parameter", f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
+    return limit
+
+
+def _invalid(errors: list[FieldError], kind: str = "document") -> AdminError:
+    summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return AdminError(422, "invalid_document", f"the {kind} is invalid: {summary}{more}", errors)
+
+
+def _not_found(resource: _Resource, doc_id: str) -> AdminError:
+    return AdminError(404, "not_found", f"no {resource.kind} {doc_id!r}")
+
+
+def _concurrent(resource: _Resource, doc_id: str) -> AdminError:
+    return AdminError(
+        409, "concurrent_update", f"{resource.kind} {doc_id!r} kept changing while this write ran; retry it"
+    )
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers={"Cache-Control": "no-store", **(headers or {})})
+

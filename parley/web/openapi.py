@@ -1,0 +1,327 @@
+"""``GET /v1/openapi.json``: the OpenAPI 3.1 description of Parley's HTTP API.
+
+Built from the same JSON Schemas the admin API validates with (``parley/schemas.py``), so the
+description cannot drift from the code; a test checks every route under ``/v1/`` is in it.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import metadata
+from typing import Any
+
+from aiohttp import web
+
+from parley.schemas import (
+    APPLICATION_SCHEMA,
+    APPLICATION_VIEW_SCHEMA,
+    CHATBOT_SCHEMA,
+    CHATBOT_VIEW_SCHEMA,
+    ID_PATTERN,
+)
+from parley.web.admin import ADMIN_PREFIX, DEFAULT_LIMIT, MAX_LIMIT
+
+__all__ = ["openapi_document", "openapi_handler"]
+
+_ADMIN_SECURITY = [{"bearerAuth": []}, {"adminKey": []}]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _response(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _component(schema: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(schema)
+    out.pop("$schema", None)
+    return out
+
+
+def _patch_schema(schema: dict[str, Any], title: str) -> dict[str, Any]:
+    """A merge patch of ``schema``: every field optional, null resets it to its default."""
+    return {
+        "title": title,
+        "description": "An RFC 7396 merge patch: given fields replace, null resets a field to its "
+        "default (removes it), objects merge. The result must be a valid document.",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            name: {"anyOf": [_component(spec), {"type": "null"}]}
+            for name, spec in schema["properties"].items()
+        },
+    }
+
+
+def _list_schema(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "next_after"],
+        "properties": {
+            "items": {"type": "array", "items": _ref(item)},
+            "next_after": {
+                "type": ["string", "null"],
+                "description": "Pass as `after` for the next page; null on the last page.",
+            },
+        },
+    }
+
+
+def _admin_paths(plural: str, kind: str, schema: str) -> dict[str, Any]:
+    view = f"{schema}View"
+    id_param = {
+        "name": "id", "in": "path", "required": True,
+        "schema": {"type": "string", "pattern": ID_PATTERN},
+    }
+    common = {"401": _response("Unauthorized"), "503": _response("Unavailable")}
+    write = {"400": _response("InvalidJson"), "413": _response("TooLarge"), "422": _response("InvalidDocument")}
+    tags = [plural]
+    return {
+        f"{ADMIN_PREFIX}/{plural}": {
+            "get": {
+                "operationId": f"list_{plural}", "summary": f"List {plural} by id", "tags": tags,
+                "security": _ADMIN_SECURITY,
+                "parameters": [
+                    {"name": "limit", "in": "query", "schema": {
+                        "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
+                    {"name": "after", "in": "query", "schema": {"type": "string"},
+                     "description": "Only ids after this one (the previous page's `next_after`)."},
+                ],
+                "responses": {
+                    "200": _json_body(_ref(f"{schema}List"), f"A page of {plural}, ordered by id."),
+                    "400": _response("InvalidParameter"), **common,
+                },
+            },
+            "post": {
+                "operationId": f"create_{kind}", "summary": f"Create a {kind}", "tags": tags,
+                "security": _ADMIN_SECURITY,
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"allOf": [_ref(schema), {"required": ["id"]}]}}}},
+                "responses": {
+                    "201": _json_body(_ref(view), f"The created {kind}."),
+                    "409": _response("Conflict"), **write, **common,
+                },
+            },
+        },
+        f"{ADMIN_PREFIX}/{plural}/{{id}}": {
+            "parameters": [id_param],
+            "get": {
+                "operationId": f"get_{kind}", "summary": f"Read a {kind}", "tags": tags,
+                "security": _ADMIN_SECURITY,
+                "responses": {
+                    "200": _json_body(_ref(view), f"The {kind}."),
+                    "404": _response("NotFound"), **common,
+                },
+            },
+            "put": {
+                "operationId": f"put_{kind}",
+                "summary": f"Create or replace a {kind}",
+                "description": "Replaces the whole document. Write-only fields (`secret`, `channels`) "
+                "that are omitted keep their stored value; null removes them.",
+                "tags": tags, "security": _ADMIN_SECURITY,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(schema)}}},
+                "responses": {
+                    "200": _json_body(_ref(view), f"The replaced {kind}."),
+                    "201": _json_body(_ref(view), f"The created {kind}."),
+                    "409": _response("Conflict"), **write, **common,
+                },
+            },
+            "patch": {
+                "operationId": f"patch_{kind}", "summary": f"Change fields of a {kind}", "tags": tags,
+                "security": _ADMIN_SECURITY,
+                "requestBody": {"required": True, "content": {
+                    "application/merge-patch+json": {"schema": _ref(f"{schema}Patch")},
+                    "application/json": {"schema": _ref(f"{schema}Patch")},
+                }},
+                "responses": {
+                    "200": _json_body(_ref(view), f"The changed {kind}."),
+                    "404": _response("NotFound"), "409": _response("Conflict"), **write, **common,
+                },
+            },
+            "delete": {
+                "operationId": f"delete_{kind}", "summary": f"Delete a {kind}", "tags": tags,
+                "security": _ADMIN_SECURITY,
+                "description": "A chatbot still used by an application is not deleted (409)."
+                if kind == "chatbot" else "The application's archived messages are kept.",
+                "responses": {
+                    "204": {"description": "Deleted."},
+                    "404": _response("NotFound"),
+                    **({"409": _response("Conflict")} if kind == "chatbot" else {}),
+                    **common,
+                },
+            },
+        },
+    }
+
+
+def _error_response(description: str, schema: str = "Error") -> dict[str, Any]:
+    return _json_body(_ref(schema), description)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("parley")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document (a fresh dict; callers may change it)."""
+    id_schema = {"type": "string", "pattern": ID_PATTERN}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Parley",
+            "version": _version(),
+            "description": "Kafka-native AI chat pipeline: webhook ingress, health, and the admin API "
+            "for applications and chatbots. The websocket protocol (`/ws`) is described in "
+            "docs/websocket-protocol.md; the admin API in docs/admin-api.md.",
+        },
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "tags": [
+            {"name": "applications", "description": "Admin: clients of Parley."},
+            {"name": "chatbots", "description": "Admin: how applications are answered."},
+            {"name": "ingress", "description": "Messages in."},
+            {"name": "operations", "description": "Health and API description."},
+        ],
+        "paths": {
+            **_admin_paths("applications", "application", "Application"),
+            **_admin_paths("chatbots", "chatbot", "Chatbot"),
+            "/v1/webhooks/generic/{application_id}": {
+                "post": {
+                    "operationId": "generic_webhook",
+                    "summary": "Submit a message from any HTTP system",
+                    "description": "Answers 202 once the broker has the event. A redelivery with the same "
+                    "`id` gets the same `event_id` and is answered once. The reply is POSTed to the "
+                    "application's `callback_url`.",
+                    "tags": ["ingress"],
+                    "parameters": [{"name": "application_id", "in": "path", "required": True, "schema": id_schema}],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("WebhookMessage")}}},
+                    "responses": {
+                        "202": _json_body(_ref("WebhookAccepted"), "Accepted: the event is on the broker."),
+                        "400": _error_response("Invalid JSON or a missing/invalid field."),
+                        "404": _error_response("No such application."),
+                        "413": _error_response("Body or text too large."),
+                        "503": _error_response("The broker did not acknowledge: retry later."),
+                    },
+                }
+            },
+            "/v1/openapi.json": {
+                "get": {
+                    "operationId": "openapi", "summary": "This document", "tags": ["operations"],
+                    "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz", "summary": "Liveness", "tags": ["operations"],
+                    "responses": {"200": _json_body(
+                        {"type": "object", "properties": {"status": {"const": "alive"}}}, "The process is alive.")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz", "summary": "Readiness", "tags": ["operations"],
+                    "responses": {
+                        "200": _json_body(_ref("Readiness"), "Ready: partitions assigned, document store up."),
+                        "503": _json_body(_ref("Readiness"), "Not ready; `checks` says why."),
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "PARLEY_ADMIN_API_KEY"},
+                "adminKey": {"type": "apiKey", "in": "header", "name": "X-Admin-Key",
+                             "description": "PARLEY_ADMIN_API_KEY, as an alternative to the bearer header"},
+            },
+            "schemas": {
+                "Application": _component(APPLICATION_SCHEMA),
+                "ApplicationView": _component(APPLICATION_VIEW_SCHEMA),
+                "ApplicationPatch": _patch_schema(APPLICATION_SCHEMA, "ApplicationPatch"),
+                "ApplicationList": _list_schema("ApplicationView"),
+                "Chatbot": _component(CHATBOT_SCHEMA),
+                "ChatbotView": _component(CHATBOT_VIEW_SCHEMA),
+                "ChatbotPatch": _patch_schema(CHATBOT_SCHEMA, "ChatbotPatch"),
+                "ChatbotList": _list_schema("ChatbotView"),
+                "Error": {
+                    "type": "object",
+                    "required": ["type", "code", "message"],
+                    "properties": {
+                        "type": {"const": "error"},
+                        "code": {"type": "string", "examples": ["unauthorized", "not_found", "invalid_json"]},
+                        "message": {"type": "string", "description": "What was wrong and what to do."},
+                    },
+                },
+                "ValidationError": {
+                    "allOf": [
+                        _ref("Error"),
+                        {
+                            "type": "object",
+                            "required": ["errors"],
+                            "properties": {
+                                "code": {"const": "invalid_document"},
+                                "errors": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["field", "message"],
+                                        "properties": {
+                                            "field": {"type": "string", "examples": ["temperature", "fallback_models[1]"]},
+                                            "message": {"type": "string"},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    ]
+                },
+                "WebhookMessage": {
+                    "type": "object",
+                    "required": ["conversation_id", "id", "text"],
+                    "properties": {
+                        "conversation_id": id_schema,
+                        "id": {"oneOf": [id_schema, {"type": "integer"}],
+                               "description": "The sender's message id; the idempotency key."},
+                        "text": {"type": "string", "minLength": 1, "description": "At most PARLEY_MAX_TEXT_BYTES bytes."},
+                        "sender": {"type": "string", "maxLength": 256},
+                    },
+                },
+                "WebhookAccepted": {
+                    "type": "object", "required": ["event_id"],
+                    "properties": {"event_id": {"type": "string"}},
+                },
+                "Readiness": {
+                    "type": "object",
+                    "properties": {"ready": {"type": "boolean"}, "checks": {"type": "object"}},
+                },
+            },
+            "responses": {
+                "Unauthorized": _error_response("Missing or wrong admin key (code `unauthorized`)."),
+                "Unavailable": _error_response(
+                    "`admin_disabled`: PARLEY_ADMIN_API_KEY is not set; `unavailable`: the document store is down."
+                ),
+                "NotFound": _error_response("No such document (code `not_found`)."),
+                "InvalidJson": _error_response("The body is not a JSON object (code `invalid_json`)."),
+                "InvalidParameter": _error_response("A query parameter is invalid (code `invalid_parameter`)."),
+                "TooLarge": _error_response("The body is larger than 256 KiB (code `too_large`)."),
+                "InvalidDocument": _error_response(
+                    "The document breaks the schema; `errors` names each field.", "ValidationError"
+                ),
+                "Conflict": _error_response(
+                    "`conflict`: the id exists (POST); `in_use`: the chatbot is used by applications; "
+                    "`concurrent_update`: the document kept changing during the write."
+                ),
+            },
+        },
+    }
+
+
+async def openapi_handler(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
