@@ -30,14 +30,33 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from parley.embedded import embedded_services  # noqa: E402
 from parley.streams.codec import encode  # noqa: E402
 from parley.web.ingress import user_event  # noqa: E402
-from tests.support.fake_llm import FakeLLM  # noqa: E402
+import subprocess  # noqa: E402
+
 from tests.support.worker import ParleyProcess, free_port, worker_env  # noqa: E402
+
+
+class FakeLLMProcess:
+    """The tests' fake LLM in a process of its own, so it does not share this one's CPU."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.fake_llm", "--port", str(self.port), "--delay", str(delay_s)],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 async def direct_llm_floor(base_url: str, n: int) -> float:
     import openai
 
-    client = openai.AsyncOpenAI(api_key="test-key", base_url=base_url, max_retries=0, timeout=60)
+    client = openai.AsyncOpenAI(api_key="test-key", base_url=base_url, max_retries=0, timeout=60,
+                                http_client=openai.DefaultAioHttpClient())  # as the worker does
 
     async def one(i: int) -> None:
         stream = await client.chat.completions.create(
@@ -101,8 +120,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data = Path(tempfile.mkdtemp(prefix="parley-bench-"))
-    fake = FakeLLM(delay_s=args.delay)
-    fake.start()
+    fake = FakeLLMProcess(args.delay)
     with embedded_services(data) as servers:
         port = free_port()
         env = worker_env(

@@ -7,6 +7,9 @@ same run a websocket ping frame answered by the gateway alone (no broker hop).
     .venv/bin/python bench/e2e_latency.py --url ws://127.0.0.1:8080/ws --turns 500
 
 `--start` launches its own `parley dev` on a free port (and stops it afterwards).
+`--fake-llm` instead starts the embedded servers, the tests' fake OpenAI-compatible server and a
+`parley worker` answering with it through the real `openai` SDK, and also measures, as a
+baseline, the fake server's own time to first token when called directly with the SDK.
 """
 
 from __future__ import annotations
@@ -25,7 +28,12 @@ import time
 import urllib.request
 import uuid
 
+from pathlib import Path
+
 import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 
 def pct(values: list[float], p: float) -> float:
@@ -101,6 +109,46 @@ def start_dev() -> tuple[subprocess.Popen[bytes], str, str]:
     raise SystemExit(f"parley dev did not become ready; see {data_dir}/dev.log")
 
 
+async def direct_first_token(base_url: str, n: int) -> list[float]:
+    import openai
+
+    client = openai.AsyncOpenAI(api_key="test-key", base_url=base_url, max_retries=0, timeout=30)
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        stream = await client.chat.completions.create(
+            model="fake-model", stream=True, messages=[{"role": "user", "content": f"turn {i}"}]
+        )
+        first = None
+        async for chunk in stream:
+            if first is None and chunk.choices and chunk.choices[0].delta.content:
+                first = time.perf_counter() - t0
+        times.append(first or 0.0)
+    await client.close()
+    return times
+
+
+def start_fake_stack(stack):  # type: ignore[no-untyped-def]
+    from parley.embedded import embedded_services
+    from tests.support.fake_llm import FakeLLM
+    from tests.support.worker import ParleyProcess, free_port, worker_env
+
+    data = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    fake = FakeLLM()
+    fake.start()
+    stack.callback(fake.stop)
+    servers = stack.enter_context(embedded_services(data))
+    port = free_port()
+    env = worker_env(
+        kafka_url=servers["broker"].url, mongo_url=servers["documents"].url, data_dir=data / "worker",
+        port=port, PARLEY_APP_ID="bench-latency", PARLEY_LLM_BASE_URL=fake.base_url,
+        PARLEY_LLM_API_KEY="test-key", PARLEY_LLM_MODEL="fake-model", PARLEY_LOG_LEVEL="WARNING",
+    )
+    worker = ParleyProcess(["worker"], env, data / "worker.log", port).start()
+    stack.callback(worker.stop)
+    return fake, worker.ws
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
@@ -108,20 +156,30 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=1, help="concurrent conversations")
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured turns per conversation")
     parser.add_argument("--start", action="store_true", help="start a `parley dev` of its own")
+    parser.add_argument("--fake-llm", action="store_true", help="worker + the tests' fake LLM")
     args = parser.parse_args()
     proc = None
     url = args.url
-    if args.start:
-        proc, url, data_dir = start_dev()
-        print(f"started parley dev at {url} (data {data_dir})")
-    try:
-        t0 = time.perf_counter()
-        results = asyncio.run(run(url, args.turns, args.conversations, args.warmup))
-        wall = time.perf_counter() - t0
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+    direct: list[float] = []
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        if args.fake_llm:
+            fake, url = start_fake_stack(stack)
+            asyncio.run(direct_first_token(fake.base_url, 20))  # warm-up
+            direct = asyncio.run(direct_first_token(fake.base_url, args.turns))
+            print(f"started worker with the fake LLM at {url}")
+        elif args.start:
+            proc, url, data_dir = start_dev()
+            print(f"started parley dev at {url} (data {data_dir})")
+        try:
+            t0 = time.perf_counter()
+            results = asyncio.run(run(url, args.turns, args.conversations, args.warmup))
+            wall = time.perf_counter() - t0
+        finally:
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
     print(f"{len(results['final'])} turns over {args.conversations} conversation(s) in {wall:.2f} s "
           f"({len(results['final']) / wall:.1f} turns/s, sequential per conversation)")
     print(summary("baseline ws ping/pong", results["ping"]))
@@ -129,6 +187,10 @@ def main() -> None:
     print(summary("send -> final reply", results["final"]))
     ratio = pct(results["final"], 50) / pct(results["ping"], 50)
     print(f"final-reply p50 / ping p50 = {ratio:.1f}x")
+    if direct:
+        print(summary("fake LLM first token", direct))
+        above = (pct(results["first"], 50) - pct(direct, 50)) * 1000
+        print(f"first delta p50 above the fake LLM's own first-token p50: {above:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Stored documents are checked against the admin schemas when loaded: a field that
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -87,6 +88,7 @@ class ConfigStore:
         # bumped by every invalidation: a load that overlapped one does not fill the cache, so a
         # read racing an admin write cannot put the old document back (within this process)
         self._invalidations = 0
+        self._loading: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
 
     async def application(self, application_id: str) -> ApplicationConfig | None:
         """The application's config, or None when no such application exists."""
@@ -157,12 +159,27 @@ class ConfigStore:
             except (ValueError, KeyError, TypeError):
                 pass
             logger.warning("ignoring an unreadable cache entry %s", key)
-        invalidations = self._invalidations
-        stored = await load(doc_id)
-        doc = _checked(kind, doc_id, stored, fields) if stored is not None else None
-        if invalidations == self._invalidations:
-            await self._cache.set(key, json.dumps({"doc": doc}).encode(), self._ttl_s)
-        return doc
+        # One load per key at a time: a thousand turns starting together for one application
+        # read its document once, not a thousand times (which exhausts the Mongo pool).
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            invalidations = self._invalidations
+            stored = await load(doc_id)
+            doc = _checked(kind, doc_id, stored, fields) if stored is not None else None
+            if invalidations == self._invalidations:
+                await self._cache.set(key, json.dumps({"doc": doc}).encode(), self._ttl_s)
+            future.set_result(doc)
+            return doc
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it; no "never retrieved" warning
+            raise
+        finally:
+            del self._loading[key]
 
 
 def _checked(kind: Kind, doc_id: str, stored: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:

@@ -125,3 +125,27 @@ class FakeLLM:
             if piece:
                 await chunk({"content": piece})
         await chunk({}, "stop")
+
+
+def main() -> None:
+    """Run the fake server as its own process (benchmarks): `python -m tests.support.fake_llm`."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args()
+    server = FakeLLM(delay_s=args.delay)
+    server.port = args.port
+    server.start()
+    print("ready", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -296,3 +296,29 @@ async def test_seed_demo_creates_the_demo_once_and_replaces_a_cached_miss(docume
     documents.chatbots["demo"]["system_prompt"] = "Changed."
     await configs.seed_demo()
     assert documents.chatbots["demo"]["system_prompt"] == "Changed.", "seeding never overwrites"
+
+
+async def test_concurrent_loads_of_one_application_read_the_store_once():
+    import asyncio
+
+    from parley.settings import Settings
+    from parley.storage.cache import InMemoryCache
+    from parley.streams.config import ConfigStore
+
+    class CountingStore:
+        def __init__(self) -> None:
+            self.reads = 0
+
+        async def get_application(self, application_id):
+            self.reads += 1
+            await asyncio.sleep(0.05)
+            return {"_id": application_id, "chatbot_id": None}
+
+        async def get_chatbot(self, chatbot_id):
+            return None
+
+    store = CountingStore()
+    configs = ConfigStore(store, Settings(), InMemoryCache())  # type: ignore[arg-type]
+    results = await asyncio.gather(*(configs.application("shop") for _ in range(200)))
+    assert store.reads == 1
+    assert {r.application_id for r in results} == {"shop"}
