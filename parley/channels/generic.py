@@ -1,22 +1,53 @@
 """The generic webhook channel: any HTTP system that POSTs messages and takes replies at a
-callback URL configured on the application."""
+callback URL configured on the application.
+
+Signing (optional): when the application has ``channels.generic.secret`` (or, failing that, its
+``secret``), every inbound request must carry
+``X-Parley-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`` with ``t`` within
+five minutes of now, and every reply POSTed to ``callback_url`` is signed the same way.
+Applications without a secret keep working unsigned.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
-import random
-from typing import Any
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import aiohttp
 
-__all__ = ["DeliveryError", "post_callback", "reply_payload"]
+from parley.channels.base import (
+    Channel,
+    ChannelAuthError,
+    DeliveryError,
+    DirectAnswer,
+    Inbound,
+    InboundMessage,
+    SendPolicy,
+    check_timestamp,
+    header,
+    hmac_sha256_hex,
+    post_json,
+    same,
+)
+from parley.records import ReplyEvent
+from parley.web.validation import optional_str, parse_json_object, require_id, require_text
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "DeliveryError",
+    "GenericChannel",
+    "post_callback",
+    "reply_payload",
+    "sign",
+    "signing_secret",
+]
 
 logger = logging.getLogger(__name__)
 
-
-class DeliveryError(RuntimeError):
-    """The callback did not accept the reply after every attempt."""
+SIGNATURE_HEADER = "X-Parley-Signature"
 
 
 def reply_payload(reply: Any) -> dict[str, Any]:
@@ -32,31 +63,90 @@ def reply_payload(reply: Any) -> dict[str, Any]:
     }
 
 
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """The ``X-Parley-Signature`` value for ``body``: ``t=<ts>,v1=<hex>``."""
+    stamp = int(time.time()) if timestamp is None else timestamp
+    return f"t={stamp},v1={hmac_sha256_hex(secret, str(stamp).encode() + b'.' + body)}"
+
+
+def signing_secret(application: Mapping[str, Any]) -> str | None:
+    """``channels.generic.secret``, else the application's ``secret``, else None (unsigned)."""
+    channels = application.get("channels")
+    config = channels.get("generic") if isinstance(channels, dict) else None
+    if isinstance(config, dict) and isinstance(config.get("secret"), str) and config["secret"]:
+        return str(config["secret"])
+    secret = application.get("secret")
+    return secret if isinstance(secret, str) and secret else None
+
+
+def _signature_parts(value: str) -> tuple[str | None, list[str]]:
+    stamp: str | None = None
+    signatures: list[str] = []
+    for part in value.split(","):
+        key, _, item = part.strip().partition("=")
+        if key == "t":
+            stamp = item
+        elif key == "v1":
+            signatures.append(item)
+    return stamp, signatures
+
+
+class GenericChannel(Channel):
+    name: ClassVar[str] = "generic"
+
+    def verify(
+        self, headers: Mapping[str, str], body: bytes, application: Mapping[str, Any], *, now: float | None = None
+    ) -> None:
+        secret = signing_secret(application)
+        if secret is None:
+            return
+        value = header(headers, SIGNATURE_HEADER)
+        if not value:
+            raise ChannelAuthError(
+                "missing_signature", f"this application signs its webhooks: send {SIGNATURE_HEADER}"
+            )
+        stamp, signatures = _signature_parts(value)
+        check_timestamp(stamp, now=now)
+        expected = hmac_sha256_hex(secret, f"{stamp}.".encode() + body)
+        if not any(same(expected, candidate) for candidate in signatures):
+            raise ChannelAuthError(
+                "bad_signature", f"{SIGNATURE_HEADER} does not match the body and the application's secret"
+            )
+
+    def parse(self, body: bytes, *, max_text_bytes: int) -> Inbound | DirectAnswer:
+        payload = parse_json_object(body)
+        conversation_id = require_id(payload, "conversation_id")
+        message_id = require_id(payload, "id")
+        text = require_text(payload, "text", max_text_bytes)
+        sender = optional_str(payload, "sender")
+        return Inbound(messages=(InboundMessage(message_id, conversation_id, sender, text),))
+
+    async def send(
+        self, session: aiohttp.ClientSession, application: Mapping[str, Any], reply: ReplyEvent, policy: SendPolicy
+    ) -> None:
+        url = application.get("callback_url")
+        if not isinstance(url, str) or not url:
+            logger.warning(
+                "no callback URL for application %s: reply %s archived only",
+                reply.application_id, reply.event_id,
+            )
+            return
+        await post_callback(session, url, reply_payload(reply), policy=policy, secret=signing_secret(application))
+
+
 async def post_callback(
     session: aiohttp.ClientSession,
     url: str,
     payload: dict[str, Any],
     *,
-    timeout_s: float,
-    max_attempts: int,
-    base_backoff_s: float = 0.25,
+    policy: SendPolicy,
+    secret: str | None = None,
 ) -> None:
-    """POST ``payload`` as JSON; retry connection errors, 429 and 5xx with backoff."""
-    last_error = ""
-    for attempt in range(1, max_attempts + 1):
-        try:
-            async with session.post(
-                url, json=payload, timeout=aiohttp.ClientTimeout(total=timeout_s)
-            ) as response:
-                if response.status < 300:
-                    return
-                last_error = f"HTTP {response.status}"
-                if response.status < 500 and response.status != 429:
-                    raise DeliveryError(f"callback {url} refused the reply: {last_error}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            last_error = f"{type(exc).__name__}: {exc}"
-        if attempt < max_attempts:
-            delay = min(5.0, base_backoff_s * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-            logger.warning("callback %s failed (%s), retry %d in %.2fs", url, last_error, attempt, delay)
-            await asyncio.sleep(delay)
-    raise DeliveryError(f"callback {url} failed after {max_attempts} attempts: {last_error}")
+    """POST ``payload`` as JSON to ``url``, signed when ``secret`` is set (a fresh timestamp per
+    attempt); retry connection errors, 429 and 5xx with backoff."""
+    body = json.dumps(payload).encode("utf-8")
+
+    def headers() -> dict[str, str]:
+        return {SIGNATURE_HEADER: sign(secret, body)} if secret else {}
+
+    await post_json(session, url, body, policy=policy, what=f"callback {url}", headers=headers)

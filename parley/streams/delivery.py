@@ -1,16 +1,23 @@
 """Delivering a final reply to where its conversation lives: the websocket (over the bus) or a
-platform (through its channel). Called by the persister after the reply is archived."""
+platform (through its channel's send API). Called by the persister after the reply is archived.
+
+A platform reply is addressed by its conversation id alone (``telegram:<chat id>``,
+``whatsapp:<number>``, ``slack:<channel>[:<thread_ts>]``, or the generic application's
+``callback_url``); the credentials come from the application document, read on each delivery
+(channel credentials are never cached).
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from parley.channels.generic import post_callback, reply_payload
+from parley.channels import channel_for
+from parley.channels.base import ChannelNotConfigured, DeliveryRefused, SendPolicy
 from parley.records import ReplyEvent
 from parley.settings import Settings
 
-__all__ = ["deliver", "websocket_frame"]
+__all__ = ["deliver", "send_policy", "websocket_frame"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,23 +33,29 @@ def websocket_frame(reply: ReplyEvent) -> dict[str, Any]:
     }
 
 
+def send_policy(settings: Settings) -> SendPolicy:
+    return SendPolicy(timeout_s=settings.delivery_timeout_s, max_attempts=settings.delivery_max_attempts)
+
+
 async def deliver(reply: ReplyEvent, runtime: Any, settings: Settings) -> None:
-    """Send ``reply`` to its client or platform; raise when the platform refuses it (the caller
-    retries and finally dead-letters)."""
+    """Send ``reply`` to its client or platform; raise ``DeliveryError`` when the platform does
+    not take it (``DeliveryRefused``: a 4xx, retrying will not help) so the caller dead-letters it."""
     if reply.replay_id and not reply.deliver:
         logger.info("replay %s: reply %s archived, not delivered", reply.replay_id, reply.event_id)
         return
     if reply.channel == "websocket":
         await runtime.publish(reply.application_id, reply.conversation_id, websocket_frame(reply))
         return
-    config = await runtime.configs.application(reply.application_id)
-    if config is None or not config.callback_url:
+    channel = channel_for(reply.channel)
+    if channel is None:
+        raise DeliveryRefused(f"reply {reply.event_id} is for an unknown channel {reply.channel!r}")
+    application = await runtime.documents.get_application(reply.application_id)
+    if application is None:
         logger.warning(
-            "no callback URL for application %s: reply %s archived only",
-            reply.application_id, reply.event_id,
+            "application %s no longer exists: reply %s archived only", reply.application_id, reply.event_id
         )
         return
-    await post_callback(
-        runtime.http, config.callback_url, reply_payload(reply),
-        timeout_s=settings.delivery_timeout_s, max_attempts=settings.delivery_max_attempts,
-    )
+    try:
+        await channel.send(runtime.http, application, reply, send_policy(settings))
+    except ChannelNotConfigured as exc:
+        raise DeliveryRefused(f"cannot deliver reply {reply.event_id}: {exc}") from exc

@@ -15,8 +15,8 @@ from parley.web.admin import add_admin_routes
 from parley.web.ingress import Ingress
 from parley.web.keys import INGRESS, READINESS, RUNTIME, SETTINGS, SOCKETS
 from parley.web.openapi import openapi_handler
-from parley.web.webhooks import generic_webhook
-from parley.web.ws import websocket_handler
+from parley.web.webhooks import add_webhook_routes
+from parley.web.ws import add_websocket_routes
 
 __all__ = ["create_web_app"]
 
@@ -60,11 +60,11 @@ def create_web_app(
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(_close_sockets)
     app.router.add_get("/", index)
-    app.router.add_get("/ws", websocket_handler)
+    add_websocket_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
-    app.router.add_post("/v1/webhooks/generic/{application_id}", generic_webhook)
+    add_webhook_routes(app)
     app.router.add_get("/v1/openapi.json", openapi_handler)
     add_admin_routes(app)
     return app

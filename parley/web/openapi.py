@@ -164,6 +164,54 @@ def _error_response(description: str, schema: str = "Error") -> dict[str, Any]:
     return _json_body(_ref(schema), description)
 
 
+def _platform_webhook_paths(id_schema: dict[str, Any]) -> dict[str, Any]:
+    """The messaging platforms' webhooks (docs/channels.md): their bodies are the platforms'."""
+    params = [{"name": "application_id", "in": "path", "required": True, "schema": id_schema}]
+    platforms = {
+        "telegram": ("a Telegram Bot API Update", "`X-Telegram-Bot-Api-Secret-Token`"),
+        "whatsapp": ("a WhatsApp Cloud API webhook", "`X-Hub-Signature-256`"),
+        "slack": ("a Slack Events API request", "`X-Slack-Signature` and `X-Slack-Request-Timestamp`"),
+    }
+    paths: dict[str, Any] = {}
+    for name, (what, auth) in platforms.items():
+        responses = {
+            "200": _json_body(
+                {"type": "object", "description": "`{\"ok\": true, \"event_ids\": [...]}` (also for "
+                 "ignored events), or the platform's challenge answer."},
+                "Accepted or ignored.",
+            ),
+            "400": _error_response("The body is not what the platform sends."),
+            "401": _error_response(f"{auth} missing, forged or stale (nothing produced)."),
+            "404": _error_response("No such application, or it has no `channels." + name + "`."),
+            "413": _error_response("Body too large."),
+            "503": _error_response("The broker or the document store did not answer: the platform retries."),
+        }
+        paths[f"/v1/webhooks/{name}/{{application_id}}"] = {
+            "parameters": params,
+            "post": {
+                "operationId": f"{name}_webhook", "summary": f"Receive {what}", "tags": ["ingress"],
+                "description": f"Verified with {auth}; see docs/channels.md. Each message becomes a user "
+                "event keyed by the platform's message id, so redeliveries are answered once.",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": responses,
+            },
+        }
+    paths["/v1/webhooks/whatsapp/{application_id}"]["get"] = {
+        "operationId": "whatsapp_subscription", "summary": "WhatsApp webhook verification", "tags": ["ingress"],
+        "parameters": [
+            {"name": "hub.mode", "in": "query", "required": True, "schema": {"const": "subscribe"}},
+            {"name": "hub.verify_token", "in": "query", "required": True, "schema": {"type": "string"}},
+            {"name": "hub.challenge", "in": "query", "required": True, "schema": {"type": "string"}},
+        ],
+        "responses": {
+            "200": {"description": "`hub.challenge`, as text.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "403": _error_response("Wrong `hub.verify_token`."),
+            "404": _error_response("No such application, or it has no `channels.whatsapp`."),
+        },
+    }
+    return paths
+
+
 def _version() -> str:
     try:
         return metadata.version("parley")
@@ -201,17 +249,25 @@ def openapi_document() -> dict[str, Any]:
                     "`id` gets the same `event_id` and is answered once. The reply is POSTed to the "
                     "application's `callback_url`.",
                     "tags": ["ingress"],
-                    "parameters": [{"name": "application_id", "in": "path", "required": True, "schema": id_schema}],
+                    "parameters": [
+                        {"name": "application_id", "in": "path", "required": True, "schema": id_schema},
+                        {"name": "X-Parley-Signature", "in": "header", "required": False,
+                         "schema": {"type": "string", "examples": ["t=1700000000,v1=5257a869…"]},
+                         "description": "Required when the application has a secret: "
+                         "`t=<unix time>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">`."},
+                    ],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("WebhookMessage")}}},
                     "responses": {
                         "202": _json_body(_ref("WebhookAccepted"), "Accepted: the event is on the broker."),
                         "400": _error_response("Invalid JSON or a missing/invalid field."),
+                        "401": _error_response("Missing, forged or stale signature (nothing produced)."),
                         "404": _error_response("No such application."),
                         "413": _error_response("Body or text too large."),
                         "503": _error_response("The broker did not acknowledge: retry later."),
                     },
                 }
             },
+            **_platform_webhook_paths(id_schema),
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi", "summary": "This document", "tags": ["operations"],

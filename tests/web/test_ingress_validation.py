@@ -29,9 +29,15 @@ class Configs:
         return object() if application_id == "demo" else None
 
 
+class Documents:
+    async def get_application(self, application_id: str) -> dict[str, Any] | None:
+        return {"_id": "demo"} if application_id == "demo" else None
+
+
 class Runtime:
     def __init__(self) -> None:
         self.configs = Configs()
+        self.documents = Documents()
         self.bus = InProcessBus()
 
 

@@ -1,0 +1,359 @@
+"""The channel interface every messaging platform implements, and what they share.
+
+A channel turns a platform's webhook into Parley messages and Parley's replies into calls of the
+platform's HTTP API:
+
+- ``verify(headers, body, application)`` checks the request came from the platform (a signature
+  or a shared secret from the application document) and raises ``ChannelAuthError`` otherwise;
+- ``parse(body)`` turns the raw body into ``Inbound`` messages (and delivery receipts), or into a
+  ``DirectAnswer`` the webhook returns as is (URL verification challenges);
+- ``send(session, application, reply, policy)`` delivers a reply through the platform's API with
+  bounded retries; a refusal that retrying cannot fix raises ``DeliveryRefused``;
+- ``typing(...)`` shows a typing indicator where the platform has one (best effort).
+
+Credentials live on the application document under ``channels.<name>``; ``api_base`` there
+overrides the platform's API endpoint (tests point it at local fakes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import aiohttp
+from multidict import CIMultiDict
+
+from parley.records import ReplyEvent
+
+__all__ = [
+    "SIGNATURE_TOLERANCE_S",
+    "Channel",
+    "ChannelAuthError",
+    "ChannelNotConfigured",
+    "DeliveryError",
+    "DeliveryRefused",
+    "DirectAnswer",
+    "Inbound",
+    "InboundMessage",
+    "Receipt",
+    "RetryableResponse",
+    "SendPolicy",
+    "check_timestamp",
+    "fits",
+    "header",
+    "hmac_sha256_hex",
+    "post_json",
+    "same",
+    "split_text",
+]
+
+logger = logging.getLogger(__name__)
+
+#: How far a signed request's timestamp may be from now (Slack's and the generic webhook's window).
+SIGNATURE_TOLERANCE_S = 300.0
+
+
+class ChannelAuthError(Exception):
+    """The request is not from the platform: wrong secret, forged signature, stale timestamp."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ChannelNotConfigured(LookupError):
+    """The application has no credentials for this channel (``channels.<name>`` is missing)."""
+
+
+class DeliveryError(RuntimeError):
+    """The platform did not accept the reply after every attempt."""
+
+
+class DeliveryRefused(DeliveryError):
+    """The platform refused the reply for good (a 4xx other than 429, or a missing credential):
+    retrying will not help."""
+
+
+class RetryableResponse(Exception):
+    """Raised by a response check: the platform answered 2xx but asks to try again."""
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One user message from a platform.
+
+    ``message_id`` is the platform's own id (the idempotency key); ``conversation_id`` is enough
+    to address the reply (see each channel); ``attachments`` are metadata only (ids, names, MIME
+    types), not the files.
+    """
+
+    message_id: str
+    conversation_id: str
+    sender: str
+    text: str
+    attachments: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A platform's delivery status for a message Parley sent (sent / delivered / read / failed)."""
+
+    platform_message_id: str
+    recipient: str
+    status: str
+    timestamp: float = 0.0
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What a webhook delivery carried. ``ignored`` says why events were skipped (for logs)."""
+
+    messages: tuple[InboundMessage, ...] = ()
+    receipts: tuple[Receipt, ...] = ()
+    ignored: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DirectAnswer:
+    """An HTTP answer the platform expects as is (a URL verification challenge)."""
+
+    status: int = 200
+    text: str | None = None
+    json: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """Timeouts and retries of one delivery."""
+
+    timeout_s: float = 10.0
+    max_attempts: int = 4
+    base_backoff_s: float = 0.25
+    max_backoff_s: float = 5.0
+    #: the longest ``Retry-After`` honoured; longer waits are cut to this (the persister holds
+    #: the conversation while it waits)
+    max_retry_after_s: float = 10.0
+
+
+class Channel(ABC):
+    """One messaging platform."""
+
+    name: ClassVar[str]
+    default_api_base: ClassVar[str] = ""
+    supports_typing: ClassVar[bool] = False
+
+    def credentials(self, application: Mapping[str, Any]) -> dict[str, Any]:
+        """``channels.<name>`` of the application document."""
+        channels = application.get("channels")
+        config = channels.get(self.name) if isinstance(channels, dict) else None
+        if not isinstance(config, dict):
+            raise ChannelNotConfigured(
+                f"application {application.get('_id')!r} has no channels.{self.name} credentials"
+            )
+        return config
+
+    def api_base(self, config: Mapping[str, Any]) -> str:
+        return str(config.get("api_base") or self.default_api_base).rstrip("/")
+
+    def required(self, config: Mapping[str, Any], name: str) -> str:
+        value = config.get(name)
+        if not isinstance(value, str) or not value:
+            raise ChannelNotConfigured(f"channels.{self.name}.{name} is not set")
+        return value
+
+    @abstractmethod
+    def verify(
+        self, headers: Mapping[str, str], body: bytes, application: Mapping[str, Any], *, now: float | None = None
+    ) -> None:
+        """Raise ``ChannelAuthError`` unless the request comes from the platform."""
+
+    @abstractmethod
+    def parse(self, body: bytes, *, max_text_bytes: int) -> Inbound | DirectAnswer:
+        """The messages in a verified body; raise ``parley.web.validation.InputError`` when the
+        body is malformed."""
+
+    @abstractmethod
+    async def send(
+        self, session: aiohttp.ClientSession, application: Mapping[str, Any], reply: ReplyEvent, policy: SendPolicy
+    ) -> None:
+        """Deliver ``reply``; raise ``DeliveryError`` (``DeliveryRefused`` when final)."""
+
+    async def typing(
+        self,
+        session: aiohttp.ClientSession,
+        application: Mapping[str, Any],
+        message: InboundMessage,
+        policy: SendPolicy,
+    ) -> None:
+        """Show a typing indicator in ``message``'s conversation (no-op where unsupported)."""
+        return None
+
+
+# --- signatures -------------------------------------------------------------------------------
+def hmac_sha256_hex(secret: str, data: bytes) -> str:
+    return hmac.new(secret.encode("utf-8"), data, hashlib.sha256).hexdigest()
+
+
+def same(a: str, b: str) -> bool:
+    """Constant-time comparison of two strings."""
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+def check_timestamp(value: str | None, *, now: float | None = None, tolerance_s: float = SIGNATURE_TOLERANCE_S) -> int:
+    """A signed request's unix timestamp, if within ``tolerance_s`` of now."""
+    if not value:
+        raise ChannelAuthError("missing_timestamp", "the request carries no signature timestamp")
+    try:
+        stamp = int(value)
+    except ValueError:
+        raise ChannelAuthError("invalid_timestamp", "the signature timestamp is not a unix time") from None
+    now = time.time() if now is None else now
+    if abs(now - stamp) > tolerance_s:
+        raise ChannelAuthError(
+            "stale_timestamp",
+            f"the signature timestamp is more than {tolerance_s:g}s from now: check the sender's "
+            "clock, and never replay a request",
+        )
+    return stamp
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header, case-insensitively, from any mapping."""
+    if not isinstance(headers, CIMultiDict):
+        headers = CIMultiDict(headers)
+    value = headers.get(name)
+    return value if isinstance(value, str) else None
+
+
+# --- text -----------------------------------------------------------------------------------
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """``text`` in pieces of at most ``limit`` UTF-16 code units (how Telegram and WhatsApp count),
+    cut at a newline or a space where one is near the end of a piece."""
+    if _utf16_len(text) <= limit:
+        return [text]
+    pieces: list[str] = []
+    rest = text
+    while _utf16_len(rest) > limit:
+        # longest prefix that fits
+        lo, hi = 1, min(len(rest), limit)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _utf16_len(rest[:mid]) <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        cut = lo
+        for sep in ("\n", " "):
+            at = rest.rfind(sep, 0, cut)
+            if at >= cut // 2:
+                cut = at + 1
+                break
+        pieces.append(rest[:cut].rstrip() or rest[:cut])
+        rest = rest[cut:]
+    if rest.strip():
+        pieces.append(rest)
+    return pieces
+
+
+def fits(text: str, max_bytes: int) -> bool:
+    return bool(text.strip()) and len(text.encode("utf-8")) <= max_bytes
+
+
+# --- HTTP -----------------------------------------------------------------------------------
+Headers = Mapping[str, str] | Callable[[], Mapping[str, str]]
+
+
+def _retry_after(response: aiohttp.ClientResponse, data: Any) -> float | None:
+    value: Any = response.headers.get("Retry-After")
+    if value is None and isinstance(data, dict):
+        parameters = data.get("parameters")  # Telegram: {"parameters": {"retry_after": 3}}
+        if isinstance(parameters, dict):
+            value = parameters.get("retry_after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+async def post_json(
+    session: aiohttp.ClientSession,
+    url: str,
+    payload: dict[str, Any] | bytes,
+    *,
+    policy: SendPolicy,
+    what: str,
+    headers: Headers | None = None,
+    check: Callable[[Any], None] | None = None,
+    secrets: Iterable[str] = (),
+) -> Any:
+    """POST ``payload`` (a JSON object, or JSON bytes sent as is) and return the decoded answer.
+
+    Connection errors, timeouts, 429 and 5xx are retried with jittered exponential backoff
+    (a 429's ``Retry-After`` is honoured up to ``policy.max_retry_after_s``); any other 4xx
+    raises ``DeliveryRefused`` at once. ``check`` sees a 2xx answer's JSON and may raise
+    ``DeliveryRefused`` or ``RetryableResponse``. ``headers`` may be a function, called per
+    attempt (signatures carry a timestamp). ``what`` names the call in logs and errors instead
+    of ``url``, and ``secrets`` are scrubbed from them (a Telegram URL holds the bot token).
+    """
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
+    secrets = tuple(secrets)
+    last_error = ""
+    for attempt in range(1, policy.max_attempts + 1):
+        wait: float | None = None
+        try:
+            extra = headers() if callable(headers) else (headers or {})
+            request_headers = {"Content-Type": "application/json; charset=utf-8", **extra}
+            async with session.post(
+                url, data=body, headers=request_headers, timeout=aiohttp.ClientTimeout(total=policy.timeout_s)
+            ) as response:
+                raw = await response.read()
+                try:
+                    data: Any = json.loads(raw) if raw else None
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    data = None
+                if response.status < 300:
+                    try:
+                        if check is not None:
+                            check(data)
+                        return data
+                    except RetryableResponse as exc:
+                        last_error = str(exc)
+                else:
+                    detail = raw[:300].decode("utf-8", "replace")
+                    last_error = f"HTTP {response.status}: {detail}"
+                    if response.status == 429:
+                        wait = _retry_after(response, data)
+                    elif response.status < 500:
+                        raise DeliveryRefused(_scrub(f"{what} refused the reply: {last_error}", secrets))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+        last_error = _scrub(last_error, secrets)
+        if attempt < policy.max_attempts:
+            delay = min(policy.max_backoff_s, policy.base_backoff_s * 2 ** (attempt - 1))
+            delay *= 0.5 + random.random() / 2
+            if wait is not None:
+                delay = max(delay, min(wait, policy.max_retry_after_s))
+            logger.warning("%s failed (%s), retry %d in %.2fs", what, last_error, attempt, delay)
+            await asyncio.sleep(delay)
+    raise DeliveryError(f"{what} failed after {policy.max_attempts} attempts: {last_error}")

@@ -1,0 +1,100 @@
+"""Fakes of the messaging platforms' send APIs (Telegram, WhatsApp Cloud, Slack) and of a generic
+callback receiver, in one aiohttp server run in a thread, for end-to-end tests.
+
+Point an application's ``channels.<name>.api_base`` at ``base(<name>)``:
+
+- ``{base("telegram")}/bot<token>/<method>`` answers like the Bot API (``{"ok": true, ...}``);
+- ``{base("whatsapp")}/<phone_number_id>/messages`` answers like the Cloud API;
+- ``{base("slack")}/chat.postMessage`` answers like Slack's Web API;
+- ``{base("generic")}/<anything>`` is a callback URL.
+
+Every request is recorded with its method, path, headers and raw and decoded body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from tests.support.net import free_port
+
+Request = dict[str, Any]
+
+
+class FakePlatforms:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[Request] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    def base(self, platform: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{platform}"
+
+    def start(self) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)  # type: ignore[union-attr]
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{platform}/{tail:.*}", self._receive)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        platform = request.match_info["platform"]
+        self.received.append({
+            "platform": platform,
+            "method": request.method,
+            "path": request.path.removeprefix(f"/{platform}"),
+            "headers": dict(request.headers),
+            "raw": raw,
+            "body": body,
+        })
+        if platform == "telegram":
+            return web.json_response({"ok": True, "result": {"message_id": len(self.received)}})
+        if platform == "whatsapp":
+            to = body.get("to") if isinstance(body, dict) else None
+            return web.json_response({
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to}],
+                "messages": [{"id": f"wamid.{uuid.uuid4().hex}"}],
+            })
+        if platform == "slack":
+            channel = body.get("channel") if isinstance(body, dict) else None
+            return web.json_response({"ok": True, "channel": channel, "ts": f"{time.time():.6f}"})
+        return web.json_response({"ok": True})
+
+    def matching(self, predicate: Callable[[Request], bool]) -> list[Request]:
+        return [r for r in list(self.received) if predicate(r)]
+
+    def wait_for(self, predicate: Callable[[Request], bool], timeout_s: float = 20.0) -> list[Request]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            hits = self.matching(predicate)
+            if hits:
+                return hits
+            time.sleep(0.05)
+        raise TimeoutError(f"no matching platform call within {timeout_s}s; got {self.received!r}")
+
+
+__all__ = ["FakePlatforms"]
