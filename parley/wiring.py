@@ -23,17 +23,21 @@ logger = logging.getLogger(__name__)
 
 
 async def update_consumer_lag(app: faust.App) -> None:
-    """Set ``parley_consumer_lag`` for every assigned partition (highwater - position)."""
+    """Set ``parley_consumer_lag`` for every assigned partition: messages not yet committed,
+    i.e. not yet fully handled (events are acked when their turn is done)."""
     consumer = app.consumer
+    committed_offsets = getattr(consumer, "_committed_offset", {})
     for tp in consumer.assignment():
         try:
-            position = await consumer.position(tp)
             highwater = consumer.highwater(tp)
+            committed = committed_offsets.get(tp)
+            if committed is None:
+                committed = await consumer.position(tp)
         except Exception as exc:  # noqa: BLE001 - metrics must never break the worker
             logger.debug("lag of %s unavailable: %s", tp, exc)
             continue
-        if position is not None and highwater is not None:
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+        if committed is not None and highwater is not None:
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - committed))
 
 
 def wire(app: faust.App, settings: Settings) -> None:
@@ -59,7 +63,7 @@ def wire(app: faust.App, settings: Settings) -> None:
     def make_web_app() -> Any:
         return create_web_app(settings=settings, runtime=runtime, ingress=ingress, readiness=readiness)
 
-    @app.timer(5.0, name="parley.consumer_lag")
+    @app.timer(settings.metrics_interval_s, name="parley.consumer_lag")
     async def record_consumer_lag() -> None:
         await update_consumer_lag(app)
 

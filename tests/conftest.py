@@ -41,6 +41,36 @@ def callbacks() -> Iterator[CallbackServer]:
 
 
 @pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server of the session's own, on a free port (nothing kept on disk)."""
+    import subprocess
+    import time
+
+    import redis
+
+    from tests.support.net import free_port as _free_port
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port, socket_connect_timeout=0.5)
+    try:
+        for _ in range(200):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="session")
 def mongo_db(services: dict[str, EmbeddedServer]) -> Iterator[Any]:
     from pymongo import MongoClient
 

@@ -23,9 +23,9 @@ def declare_tables(app: faust.App, settings: Settings) -> Tables:
             default=None,
             partitions=settings.topic_partitions,
             # JSON on the changelog, never pickle.
-            schema=faust.Schema(
-                key_type=str, value_type=dict, key_serializer="json", value_serializer="json"
-            ),
+            # (No key/value *types*: plain JSON. ``value_type=dict`` makes changelog recovery fail,
+            # as Faust calls ``dict.from_data`` on every record it restores.)
+            schema=faust.Schema(key_serializer="json", value_serializer="json"),
             help="Recent history and dedup state of each conversation.",
         )
     )

@@ -32,6 +32,7 @@ class ParleyProcess:
 
     def start(self, timeout_s: float = 90.0) -> ParleyProcess:
         full_env = {**os.environ, **self.env} if self.inherit_env else dict(self.env)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(  # noqa: S603
                 [sys.executable, "-m", "parley", *self.args],
