@@ -210,6 +210,13 @@ class TurnHandler:
             output.extend(await self._answer(next_turn, state, config))
         return output
 
+    async def _frame(self, turn: _Turn, frame: dict[str, Any]) -> None:
+        """Publish an ephemeral frame (delta, tool, interrupted) to the conversation's clients,
+        unless the turn is a replay that must not reach them."""
+        if turn.replay_id and not turn.deliver:
+            return
+        await self._publish(turn.application_id, turn.conversation_id, frame)
+
     def _turn_for(self, event: IncomingEvent, turn_id: str, tool_round: int) -> _Turn:
         return _Turn(
             event.application_id,
@@ -241,7 +248,7 @@ class TurnHandler:
             nonlocal seq
             frame = {"type": "delta", "message_id": turn.reply_id, "seq": seq, "text": text}
             seq += 1
-            await self._publish(turn.application_id, turn.conversation_id, frame)
+            await self._frame(turn, frame)
 
         call = self._model.complete(prompt, tools if may_call_tools else [], on_delta, chatbot=config)
         try:
@@ -252,7 +259,7 @@ class TurnHandler:
                 if completion is None:
                     logger.info("turn %s interrupted by a newer message", turn.turn_id)
                     frame = {"type": "interrupted", "message_id": turn.reply_id}
-                    await self._publish(turn.application_id, turn.conversation_id, frame)
+                    await self._frame(turn, frame)
                     return TurnOutput(interrupted=True)
         except LLMError as exc:
             logger.error("turn %s: %s", turn.turn_id, exc)
@@ -317,7 +324,7 @@ class TurnHandler:
         }
         for c in calls:
             frame = {"type": "tool", "message_id": turn.reply_id, "name": c["name"], "status": "calling"}
-            await self._publish(turn.application_id, turn.conversation_id, frame)
+            await self._frame(turn, frame)
         return TurnOutput(
             function_calls=[
                 FunctionCallEvent(

@@ -123,11 +123,6 @@ async def test_replay_regenerates_answers_without_delivery_and_twice_sends_nothi
         await client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parley/streams/turns.py publishes token deltas (and tool frames) of a replayed turn "
-    "even when deliver=False; only the final message is held back (streams/delivery.py)",
-)
 async def test_a_replay_without_deliver_streams_nothing_to_the_client(worker, services, mongo_db):
     client, _ = await chat(worker, ["quiet please"])
     try:
