@@ -39,6 +39,15 @@ class ParleyApp(faust.App):
         return Transport(self.conf.broker_producer, self)
 
 
+def advertised_url(settings: Settings) -> str:
+    if settings.advertised_url:
+        return settings.advertised_url
+    import socket
+
+    host = settings.web_host if settings.web_host not in ("0.0.0.0", "::", "") else socket.gethostname()
+    return f"http://{host}:{settings.web_port}"
+
+
 def create_app(settings: Settings) -> ParleyApp:
     """Build a Faust app for ``settings`` (``parley dev`` fills in the embedded URLs)."""
     broker = settings.kafka_url or "kafka://127.0.0.1:9092"
@@ -62,6 +71,7 @@ def create_app(settings: Settings) -> ParleyApp:
         web_enabled=True,
         autodiscover=False,
         loghandlers=[],
+        canonical_url=advertised_url(settings),
     )
     app.conf.parley_fetch_wait_ms = settings.consumer_fetch_wait_ms  # type: ignore[attr-defined]
     app.parley_settings = settings  # type: ignore[attr-defined]

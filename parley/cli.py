@@ -257,6 +257,55 @@ def _add_ops_commands(sub: Any) -> None:
     dlq.set_defaults(func=cmd_dlq)
 
 
+def cmd_tables(args: argparse.Namespace) -> None:
+    """Query a worker's table views over HTTP; print JSON."""
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    settings = _load_settings()
+    if settings.admin_api_key is None:
+        sys.exit("parley tables: set PARLEY_ADMIN_API_KEY (table queries need the admin key)")
+    base = (args.url or f"http://127.0.0.1:{settings.web_port}").rstrip("/")
+    if args.action == "get":
+        url = f"{base}/v1/tables/{urllib.parse.quote(args.table)}/{urllib.parse.quote(args.key, safe='')}"
+    else:
+        query = urllib.parse.urlencode({"prefix": args.prefix, "limit": args.limit})
+        url = f"{base}/v1/tables/{urllib.parse.quote(args.table)}?{query}"
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {settings.admin_api_key.get_secret_value()}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:  # noqa: S310
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        body = json.loads(exc.read() or b"{}")
+        if exc.code != 404 or "found" not in body:
+            sys.exit(f"parley tables: {exc.code} {body.get('code', '')}: {body.get('message', body)}")
+    except (urllib.error.URLError, TimeoutError) as exc:
+        sys.exit(f"parley tables: cannot reach {base}: {exc}")
+    print(json.dumps(body, indent=2, ensure_ascii=False))
+    if args.action == "get" and not body.get("found"):
+        sys.exit(1)
+
+
+def _add_table_commands(sub: Any) -> None:
+    tables = sub.add_parser("tables", help="query state tables (conversations, seen-events) as JSON")
+    actions = tables.add_subparsers(dest="action", required=True)
+    get = actions.add_parser("get", help="one key, answered by the worker that owns it")
+    get.add_argument("table")
+    get.add_argument("key")
+    scan = actions.add_parser("scan", help="keys with a prefix, across every worker")
+    scan.add_argument("table")
+    scan.add_argument("--prefix", default="")
+    scan.add_argument("--limit", type=int, default=100)
+    for p in (get, scan):
+        p.add_argument("--url", default=None, help="any worker (default http://127.0.0.1:PARLEY_WEB_PORT)")
+        p.add_argument("--timeout", type=float, default=10.0)
+        p.set_defaults(func=cmd_tables)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Kafka-native AI chat pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--port", type=int, default=None, help="web port (default PARLEY_WEB_PORT)")
     gateway.set_defaults(func=cmd_web)
     _add_ops_commands(sub)
+    _add_table_commands(sub)
     return parser
 
 

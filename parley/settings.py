@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     # --- edges ----------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Address the web server binds (0.0.0.0 in containers).")
     web_port: int = Field(8080, ge=0, le=65535, description="Port of the web server (0 = any free port).")
+    advertised_url: str | None = Field(
+        None,
+        description="URL other workers reach this one at (table queries are forwarded to the "
+        "key's owner). Unset: http://<web host, or the hostname when binding 0.0.0.0>:<web port>.",
+    )
     max_text_bytes: int = Field(
         16 * 1024, ge=1, le=1024 * 1024, description="Largest accepted message text, in UTF-8 bytes."
     )
@@ -107,6 +112,29 @@ class Settings(BaseSettings):
         3, ge=1, le=20, description="Tries of a failing handler before the event is dead-lettered."
     )
 
+    # --- websocket gateway (docs/websocket-protocol.md) -----------------------------------
+    ws_heartbeat_s: float = Field(
+        30.0, gt=0, le=3600, description="Websocket ping interval; a client that does not answer within half of it is dropped."
+    )
+    ws_idle_timeout_s: float = Field(
+        300.0, gt=0, le=86_400, description="A websocket with no client frame for this long is closed (code 4408)."
+    )
+    ws_messages_per_minute: float = Field(
+        30.0, ge=0, description="Sustained rate of `hello` and `message` frames per websocket connection; 0: unlimited."
+    )
+    ws_message_burst: int = Field(
+        20, ge=1, le=10_000, description="Frames a websocket connection may send at once before the per-minute rate applies."
+    )
+    ws_app_messages_per_minute: float = Field(
+        600.0,
+        ge=0,
+        description="Websocket messages per application and minute, per gateway process, when its chatbot "
+        "sets no `rate_limit_per_minute`; 0: unlimited.",
+    )
+    ws_resume_limit: int = Field(
+        200, ge=1, le=10_000, description="Most archived messages a resuming websocket client is sent."
+    )
+
     admin_api_key: SecretStr | None = Field(
         None,
         description="Bearer key of the admin API (/v1/admin/). Unset: the admin API answers 503.",
@@ -118,6 +146,9 @@ class Settings(BaseSettings):
         5.0, gt=0, le=3600, description="Same, for the in-process cache used without Redis: how stale another process may be."
     )
 
+    metrics_interval_s: float = Field(
+        5.0, gt=0, le=300, description="How often gauges computed by polling (consumer lag) are refreshed."
+    )
     seed_demo: bool = Field(
         False, description="create the `demo` application at start (dev: on)."
     )

@@ -61,7 +61,9 @@ def wire(app: faust.App, settings: Settings) -> None:
         return assigned > 0 and documents_ok, checks
 
     def make_web_app() -> Any:
-        return create_web_app(settings=settings, runtime=runtime, ingress=ingress, readiness=readiness)
+        return create_web_app(
+            settings=settings, runtime=runtime, ingress=ingress, readiness=readiness, faust_app=app
+        )
 
     @app.timer(settings.metrics_interval_s, name="parley.consumer_lag")
     async def record_consumer_lag() -> None:

@@ -153,6 +153,11 @@ def _presented_key(request: web.Request) -> str | None:
     return header or None
 
 
+def authorize_admin(request: web.Request) -> None:
+    """Raise ``AdminError`` (401/503) unless the request carries the admin key."""
+    _authorize(request)
+
+
 def _authorize(request: web.Request) -> None:
     expected = _configured_key(request.app)
     if expected is None:

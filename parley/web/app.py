@@ -13,7 +13,8 @@ from parley import metrics
 from parley.settings import Settings
 from parley.web.admin import add_admin_routes
 from parley.web.ingress import Ingress
-from parley.web.keys import INGRESS, READINESS, RUNTIME, SETTINGS, SOCKETS
+from parley.web.keys import FAUST_APP, INGRESS, READINESS, RUNTIME, SETTINGS, SOCKETS
+from parley.web.tables_api import add_table_routes
 from parley.web.openapi import openapi_handler
 from parley.web.webhooks import add_webhook_routes
 from parley.web.ws import add_websocket_routes
@@ -51,6 +52,7 @@ def create_web_app(
     runtime: Any,
     ingress: Ingress,
     readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
+    faust_app: Any = None,
 ) -> web.Application:
     app = web.Application(client_max_size=settings.max_text_bytes * 4 + 4096)
     app[SETTINGS] = settings
@@ -58,6 +60,8 @@ def create_web_app(
     app[INGRESS] = ingress
     app[READINESS] = readiness
     app[SOCKETS] = weakref.WeakSet()
+    if faust_app is not None:
+        app[FAUST_APP] = faust_app
     app.on_shutdown.append(_close_sockets)
     app.router.add_get("/", index)
     add_websocket_routes(app)
@@ -67,4 +71,5 @@ def create_web_app(
     add_webhook_routes(app)
     app.router.add_get("/v1/openapi.json", openapi_handler)
     add_admin_routes(app)
+    add_table_routes(app)
     return app

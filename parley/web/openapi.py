@@ -212,6 +212,38 @@ def _platform_webhook_paths(id_schema: dict[str, Any]) -> dict[str, Any]:
     return paths
 
 
+def _table_paths() -> dict[str, Any]:
+    """Read-only table queries (parley/web/tables_api.py), answered by workers."""
+    view = {"name": "view", "in": "path", "required": True,
+            "schema": {"type": "string", "enum": ["conversations", "seen-events"]}}
+    errors = {
+        "401": _error_response("Missing or wrong admin key."),
+        "404": _error_response("Unknown table, key not found, or asked of a gateway."),
+        "503": _error_response("Admin API disabled, or partitions not assigned yet."),
+    }
+    ok = {"description": "JSON", "content": {"application/json": {}}}
+    return {
+        "/v1/tables": {"get": {
+            "operationId": "listTables", "summary": "Queryable tables", "tags": ["operations"],
+            "security": _ADMIN_SECURITY, "responses": {"200": ok, **errors},
+        }},
+        "/v1/tables/{view}": {"get": {
+            "operationId": "scanTable", "summary": "Scan a table across every worker", "tags": ["operations"],
+            "security": _ADMIN_SECURITY,
+            "parameters": [view,
+                           {"name": "prefix", "in": "query", "schema": {"type": "string"}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+            "responses": {"200": ok, **errors},
+        }},
+        "/v1/tables/{view}/{key}": {"get": {
+            "operationId": "getTableKey", "summary": "One key, from the worker that owns it", "tags": ["operations"],
+            "security": _ADMIN_SECURITY,
+            "parameters": [view, {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": ok, "502": _error_response("The owning worker did not answer."), **errors},
+        }},
+    }
+
+
 def _version() -> str:
     try:
         return metadata.version("parley")
@@ -268,6 +300,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **_platform_webhook_paths(id_schema),
+            **_table_paths(),
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi", "summary": "This document", "tags": ["operations"],

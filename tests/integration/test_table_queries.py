@@ -1,0 +1,80 @@
+"""Table queries: any worker answers for any key, forwarding to the key's owner."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import aiohttp
+
+from parley.tables.views import key_partition
+from tests.integration.test_scaling import assignment_sizes, post, start_worker, wait_replies
+
+ADMIN_KEY = "table-test-key"
+
+
+async def test_a_query_to_the_worker_that_does_not_own_the_key_returns_the_right_state(
+    services, fake_llm, redis_url, callbacks, mongo_db, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PARLEY_ADMIN_API_KEY", ADMIN_KEY)
+    app_id = f"parley-tables-{uuid.uuid4().hex[:6]}"
+    application_id = f"tables-{uuid.uuid4().hex[:6]}"
+    mongo_db.applications.insert_one(
+        {"_id": application_id, "chatbot_id": "demo", "callback_url": callbacks.url(f"/{application_id}")}
+    )
+    a = start_worker(services, fake_llm, redis_url, tmp_path / "a", app_id).start()
+    b = start_worker(services, fake_llm, redis_url, tmp_path / "b", app_id).start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and 0 in assignment_sizes(a, b):
+            await asyncio.sleep(0.5)
+        conversations = [f"tq-{i}" for i in range(8)]
+        sent = set()
+        async with aiohttp.ClientSession() as http:
+            for conv in conversations:
+                sent.add(await post(http, f"{a.http}/v1/webhooks/generic/{application_id}",
+                                    {"conversation_id": conv, "id": "m1", "text": f"state of {conv}"}))
+        await asyncio.to_thread(lambda: wait_replies(callbacks, application_id, sent, 30))
+
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        served_by = set()
+        async with aiohttp.ClientSession(headers=headers) as http:
+            for conv in conversations:
+                for worker in (a, b):  # one of the two does not own the key
+                    async with http.get(f"{worker.http}/v1/tables/conversations/{conv}") as response:
+                        assert response.status == 200, await response.text()
+                        body = await response.json()
+                    assert body["partition"] == key_partition(conv, 8)
+                    contents = [m["content"] for m in body["value"]["history"]]
+                    assert contents == [f"state of {conv}", f"You said: state of {conv}"]
+                    served_by.add(body["served_by"])
+            assert served_by == {a.http, b.http}, "every answer came from one worker: no forwarding happened"
+            async with http.get(f"{a.http}/v1/tables/seen-events/{conversations[0]}") as response:
+                assert len((await response.json())["value"]["applied_event_ids"]) == 1
+            async with http.get(f"{a.http}/v1/tables/conversations?prefix=tq-&limit=50") as response:
+                scan = await response.json()
+            assert sorted(r["key"] for r in scan["rows"]) == sorted(conversations)
+            assert scan["unreachable"] == []
+            async with http.get(f"{b.http}/v1/tables/conversations/no-such-conversation") as response:
+                assert response.status == 404
+                assert (await response.json())["found"] is False
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{a.http}/v1/tables/conversations/{conversations[0]}") as response:
+                assert response.status == 401
+
+        # the CLI, against either worker
+        env = {**os.environ, "PARLEY_ADMIN_API_KEY": ADMIN_KEY}
+        result = subprocess.run(
+            [sys.executable, "-m", "parley", "tables", "get", "conversations", conversations[3], "--url", b.http],
+            env=env, capture_output=True, text=True, timeout=30,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["value"]["history"][0]["content"] == f"state of {conversations[3]}"
+    finally:
+        a.stop()
+        b.stop()
