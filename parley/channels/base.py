@@ -83,6 +83,8 @@ class DeliveryRefused(DeliveryError):
     """The platform refused the reply for good (a 4xx other than 429, or a missing credential):
     retrying will not help."""
 
+    permanent = True  # parley.streams.deadletters.guarded dead-letters it without retrying
+
 
 class RetryableResponse(Exception):
     """Raised by a response check: the platform answered 2xx but asks to try again."""

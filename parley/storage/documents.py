@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 __all__ = ["DocumentStore", "ARCHIVE_ROLES"]
@@ -122,6 +122,13 @@ class DocumentStore:
         """Insert-or-keep by ``_id``: the first write wins, a repeat changes nothing."""
         await self.messages.update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
 
+    async def was_delivered(self, message_id: str) -> bool:
+        doc = await self.messages.find_one({"_id": message_id}, {"delivered_at": 1})
+        return bool(doc and doc.get("delivered_at"))
+
+    async def mark_delivered(self, message_id: str, at: float) -> None:
+        await self.messages.update_one({"_id": message_id}, {"$set": {"delivered_at": at}})
+
     async def conversation_messages(
         self, conversation_id: str, *, limit: int = 1000
     ) -> list[dict[str, Any]]:
@@ -131,3 +138,53 @@ class DocumentStore:
             .limit(limit)
         )
         return [doc async for doc in cursor]
+
+    # --- websocket resume ------------------------------------------------------------------
+    async def messages_after(
+        self,
+        application_id: str,
+        conversation_id: str,
+        after_id: str | None,
+        *,
+        roles: tuple[str, ...],
+        limit: int,
+    ) -> tuple[list[dict[str, Any]], bool, bool]:
+        """Archived messages of one conversation that follow ``after_id``, oldest first.
+
+        Returns ``(docs, found, truncated)``. ``found`` says whether ``after_id`` is a message of
+        this conversation; when it is not (or is None), the docs are the whole conversation.
+        At most ``limit`` docs, the most recent ones: ``truncated`` says older ones were left out.
+        Only ``roles``, and only original messages (not those re-created by a replay).
+        The order is the archive's: ``created_at``, then ``order`` within a turn, then ``_id``.
+        """
+        scope: dict[str, Any] = {"application_id": application_id, "conversation_id": conversation_id}
+        query: dict[str, Any] = {**scope, "role": {"$in": list(roles)}, "replay_id": None}
+        anchor = await self.messages.find_one({**scope, "_id": after_id}) if after_id else None
+        if anchor is not None:
+            at, order, anchor_id = anchor.get("created_at"), anchor.get("order", 0), anchor["_id"]
+            query["$or"] = [
+                {"created_at": {"$gt": at}},
+                {"created_at": at, "order": {"$gt": order}},
+                {"created_at": at, "order": order, "_id": {"$gt": anchor_id}},
+            ]
+        cursor = (
+            self.messages.find(query)
+            .sort([("created_at", DESCENDING), ("order", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit + 1)
+        )
+        docs = [doc async for doc in cursor]
+        truncated = len(docs) > limit
+        return list(reversed(docs[:limit])), anchor is not None, truncated
+
+    async def conversation_user_not(
+        self, application_id: str, conversation_id: str, *, sender: str
+    ) -> dict[str, Any] | None:
+        """A user message of the conversation sent by someone other than ``sender``, if any."""
+        return await self.messages.find_one(
+            {
+                "application_id": application_id,
+                "conversation_id": conversation_id,
+                "role": "user",
+                "sender": {"$ne": sender},
+            }
+        )

@@ -2,7 +2,7 @@
 
 Faust acks an event even when the agent body raises, and the agent then pauses while its
 supervisor restarts it. Every handler therefore runs through ``guarded``: transient failures
-are retried with backoff, a ``DecodeError`` is never retried, and the final failure is sent to
+are retried with backoff, a ``DecodeError`` (or any error marked ``permanent``) is never retried, and the final failure is sent to
 ``dead-letters`` with the original bytes and the error. ``guarded`` itself never raises.
 """
 
@@ -75,7 +75,8 @@ async def guarded(
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is retried or dead-lettered
-            final = isinstance(exc, DecodeError) or attempt >= max_attempts
+            permanent = isinstance(exc, DecodeError) or getattr(exc, "permanent", False) is True
+            final = permanent or attempt >= max_attempts
             if not final:
                 delay = min(max_backoff_s, base_backoff_s * 2 ** (attempt - 1))
                 delay *= 0.5 + random.random() / 2

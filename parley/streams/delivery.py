@@ -10,6 +10,7 @@ A platform reply is addressed by its conversation id alone (``telegram:<chat id>
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from parley.channels import channel_for
@@ -46,6 +47,11 @@ async def deliver(reply: ReplyEvent, runtime: Any, settings: Settings) -> None:
     if reply.channel == "websocket":
         await runtime.publish(reply.application_id, reply.conversation_id, websocket_frame(reply))
         return
+    # A reply already taken by the platform is not sent again (a redelivered `outgoing` event
+    # after a worker restart). The window between the platform's answer and the mark remains.
+    if await runtime.documents.was_delivered(reply.event_id):
+        logger.info("reply %s was already delivered to %s", reply.event_id, reply.channel)
+        return
     channel = channel_for(reply.channel)
     if channel is None:
         raise DeliveryRefused(f"reply {reply.event_id} is for an unknown channel {reply.channel!r}")
@@ -59,3 +65,4 @@ async def deliver(reply: ReplyEvent, runtime: Any, settings: Settings) -> None:
         await channel.send(runtime.http, application, reply, send_policy(settings))
     except ChannelNotConfigured as exc:
         raise DeliveryRefused(f"cannot deliver reply {reply.event_id}: {exc}") from exc
+    await runtime.documents.mark_delivered(reply.event_id, time.time())

@@ -23,8 +23,16 @@ class Documents:
     def __init__(self, applications: dict[str, dict[str, Any]]) -> None:
         self.applications = applications
 
+        self.delivered: dict[str, float] = {}
+
     async def get_application(self, application_id: str) -> dict[str, Any] | None:
         return self.applications.get(application_id)
+
+    async def was_delivered(self, message_id: str) -> bool:
+        return message_id in self.delivered
+
+    async def mark_delivered(self, message_id: str, at: float) -> None:
+        self.delivered[message_id] = at
 
 
 class Runtime:
@@ -120,3 +128,10 @@ async def test_undeliverable_replies_are_refused(
 async def test_a_reply_for_a_deleted_application_is_archived_only(runtime: Runtime, api: FakeAPI) -> None:
     await deliver(reply("telegram", "telegram:42", "deleted"), runtime, SETTINGS)
     assert api.requests == []
+
+
+async def test_a_reply_already_delivered_is_not_sent_again(runtime: Runtime, api: FakeAPI) -> None:
+    await deliver(reply("generic", "order-1"), runtime, SETTINGS)
+    await deliver(reply("generic", "order-1"), runtime, SETTINGS)  # the outgoing event, redelivered
+    assert len(api.requests) == 1
+    assert "r-1" in runtime.documents.delivered

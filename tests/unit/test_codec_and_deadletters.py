@@ -111,3 +111,21 @@ async def test_a_persistent_failure_is_dead_lettered_with_the_original_bytes() -
     )
     assert (letter.topic, letter.partition, letter.offset, letter.key) == ("incoming", 1, 7, "c1")
     assert decode(encode(letter), DeadLetter).asdict() == letter.asdict()
+
+
+async def test_a_permanent_error_is_dead_lettered_without_retries() -> None:
+    from parley.channels.base import DeliveryRefused
+    from parley.streams.deadletters import RawEvent, guarded
+
+    calls, letters = [], []
+
+    async def handler() -> None:
+        calls.append(1)
+        raise DeliveryRefused("platform said 400")
+
+    async def send(letter) -> None:  # type: ignore[no-untyped-def]
+        letters.append(letter)
+
+    raw = RawEvent("outgoing", 0, 5, b"c1", b"{}")
+    assert await guarded("persister.outgoing", raw, handler, send, max_attempts=5, base_backoff_s=0.001) is False
+    assert len(calls) == 1 and letters[0].error_type == "DeliveryRefused"
