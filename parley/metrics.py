@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 __all__ = [
     "EVENTS", "HANDLER_SECONDS", "LLM_SECONDS", "LLM_FIRST_TOKEN_SECONDS", "LLM_TOKENS",
     "LLM_ERRORS", "TOOL_SECONDS", "TOOL_ERRORS", "DEAD_LETTERS", "TURNS_IN_FLIGHT",
-    "WEBSOCKET_CONNECTIONS", "CONSUMER_LAG", "render", "CONTENT_TYPE_LATEST",
+    "WEBSOCKET_CONNECTIONS", "CONSUMER_LAG", "USAGE_TURNS", "USAGE_TOKENS", "render", "CONTENT_TYPE_LATEST",
 ]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -33,6 +33,10 @@ TOOL_ERRORS = Counter("parley_tool_errors", "Tool calls that returned an error r
 DEAD_LETTERS = Counter("parley_dead_letters", "Events sent to dead-letters, per stage.", ["stage"])
 TURNS_IN_FLIGHT = Gauge("parley_turns_in_flight", "Events being handled now, per agent.", ["agent"])
 WEBSOCKET_CONNECTIONS = Gauge("parley_websocket_connections", "Open chat websockets.")
+USAGE_TURNS = Counter("parley_usage_turns", "Answered turns per application and chatbot.", ["application", "chatbot"])
+USAGE_TOKENS = Counter(
+    "parley_usage_tokens", "Model tokens per application, chatbot and kind.", ["application", "chatbot", "kind"]
+)
 CONSUMER_LAG = Gauge(
     "parley_consumer_lag", "Messages behind the end of each assigned partition.", ["topic", "partition"]
 )

@@ -17,6 +17,7 @@ __all__ = [
     "FunctionCallEvent",
     "ReplyEvent",
     "DeadLetter",
+    "UsageEvent",
     "KIND_USER",
     "KIND_TOOL_RESULTS",
 ]
@@ -46,6 +47,8 @@ class IncomingEvent(ConversationEvent, serializer="json", coerce=True):
     ``kind`` is ``user`` (``text`` set) or ``tool_results`` (``tool_results`` set: a list of
     ``{"tool_call_id", "name", "content", "is_error"}``, answering ``turn_id``'s tool round).
     ``channel`` says where replies go: ``websocket`` or ``generic`` (callback URL).
+    ``attachments`` (user messages) are uploaded files, each
+    ``{"file_id", "content_type", "size", "name"}`` (``parley.web.uploads.resolve_attachments``).
     """
 
     kind: str = KIND_USER
@@ -56,6 +59,7 @@ class IncomingEvent(ConversationEvent, serializer="json", coerce=True):
     turn_id: str = ""
     tool_round: int = 0
     tool_results: list[dict[str, Any]] = []
+    attachments: list[dict[str, Any]] = []
 
 
 class FunctionCallEvent(ConversationEvent, serializer="json", coerce=True):
@@ -76,6 +80,19 @@ class ReplyEvent(ConversationEvent, serializer="json", coerce=True):
     role: str = "assistant"
     channel: str = "websocket"
     is_error: bool = False
+
+
+class UsageEvent(faust.Record, serializer="json", coerce=True):
+    """Model usage of one answered event, keyed by ``application_id`` on the ``usage`` topic."""
+
+    event_id: str
+    application_id: str
+    chatbot_id: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    turns: int
+    at: float
 
 
 class DeadLetter(faust.Record, serializer="json", coerce=True):

@@ -7,10 +7,10 @@ No other module reads the environment. Unset service URLs mean "use the embedded
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "settings_table"]
 
@@ -120,10 +120,10 @@ class Settings(BaseSettings):
         300.0, gt=0, le=86_400, description="A websocket with no client frame for this long is closed (code 4408)."
     )
     ws_messages_per_minute: float = Field(
-        30.0, ge=0, description="Sustained rate of `hello` and `message` frames per websocket connection; 0: unlimited."
+        30.0, ge=0, description="Sustained rate of `message` frames per websocket connection (and, separately, of `hello` frames); 0: unlimited."
     )
     ws_message_burst: int = Field(
-        20, ge=1, le=10_000, description="Frames a websocket connection may send at once before the per-minute rate applies."
+        20, ge=1, le=10_000, description="Messages (and, separately, hellos) a websocket connection may send at once before the per-minute rate applies."
     )
     ws_app_messages_per_minute: float = Field(
         600.0,
@@ -134,6 +134,51 @@ class Settings(BaseSettings):
     ws_resume_limit: int = Field(
         200, ge=1, le=10_000, description="Most archived messages a resuming websocket client is sent."
     )
+
+    # --- attachments (docs/attachments.md) -----------------------------------------------
+    max_upload_bytes: int = Field(
+        10 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024, description="Largest accepted upload, in bytes (413 above it)."
+    )
+    upload_allowed_types: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"),
+        description="MIME types an upload may have, comma-separated (415 for others).",
+    )
+    files_backend: Literal["auto", "s3", "local"] = Field(
+        "auto",
+        description="Where uploads are stored: `s3`, `local` (a directory under PARLEY_DATA_DIR) or `auto`: "
+        "S3 when PARLEY_S3_ENDPOINT_URL or PARLEY_S3_ACCESS_KEY_ID is set, else local.",
+    )
+    files_url_expiry_s: int = Field(
+        3600, ge=1, le=7 * 24 * 3600, description="Lifetime of the file URLs given to clients and models."
+    )
+    files_public_url: str | None = Field(
+        None,
+        description="Base URL under which this web server is reachable, for local file links. "
+        "Unset: http://PARLEY_WEB_HOST:PARLEY_WEB_PORT.",
+    )
+    files_signing_key: SecretStr | None = Field(
+        None,
+        description="HMAC key of local file links; set it when several processes serve one directory. "
+        "Unset: a random key per process.",
+    )
+    files_inline_images: bool = Field(
+        False,
+        description="Send images to the model as base64 data URLs instead of links "
+        "(for stores the model provider cannot reach).",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 API endpoint (MinIO, moto). Unset: AWS S3 of PARLEY_S3_REGION."
+    )
+    s3_bucket: str = Field("parley", description="Bucket holding uploads; created on start when missing.")
+    s3_region: str = Field("us-east-1", description="Region of the bucket.")
+    s3_access_key_id: SecretStr | None = Field(
+        None, description="S3 access key id. Unset: botocore's credential chain."
+    )
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret access key.")
+    s3_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="Connect and read timeout of one S3 request, in seconds."
+    )
+    s3_max_attempts: int = Field(3, ge=1, le=10, description="Attempts per S3 call (retries with backoff).")
 
     admin_api_key: SecretStr | None = Field(
         None,
@@ -146,6 +191,9 @@ class Settings(BaseSettings):
         5.0, gt=0, le=3600, description="Same, for the in-process cache used without Redis: how stale another process may be."
     )
 
+    usage_retention_hours: int = Field(
+        24 * 7, ge=1, le=24 * 400, description="Hours of usage windows kept per application."
+    )
     metrics_interval_s: float = Field(
         5.0, gt=0, le=300, description="How often gauges computed by polling (consumer lag) are refreshed."
     )
@@ -161,6 +209,21 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # `PARLEY_LLM_BASE_URL=` (as compose files and k8s manifests write) means "unset".
         return None if isinstance(value, str) and value.strip() == "" else value
+
+    @field_validator("upload_allowed_types", mode="before")
+    @classmethod
+    def _mime_list(cls, value: object) -> object:
+        # `PARLEY_UPLOAD_ALLOWED_TYPES=image/png,application/pdf`
+        if value is None:
+            raise ValueError("PARLEY_UPLOAD_ALLOWED_TYPES must list at least one MIME type")
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            return value
+        types = tuple(str(item).strip().lower() for item in items if str(item).strip())
+        bad = [t for t in types if "/" not in t or " " in t]
+        if not types or bad:
+            raise ValueError(f"PARLEY_UPLOAD_ALLOWED_TYPES must be MIME types like image/png, got {value!r}")
+        return types
 
     @field_validator("kafka_url")
     @classmethod

@@ -20,7 +20,8 @@ INCOMING = "incoming"
 OUTGOING = "outgoing"
 FUNCTION_CALL = "function_call"
 DEAD_LETTERS = "dead-letters"
-ALL_TOPICS = (INCOMING, OUTGOING, FUNCTION_CALL, DEAD_LETTERS)
+USAGE = "usage"  # keyed by application_id (not a conversation topic)
+ALL_TOPICS = (INCOMING, OUTGOING, FUNCTION_CALL, DEAD_LETTERS, USAGE)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Topics:
     outgoing: faust.TopicT  # ReplyEvent
     function_call: faust.TopicT  # FunctionCallEvent
     dead_letters: faust.TopicT  # DeadLetter
+    usage: faust.TopicT  # UsageEvent, keyed by application_id
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
@@ -48,4 +50,5 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         outgoing=topic(OUTGOING),
         function_call=topic(FUNCTION_CALL),
         dead_letters=topic(DEAD_LETTERS),
+        usage=topic(USAGE),
     )

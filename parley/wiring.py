@@ -8,7 +8,7 @@ from typing import Any
 import faust
 
 from parley import metrics
-from parley.agents import dispatcher, persister, processor, produce
+from parley.agents import dispatcher, persister, processor, produce, usage
 from parley.runtime import Runtime
 from parley.settings import Settings
 from parley.tables import declare_tables
@@ -51,6 +51,7 @@ def wire(app: faust.App, settings: Settings) -> None:
     processor.register(app, topics, tables, runtime, settings)
     dispatcher.register(app, topics, runtime, settings)
     persister.register(app, topics, runtime, settings)
+    usage.register(app, topics, tables, settings)
 
     ingress = Ingress(lambda key, value: produce(topics.incoming, key, value), settings.produce_timeout_s)
 

@@ -16,6 +16,9 @@ from tests.support.fake_llm import FakeLLM
 from tests.support.worker import ParleyProcess, free_port, worker_env
 
 
+ADMIN_KEY = "session-admin-key"
+
+
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, EmbeddedServer]]:
     with embedded_services(tmp_path_factory.mktemp("embedded")) as servers:
@@ -101,6 +104,7 @@ def worker(
         PARLEY_LLM_BACKOFF_BASE_S="0.05",
         PARLEY_LLM_TIMEOUT_S="1.5",
         PARLEY_HANDLER_MAX_ATTEMPTS="2",
+        PARLEY_ADMIN_API_KEY=ADMIN_KEY,
     )
     process = ParleyProcess(["worker"], env, data_dir / "worker.log", port).start()
     yield process

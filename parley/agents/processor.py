@@ -16,6 +16,7 @@ from parley.streams.deadletters import RawEvent, dead_letter_for, guarded
 from parley.streams.keyed import KeyedRunner
 from parley.streams.turn_control import TurnControl, note_arrival
 from parley.streams.turns import ChatbotConfig, TurnHandler
+from parley.streams.usage import usage_event
 from parley.tables import Tables
 from parley.topics import Topics
 
@@ -47,6 +48,14 @@ def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, s
         for reply in output.replies:
             await produce(topics.outgoing, reply.conversation_id, encode(reply))
         tables.conversations[event.conversation_id] = state.to_value()
+        if output.prompt_tokens or output.completion_tokens or output.replies:
+            turns = sum(1 for r in output.replies if not r.is_error)
+            record = usage_event(
+                event_id=event.event_id, application_id=event.application_id,
+                chatbot_id=chatbot.chatbot_id, model=output.model, prompt_tokens=output.prompt_tokens,
+                completion_tokens=output.completion_tokens, turns=turns,
+            )
+            await produce(topics.usage, event.application_id, encode(record))
         if output.failure is not None:
             await send_dead_letter(dead_letter_for(raw, "processor.llm", RuntimeError(output.failure), 1))
 

@@ -40,6 +40,7 @@ class Completion:
     tool_calls: list[ToolCall] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    model: str = ""  # the model that answered (set by the router)
 
 
 class ChatModel(Protocol):

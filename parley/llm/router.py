@@ -175,6 +175,7 @@ class ModelRouter:
             raise
         finally:
             metrics.LLM_SECONDS.labels(*labels).observe(self._clock() - started)
+        completion.model = target.model
         metrics.LLM_TOKENS.labels(*labels, "prompt").inc(completion.prompt_tokens)
         metrics.LLM_TOKENS.labels(*labels, "completion").inc(completion.completion_tokens)
         return completion

@@ -72,11 +72,22 @@ class TurnOutput:
     failure: str | None = None  # set when the model failed: the event is also dead-lettered
     skipped: bool = False  # a redelivered or stale event: nothing to do
     interrupted: bool = False  # a newer message stopped this turn (policy ``interrupt``)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str = ""
+
+    def add_usage(self, completion: Completion) -> None:
+        self.prompt_tokens += completion.prompt_tokens
+        self.completion_tokens += completion.completion_tokens
+        self.model = completion.model or self.model
 
     def extend(self, other: TurnOutput) -> None:
         self.replies.extend(other.replies)
         self.function_calls.extend(other.function_calls)
         self.failure = self.failure or other.failure
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.model = other.model or self.model
 
 
 @dataclass(frozen=True)
@@ -239,7 +250,7 @@ class TurnHandler:
     ) -> TurnOutput:
         may_call_tools = turn.tool_round < config.max_tool_rounds
         tools = self._tools.specs(list(config.tools) if config.tools is not None else None)
-        await self._remember(turn, state, config)
+        summary_usage = await self._remember(turn, state, config)
         _, recent = split_for_budget(state.history, config.history_token_budget, config.history_messages)
         prompt = build_prompt(config.system_prompt, recent, config.history_messages, state.summary)
         seq = 0
@@ -266,19 +277,29 @@ class TurnHandler:
             return TurnOutput(replies=[self._reply(turn, APOLOGY, is_error=True)], failure=str(exc))
 
         if completion.tool_calls and may_call_tools:
-            return await self._tool_round(turn, state, completion)
+            output = await self._tool_round(turn, state, completion)
+            output.add_usage(completion)
+            if summary_usage is not None:
+                output.add_usage(summary_usage)
+            return output
         text = completion.text
         if completion.tool_calls:
             text = TOOL_LIMIT_MESSAGE.format(n=config.max_tool_rounds)
         reply = self._reply(turn, text or "…")
         state.history.append({"id": reply.event_id, "role": "assistant", "content": reply.text})
-        return TurnOutput(replies=[reply])
+        output = TurnOutput(replies=[reply])
+        output.add_usage(completion)
+        if summary_usage is not None:
+            output.add_usage(summary_usage)
+        return output
 
-    async def _remember(self, turn: _Turn, state: ConversationState, config: ChatbotConfig) -> None:
+    async def _remember(
+        self, turn: _Turn, state: ConversationState, config: ChatbotConfig
+    ) -> Completion | None:
         """Fold messages that no longer fit the prompt into the rolling summary."""
         older, _ = split_for_budget(state.history, config.history_token_budget, config.history_messages)
         if not should_fold(older, config.history_token_budget):
-            return
+            return None
 
         async def ignore(text: str) -> None:
             return None
@@ -292,9 +313,10 @@ class TurnHandler:
             hard_cap = max(config.history_messages * 4, 32)
             if len(state.history) > hard_cap:
                 state.history[:] = trim_history(state.history, hard_cap)
-            return
+            return None
         state.summary = clip_summary(completion.text)
         del state.history[: len(older)]
+        return completion
 
     async def _tool_round(
         self, turn: _Turn, state: ConversationState, completion: Completion

@@ -14,6 +14,7 @@ __all__ = ["Tables", "declare_tables"]
 @dataclass(frozen=True)
 class Tables:
     conversations: faust.Table  # conversation_id -> ConversationState.to_value()
+    usage: faust.Table  # application_id -> hourly usage windows (parley.streams.usage)
 
 
 def declare_tables(app: faust.App, settings: Settings) -> Tables:
@@ -27,5 +28,12 @@ def declare_tables(app: faust.App, settings: Settings) -> Tables:
             # as Faust calls ``dict.from_data`` on every record it restores.)
             schema=faust.Schema(key_serializer="json", value_serializer="json"),
             help="Recent history and dedup state of each conversation.",
-        )
+        ),
+        usage=app.Table(
+            "usage",
+            default=None,
+            partitions=settings.topic_partitions,
+            schema=faust.Schema(key_serializer="json", value_serializer="json"),
+            help="Model usage per application, chatbot and hour.",
+        ),
     )

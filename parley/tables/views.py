@@ -35,7 +35,12 @@ def _seen_events(value: Any) -> Any:
     return {"applied_event_ids": list((value or {}).get("applied") or [])}
 
 
+def _usage(value: Any) -> Any:
+    return {"hours": (value or {}).get("hours") or {}}
+
+
 TABLE_VIEWS: dict[str, TableView] = {
+    "usage": TableView("usage", "model tokens and turns per chatbot and UTC hour, keyed by application", _usage),
     "conversations": TableView("conversations", "history, summary, tool round and queue of a conversation", _conversation),
     "seen-events": TableView("conversations", "event ids already applied to a conversation (dedup)", _seen_events),
 }

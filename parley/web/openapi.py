@@ -215,7 +215,7 @@ def _platform_webhook_paths(id_schema: dict[str, Any]) -> dict[str, Any]:
 def _table_paths() -> dict[str, Any]:
     """Read-only table queries (parley/web/tables_api.py), answered by workers."""
     view = {"name": "view", "in": "path", "required": True,
-            "schema": {"type": "string", "enum": ["conversations", "seen-events"]}}
+            "schema": {"type": "string", "enum": ["conversations", "seen-events", "usage"]}}
     errors = {
         "401": _error_response("Missing or wrong admin key."),
         "404": _error_response("Unknown table, key not found, or asked of a gateway."),

@@ -239,3 +239,29 @@ async def test_metrics_count_events_model_calls_and_tools(worker):
     assert value('parley_tool_seconds_count{tool="current_time"}') >= 1
     assert value('parley_handler_seconds_count{stage="processor"}') >= 2
     assert "parley_websocket_connections" in samples
+
+
+async def test_usage_is_counted_per_application_and_readable_over_http(worker, mongo_db):
+    from tests.conftest import ADMIN_KEY
+    from tests.e2e.test_llm_faults import make_application
+
+    application_id = make_application(mongo_db)
+    client = await ChatClient.connect(worker.ws, application_id=application_id)
+    try:
+        await client.turn("count me")
+        await client.turn("and me")
+    finally:
+        await client.close()
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    deadline = time.monotonic() + 15
+    async with aiohttp.ClientSession(headers=headers) as http:
+        while True:
+            async with http.get(f"{worker.http}/v1/tables/usage/{application_id}") as response:
+                body = await response.json()
+            bots = next(iter((body.get("value") or {}).get("hours", {}).values()), {})
+            if bots.get(application_id, {}).get("turns") == 2 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+    counters = bots[application_id]
+    assert counters["turns"] == 2
+    assert counters["prompt_tokens"] > 0 and counters["completion_tokens"] > 0

@@ -112,9 +112,21 @@ class FakeLLM:
             await chunk({}, "tool_calls")
         else:
             await self._stream_text(chunk, "You said: " + str(last.get("content")))
+        await self._usage(response, body, 40)
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    @staticmethod
+    async def _usage(response: web.StreamResponse, body: dict[str, Any], completion_chars: int) -> None:
+        """The usage chunk OpenAI sends last when ``stream_options.include_usage`` is set."""
+        if not (body.get("stream_options") or {}).get("include_usage"):
+            return
+        prompt = sum(len(str(m.get("content") or "")) for m in body["messages"]) // 4 + 1
+        data = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": completion_chars // 4 + 1,
+                                         "total_tokens": prompt + completion_chars // 4 + 1}}
+        await response.write(f"data: {json.dumps(data)}\n\n".encode())
 
     @staticmethod
     async def _stream_text(chunk: Any, text: str) -> None:
