@@ -1,8 +1,15 @@
 """``GET /ws``: the chat websocket. Protocol: docs/websocket-protocol.md.
 
-Every client frame is validated; a bad one gets an ``error`` frame and the socket stays open.
+Every client frame is validated; a bad one gets an ``error`` frame and the socket stays open,
+except for the refusals that end the connection (an unauthorized ``hello``: 4401, a browser
+origin the application does not allow: 4403, no client frame for
+``PARLEY_WS_IDLE_TIMEOUT_S``: 4408), which send their ``error`` frame and then close.
+
 Replies reach the socket over the bus: ``delta`` frames while the model streams, then the final
-``message`` (delivered by the persister after archiving).
+``message`` (delivered by the persister after archiving). A ``hello`` with ``last_message_id``
+also gets what the client missed, read from the archive: the socket subscribes to the bus
+first, holds live frames back while it sends the archived ones, then lets them through without
+those it already sent, so nothing is lost between the two and nothing comes twice.
 """
 
 from __future__ import annotations
@@ -10,21 +17,103 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from parley import metrics
+from parley.channels import CHANNELS
+from parley.settings import Settings
 from parley.storage.bus import conversation_channel
+from parley.web.auth import TokenError, origin_allowed, verify_user_token
 from parley.web.ingress import IngressUnavailable, user_event
 from parley.web.keys import INGRESS, RUNTIME, SETTINGS, SOCKETS
-from parley.web.validation import InputError, parse_json_object, require_id, require_text
+from parley.web.ratelimit import ApplicationBuckets, admit, per_minute_bucket
+from parley.web.validation import InputError, optional_str, parse_json_object, require_id, require_text
 
-__all__ = ["websocket_handler"]
+__all__ = [
+    "websocket_handler",
+    "add_websocket_routes",
+    "APPLICATION_BUCKETS",
+    "CLOSE_UNAUTHORIZED",
+    "CLOSE_FORBIDDEN_ORIGIN",
+    "CLOSE_IDLE",
+    "RESUME_ROLES",
+    "frame_limit",
+]
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_S = 30.0
+#: Close codes (4000-4999 are the application's): an HTTP status plus 4000.
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_IDLE = 4408
+#: The archive could not be read for a resume: reconnect later and resume again.
+CLOSE_TRY_AGAIN_LATER = 1013
+
+#: Archived roles a resuming client is sent (tool calls and results stay server-side).
+RESUME_ROLES = ("user", "assistant")
+
+#: Conversations of these channels belong to a messaging platform (``telegram:<chat id>``...):
+#: a websocket client may neither read nor write them.
+_PLATFORM_PREFIXES = tuple(f"{name}:" for name in CHANNELS if name != "generic")
+
+APPLICATION_BUCKETS = web.AppKey("ws_application_buckets", ApplicationBuckets)
+
+
+def frame_limit(settings: Settings) -> int:
+    """The largest frame a client may send; a larger one closes the socket with 1009."""
+    return settings.max_text_bytes * 4 + 4096
+
+
+class _Close(InputError):
+    """A refusal that ends the connection: the ``error`` frame is sent, then the close code."""
+
+    def __init__(self, code: str, message: str, close_code: int) -> None:
+        super().__init__(code, message, status=close_code - 4000 if close_code >= 4000 else 503)
+        self.close_code = close_code
+
+
+class _RateLimited(InputError):
+    def __init__(self, retry_after: float, client_id: str | None) -> None:
+        super().__init__(
+            "rate_limited", f"too many frames; retry in {retry_after:.2f}s", status=429
+        )
+        self.retry_after = retry_after
+        self.client_id = client_id
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["retry_after"] = round(self.retry_after, 3)
+        if self.client_id is not None:
+            body["id"] = self.client_id
+        return body
+
+
+def _application_limit(config: Any, settings: Settings) -> float:
+    """Messages per minute for the application: its chatbot's ``rate_limit_per_minute``, else
+    the setting (0: unlimited)."""
+    per_minute = getattr(getattr(config, "chatbot", None), "rate_limit_per_minute", None)
+    return float(per_minute) if per_minute else settings.ws_app_messages_per_minute
+
+
+def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
+    """An archived message as the frame a live client gets (``streams.delivery.websocket_frame``
+    for replies); a user message also carries the client's own ``id`` and the ``sender``."""
+    role = doc.get("role")
+    frame: dict[str, Any] = {
+        "type": "message",
+        "message_id": doc["_id"],
+        "role": role,
+        "text": doc.get("text", ""),
+        "in_reply_to": doc.get("in_reply_to", "") if role != "user" else None,
+        "created_at": doc.get("created_at"),
+    }
+    if role == "user":
+        frame["id"] = doc.get("client_message_id") or None
+        frame["sender"] = doc.get("sender") or ""
+    return frame
 
 
 class _Session:
@@ -34,8 +123,20 @@ class _Session:
         self.runtime = request.app[RUNTIME]
         self.settings = request.app[SETTINGS]
         self.ingress = request.app[INGRESS]
+        self.application_buckets = request.app[APPLICATION_BUCKETS]
         self.application_id: str | None = None
         self.conversation_id: str | None = None
+        self.user_id: str | None = None  # None: anonymous
+        # hello and message frames each have a bucket: switching conversations does not eat
+        # into the messages a client may send, and hello spam (each may read the archive) is
+        # limited on its own
+        now = time.monotonic()
+        self.hello_bucket = per_minute_bucket(
+            self.settings.ws_messages_per_minute, self.settings.ws_message_burst, now
+        )
+        self.message_bucket = per_minute_bucket(
+            self.settings.ws_messages_per_minute, self.settings.ws_message_burst, now
+        )
         self._forwarder: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
 
@@ -49,7 +150,7 @@ class _Session:
                 logger.debug("websocket send failed: %s", exc)
 
     async def on_text(self, data: str) -> None:
-        if len(data.encode("utf-8")) > self.settings.max_text_bytes * 4 + 4096:
+        if len(data.encode("utf-8")) > frame_limit(self.settings):
             raise InputError("too_large", "frame is larger than the limit", status=413)
         frame = parse_json_object(data)
         kind = frame.get("type")
@@ -62,44 +163,172 @@ class _Session:
         else:
             raise InputError("unknown_type", f"unknown frame type {kind!r}; expected hello, message or ping")
 
+    # --- hello ---------------------------------------------------------------------------
     async def on_hello(self, frame: dict[str, Any]) -> None:
+        retry_after = admit([self.hello_bucket], time.monotonic())
+        if retry_after:
+            raise _RateLimited(retry_after, None)
         application_id = require_id(frame, "application_id")
         conversation_id = require_id(frame, "conversation_id")
-        if await self.runtime.configs.application(application_id) is None:
+        resume_from = self._resume_from(frame)
+        if conversation_id.startswith(_PLATFORM_PREFIXES):
+            raise InputError(
+                "forbidden_conversation",
+                f"conversation {conversation_id!r} belongs to a messaging platform; "
+                "websocket conversations may not start with "
+                + ", ".join(repr(p) for p in _PLATFORM_PREFIXES),
+                status=403,
+            )
+        config = await self.runtime.configs.application(application_id)
+        if config is None:
             raise InputError("unknown_application", f"no application {application_id!r}", status=404)
+        # ``config`` is an ``ApplicationConfig``; its policy fields are read with their defaults
+        # so that any object standing for one (tests' stubs) means "no restrictions".
+        origin = self.request.headers.get("Origin")
+        if not origin_allowed(origin, getattr(config, "allowed_origins", ())):
+            raise _Close(
+                "forbidden_origin",
+                f"origin {origin!r} may not open a websocket to application {application_id!r}",
+                CLOSE_FORBIDDEN_ORIGIN,
+            )
+        user_id = await self._authenticate(frame, application_id, getattr(config, "allow_anonymous", True))
+        if user_id is not None:
+            other = await self.runtime.documents.conversation_user_not(
+                application_id, conversation_id, sender=user_id
+            )
+            if other is not None:
+                raise InputError(
+                    "forbidden_conversation",
+                    f"conversation {conversation_id!r} belongs to another user; start a new conversation",
+                    status=403,
+                )
         await self._stop_forwarding()
-        self.application_id, self.conversation_id = application_id, conversation_id
-        ready = asyncio.Event()
-        self._forwarder = asyncio.create_task(self._forward(ready))
-        await ready.wait()
-        await self.send({"type": "ready", "application_id": application_id, "conversation_id": conversation_id})
+        self.application_id, self.conversation_id, self.user_id = application_id, conversation_id, user_id
+        released: asyncio.Future[frozenset[str]] = asyncio.get_running_loop().create_future()
+        await self._start_forwarding(released)
+        sent: frozenset[str] = frozenset()
+        try:
+            await self.send({
+                "type": "ready",
+                "application_id": application_id,
+                "conversation_id": conversation_id,
+                "user_id": user_id,
+            })
+            if resume_from is not None:
+                sent = await self._resume(resume_from)
+        finally:
+            released.set_result(sent)
 
+    @staticmethod
+    def _resume_from(frame: dict[str, Any]) -> str | None:
+        for name in ("last_message_id", "resume_from"):
+            if frame.get(name) is not None:
+                return require_id(frame, name)
+        return None
+
+    async def _authenticate(self, frame: dict[str, Any], application_id: str, allow_anonymous: bool) -> str | None:
+        """The user id of a valid token; None for an anonymous client the application allows."""
+        token = frame.get("token")
+        if token is None:
+            token = self.request.query.get("token") or None
+        if token is None:
+            if allow_anonymous:
+                return None
+            raise _Close(
+                "unauthorized",
+                f"application {application_id!r} requires a user token: send 'token' in the hello frame",
+                CLOSE_UNAUTHORIZED,
+            )
+        application = await self.runtime.documents.get_application(application_id) or {}
+        secret = application.get("secret")
+        try:
+            return verify_user_token(token, secret if isinstance(secret, str) else "", application_id)
+        except TokenError as exc:
+            raise _Close("unauthorized", str(exc), CLOSE_UNAUTHORIZED) from exc
+
+    async def _resume(self, last_message_id: str) -> frozenset[str]:
+        """Send the archived messages after ``last_message_id``; return their ids."""
+        assert self.application_id is not None and self.conversation_id is not None
+        try:
+            docs, found, truncated = await self.runtime.documents.messages_after(
+                self.application_id, self.conversation_id, last_message_id,
+                roles=RESUME_ROLES, limit=self.settings.ws_resume_limit,
+            )
+        except Exception as exc:  # noqa: BLE001 - any archive failure: let the client retry
+            logger.warning("resume of %s failed: %s", self.conversation_id, exc)
+            raise _Close(
+                "unavailable", "the archive could not be read; reconnect and resume again",
+                CLOSE_TRY_AGAIN_LATER,
+            ) from exc
+        await self.send({
+            "type": "resume",
+            "last_message_id": last_message_id,
+            "found": found,
+            "count": len(docs),
+            "truncated": truncated,
+        })
+        for doc in docs:
+            await self.send(_archived_frame(doc))
+        return frozenset(str(doc["_id"]) for doc in docs)
+
+    # --- message -------------------------------------------------------------------------
     async def on_message(self, frame: dict[str, Any]) -> None:
         if self.application_id is None or self.conversation_id is None:
             raise InputError("not_ready", "send a hello frame before messages")
         client_id = require_id(frame, "id")
         text = require_text(frame, "text", self.settings.max_text_bytes)
+        sender = self.user_id if self.user_id is not None else optional_str(frame, "sender")
+        config = await self.runtime.configs.application(self.application_id)
+        if config is None:
+            raise InputError("unknown_application", f"no application {self.application_id!r}", status=404)
+        application_bucket = self.application_buckets.bucket(
+            self.application_id, _application_limit(config, self.settings)
+        )
+        retry_after = admit([self.message_bucket, application_bucket], time.monotonic())
+        if retry_after:
+            raise _RateLimited(retry_after, client_id)
         event = user_event(
             application_id=self.application_id,
             conversation_id=self.conversation_id,
             channel="websocket",
             client_message_id=client_id,
             text=text,
-            sender=str(frame.get("sender") or ""),
+            sender=sender,
         )
         try:
             await self.ingress.submit(event)
         except IngressUnavailable as exc:
             raise InputError("unavailable", f"{exc}; retry with the same id", status=503) from exc
         await self.send({"type": "ack", "id": client_id, "event_id": event.event_id})
+        # The gateway's part of a typing indicator: the message is in, an answer is coming.
+        await self.send({"type": "typing", "state": "started", "in_reply_to": event.event_id})
 
-    async def _forward(self, ready: asyncio.Event) -> None:
+    # --- live frames from the bus --------------------------------------------------------
+    async def _start_forwarding(self, released: asyncio.Future[frozenset[str]]) -> None:
+        subscribed = asyncio.Event()
+        self._forwarder = asyncio.create_task(self._forward(subscribed, released))
+        waiter = asyncio.ensure_future(subscribed.wait())
+        await asyncio.wait({self._forwarder, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if not subscribed.is_set():
+            waiter.cancel()
+            error = self._forwarder.exception() if not self._forwarder.cancelled() else None
+            self._forwarder = None
+            self.application_id = self.conversation_id = self.user_id = None
+            logger.warning("websocket could not subscribe to the bus: %s", error)
+            raise InputError("unavailable", "live delivery is unavailable; send hello again", status=503)
+
+    async def _forward(self, subscribed: asyncio.Event, released: asyncio.Future[frozenset[str]]) -> None:
         assert self.application_id is not None and self.conversation_id is not None
         channel = conversation_channel(self.application_id, self.conversation_id)
         async with self.runtime.bus.subscribe(channel) as subscription:
-            ready.set()
+            subscribed.set()
+            # Live frames wait in the subscription's queue while the archive is sent.
+            already_sent = await released
             while True:
-                await self.send(await subscription.get())
+                frame = await subscription.get()
+                if already_sent and frame.get("message_id") in already_sent:
+                    continue
+                await self.send(frame)
 
     async def _stop_forwarding(self) -> None:
         if self._forwarder is not None:
@@ -114,25 +343,52 @@ class _Session:
 
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=settings.max_text_bytes * 4 + 4096)
+    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s, max_msg_size=frame_limit(settings))
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
     session = _Session(request, ws)
     metrics.WEBSOCKET_CONNECTIONS.inc()
+    loop = asyncio.get_running_loop()
+    idle_deadline = loop.time() + settings.ws_idle_timeout_s
     try:
-        async for msg in ws:
+        while not ws.closed:
+            try:
+                # Not receive(timeout=...): that one restarts on every heartbeat pong. The idle
+                # time counts from the last frame the client sent.
+                async with asyncio.timeout_at(idle_deadline):
+                    msg = await ws.receive()
+            except TimeoutError:
+                await session.send(InputError(
+                    "idle_timeout", f"no frame for {settings.ws_idle_timeout_s:g}s; reconnect to go on"
+                ).body())
+                await ws.close(code=CLOSE_IDLE, message=b"idle timeout")
+                break
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                break
+            if msg.type == WSMsgType.ERROR:
+                logger.info("websocket closed with error: %s", ws.exception())
+                break
+            idle_deadline = loop.time() + settings.ws_idle_timeout_s
             if msg.type == WSMsgType.TEXT:
                 try:
                     await session.on_text(msg.data)
+                except _Close as exc:
+                    await session.send(exc.body())
+                    await ws.close(code=exc.close_code, message=exc.code.encode())
+                    break
                 except InputError as exc:
                     await session.send(exc.body())
             elif msg.type == WSMsgType.BINARY:
                 await session.send(
                     InputError("invalid_frame", "binary frames are not supported; send JSON text").body()
                 )
-            elif msg.type == WSMsgType.ERROR:
-                logger.info("websocket closed with error: %s", ws.exception())
     finally:
         metrics.WEBSOCKET_CONNECTIONS.dec()
         await session.close()
     return ws
+
+
+def add_websocket_routes(app: web.Application) -> None:
+    """``GET /ws`` and the state it shares across connections (per-application rate limits)."""
+    app[APPLICATION_BUCKETS] = ApplicationBuckets()
+    app.router.add_get("/ws", websocket_handler)
