@@ -36,6 +36,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+#: A benchmark sends turns back to back on one socket: lift the per-connection rate limit of the
+#: server it starts (against your own `parley dev`, set these yourself).
+BENCH_LIMITS = {"PARLEY_WS_MESSAGES_PER_MINUTE": "100000", "PARLEY_WS_MESSAGE_BURST": "1000",
+                "PARLEY_WS_APP_MESSAGES_PER_MINUTE": "100000"}
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
@@ -78,7 +84,8 @@ async def run(url: str, turns: int, conversations: int, warmup: int) -> dict[str
                         t_final = time.perf_counter() - t0
                         break
                     elif frame["type"] == "error":
-                        raise RuntimeError(frame)
+                        hint = " (raise PARLEY_WS_MESSAGES_PER_MINUTE on the server)" if frame.get("code") == "rate_limited" else ""
+                        raise RuntimeError(f"{frame}{hint}")
                 if n >= warmup:
                     ping.append(t_ping)
                     first.append(t_first if t_first is not None else t_final)
@@ -94,6 +101,7 @@ def start_dev() -> tuple[subprocess.Popen[bytes], str, str]:
         port = sock.getsockname()[1]
     data_dir = tempfile.mkdtemp(prefix="parley-bench-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    env.update(BENCH_LIMITS)
     log = open(os.path.join(data_dir, "dev.log"), "wb")
     proc = subprocess.Popen([sys.executable, "-m", "parley", "dev", "--port", str(port), "--data-dir", data_dir],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -143,6 +151,7 @@ def start_fake_stack(stack):  # type: ignore[no-untyped-def]
         kafka_url=servers["broker"].url, mongo_url=servers["documents"].url, data_dir=data / "worker",
         port=port, PARLEY_APP_ID="bench-latency", PARLEY_LLM_BASE_URL=fake.base_url,
         PARLEY_LLM_API_KEY="test-key", PARLEY_LLM_MODEL="fake-model", PARLEY_LOG_LEVEL="WARNING",
+        **BENCH_LIMITS,
     )
     worker = ParleyProcess(["worker"], env, data / "worker.log", port).start()
     stack.callback(worker.stop)
