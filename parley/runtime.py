@@ -17,6 +17,7 @@ from parley.settings import Settings
 from parley.storage.bus import Bus, InProcessBus, RedisBus, conversation_channel
 from parley.storage.cache import Cache, cache_from_settings
 from parley.storage.documents import DocumentStore
+from parley.storage.files import FileLinkingModel, FileStore, file_store_from_settings
 from parley.streams.config import ConfigStore
 from parley.topics import ALL_TOPICS
 from parley.tools import ToolRegistry, default_registry
@@ -29,10 +30,11 @@ logger = logging.getLogger(__name__)
 class Runtime(Service):
     documents: DocumentStore
     bus: Bus
-    model: ModelRouter
+    model: FileLinkingModel  # a ModelRouter that also links attached images
     cache: Cache
     configs: ConfigStore
     http: aiohttp.ClientSession
+    files: FileStore
 
     def __init__(self, settings: Settings, *, seed_demo: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -55,19 +57,26 @@ class Runtime(Service):
         await self.documents.start()
         self.bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
         await self.bus.start()
-        self.model = ModelRouter(settings)
+        self.files = file_store_from_settings(settings)
+        await self.files.start()
+        # Prompts refer to attached images by file id; the model gets fresh links on every call.
+        self.model = FileLinkingModel(
+            ModelRouter(settings), self.files,
+            expires_s=settings.files_url_expiry_s, inline=settings.files_inline_images,
+        )
         self.cache = cache_from_settings(settings)
         self.configs = ConfigStore(self.documents, settings, self.cache)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         if self.seed_demo:
             await self.configs.seed_demo()
         logger.info(
-            "runtime started: model=%s bus=%s", self.model.name, type(self.bus).__name__
+            "runtime started: model=%s bus=%s files=%s",
+            self.model.name, type(self.bus).__name__, type(self.files).__name__,
         )
 
     async def on_stop(self) -> None:
         # Close in reverse order of creation; skip what on_start never got to create.
-        for name in ("http", "model", "bus", "cache", "documents"):
+        for name in ("http", "model", "files", "bus", "cache", "documents"):
             client = getattr(self, name, None)
             if client is None:
                 continue

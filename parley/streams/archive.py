@@ -35,6 +35,8 @@ def documents_for_incoming(event: IncomingEvent) -> list[dict[str, Any]]:
             channel=event.channel,
             client_message_id=event.client_message_id,
         )
+        if event.attachments:  # references ({"file_id", "content_type", "size", "name"}), not bytes
+            doc["attachments"] = [dict(a) for a in event.attachments]
         return [doc]
     if event.kind == KIND_TOOL_RESULTS:
         docs = []

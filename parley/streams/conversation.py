@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ConversationState", "build_prompt", "trim_history"]
+from parley.storage.files import file_ref
+
+__all__ = ["ConversationState", "build_prompt", "trim_history", "with_attachments"]
 
 APPLIED_MEMORY = 500
 
@@ -81,5 +83,37 @@ def build_prompt(
     if summary:
         messages.append({"role": "system", "content": SUMMARY_PREFIX + summary})
     for message in trim_history(history, max_messages):
-        messages.append({k: message[k] for k in _WIRE_KEYS if k in message})
+        wire = {k: message[k] for k in _WIRE_KEYS if k in message}
+        if message.get("role") == "user" and message.get("attachments"):
+            wire["content"] = with_attachments(str(message.get("content") or ""), message["attachments"])
+        messages.append(wire)
     return messages
+
+
+def with_attachments(text: str, attachments: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """A user message's content with its attachments: other files are mentioned in the text
+    (``[attached file: name (type, size)]``); images make the content a list of OpenAI parts,
+    the text then one ``image_url`` part per image. An image's URL is a ``parley-file:`` reference
+    that the model port turns into a fresh link right before the call
+    (``parley.storage.files.FileLinkingModel``)."""
+    images = [a for a in attachments if str(a.get("content_type", "")).startswith("image/")]
+    notes = [
+        f"[attached file: {a.get('name') or a.get('file_id')} ({a.get('content_type')}, {_size(a.get('size'))})]"
+        for a in attachments
+        if a not in images
+    ]
+    text = "\n".join(part for part in (text, *notes) if part)
+    if not images:
+        return text
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    parts.extend({"type": "image_url", "image_url": {"url": file_ref(str(a["file_id"]))}} for a in images)
+    return parts
+
+
+def _size(size: Any) -> str:
+    n = int(size) if isinstance(size, int | float) else 0
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.1f} MiB"

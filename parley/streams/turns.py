@@ -142,6 +142,8 @@ class TurnHandler:
             "content": event.text,
             "channel": event.channel,
         }
+        if event.attachments:  # references only; build_prompt shows them to the model
+            message["attachments"] = [dict(a) for a in event.attachments]
         control, conversation_id = self._control, event.conversation_id
         control.started(conversation_id)
         policy = config.double_texting

@@ -16,6 +16,7 @@ from parley.web.ingress import Ingress
 from parley.web.keys import FAUST_APP, INGRESS, READINESS, RUNTIME, SETTINGS, SOCKETS
 from parley.web.tables_api import add_table_routes
 from parley.web.openapi import openapi_handler
+from parley.web.uploads import add_upload_routes
 from parley.web.webhooks import add_webhook_routes
 from parley.web.ws import add_websocket_routes
 
@@ -72,4 +73,5 @@ def create_web_app(
     app.router.add_get("/v1/openapi.json", openapi_handler)
     add_admin_routes(app)
     add_table_routes(app)
+    add_upload_routes(app)
     return app

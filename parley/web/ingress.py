@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from parley.records import IncomingEvent
 from parley.streams.codec import encode, message_id
@@ -30,9 +31,11 @@ def user_event(
     client_message_id: str,
     text: str,
     sender: str = "",
+    attachments: list[dict[str, Any]] | None = None,
 ) -> IncomingEvent:
     """A user message whose ``event_id`` derives from the client's or platform's own id, so a
-    redelivered message gets the same ``event_id`` and is answered once."""
+    redelivered message gets the same ``event_id`` and is answered once. ``attachments`` come
+    from ``parley.web.uploads.resolve_attachments``."""
     return IncomingEvent(
         event_id=message_id(application_id, conversation_id, channel, client_message_id),
         conversation_id=conversation_id,
@@ -42,6 +45,7 @@ def user_event(
         sender=sender,
         channel=channel,
         client_message_id=client_message_id,
+        attachments=list(attachments or []),
     )
 
 

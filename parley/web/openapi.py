@@ -20,6 +20,7 @@ from parley.schemas import (
     ID_PATTERN,
 )
 from parley.web.admin import ADMIN_PREFIX, DEFAULT_LIMIT, MAX_LIMIT
+from parley.web.uploads import openapi_paths as upload_paths
 
 __all__ = ["openapi_document", "openapi_handler"]
 
@@ -301,6 +302,7 @@ def openapi_document() -> dict[str, Any]:
             },
             **_platform_webhook_paths(id_schema),
             **_table_paths(),
+            **upload_paths(id_schema),
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi", "summary": "This document", "tags": ["operations"],

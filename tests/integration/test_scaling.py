@@ -42,12 +42,18 @@ async def post(http: aiohttp.ClientSession, url: str, body: dict) -> str:
 
 def assignment_sizes(*workers: ParleyProcess) -> list[int]:
     import json
+    import urllib.error
     import urllib.request
 
     sizes = []
     for w in workers:
-        with urllib.request.urlopen(f"{w.http}/readyz", timeout=5) as r:
-            sizes.append(json.loads(r.read())["checks"]["partitions_assigned"])
+        try:
+            with urllib.request.urlopen(f"{w.http}/readyz", timeout=5) as r:
+                sizes.append(json.loads(r.read())["checks"]["partitions_assigned"])
+        except urllib.error.HTTPError as exc:  # 503 while a rebalance is in progress
+            sizes.append(json.loads(exc.read() or b"{}").get("checks", {}).get("partitions_assigned", 0))
+        except OSError:
+            sizes.append(0)
     return sizes
 
 

@@ -91,7 +91,8 @@ class FakeLLM:
             await response.write(f"data: {json.dumps(data)}\n\n".encode())
 
         tool_names = {t["function"]["name"] for t in body.get("tools", [])}
-        match = re.search(r"time in ([A-Za-z_/]+)", last.get("content") or "")
+        text_content = last.get("content") if isinstance(last.get("content"), str) else ""  # not parts
+        match = re.search(r"time in ([A-Za-z_/]+)", text_content)
         if last["role"] == "tool":
             text = "The tool said: " + last["content"]
             await self._stream_text(chunk, text)

@@ -133,7 +133,7 @@ async def client(aiohttp_client: ClientFactory, produced: Produced) -> TestClien
     return await aiohttp_client(make_app(produced))
 
 
-def token_for(application_id: str, user_id: str = "user-42", *, secret: str = SECRET, ttl_s: float = 60, now: float | None = None) -> str:
+def token_for(application_id: str, user_id: str = "user-42", *, secret: str = SECRET, ttl_s: float = 24 * 3600, now: float | None = None) -> str:
     return make_user_token(secret, application_id, user_id, ttl_s, now=now)
 
 

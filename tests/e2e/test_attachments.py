@@ -1,0 +1,86 @@
+"""Attachments end to end: upload to a real worker (local file store), reference the files from
+a user message, and check the model is shown the image through a link that serves its bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaProducer
+
+from parley.streams.codec import encode
+from parley.web.ingress import user_event
+from tests.e2e.test_pipeline import archived
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + uuid.uuid4().bytes * 8
+NOTES = "shopping: milk, eggs\n".encode()
+
+
+async def upload(http: aiohttp.ClientSession, base: str, data: bytes, content_type: str, filename: str) -> dict[str, Any]:
+    form = aiohttp.FormData()
+    form.add_field("file", data, filename=filename, content_type=content_type)
+    async with http.post(f"{base}/v1/applications/demo/uploads", data=form) as response:
+        assert response.status == 201, await response.text()
+        return await response.json()
+
+
+async def fetch(http: aiohttp.ClientSession, url: str) -> bytes:
+    async with http.get(url) as response:
+        assert response.status == 200, url
+        return await response.read()
+
+
+async def model_request_with(fake_llm: Any, text: str, timeout_s: float = 20.0) -> dict[str, Any]:
+    """The first request to the model whose last message is the user message ``text`` with parts."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for request in list(fake_llm.requests):
+            content = request["messages"][-1].get("content")
+            if isinstance(content, list) and any(text in p.get("text", "") for p in content):
+                return request
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no model request carried {text!r}")
+
+
+async def test_an_uploaded_image_reaches_the_model_through_a_link_that_serves_it(worker, services, fake_llm, mongo_db):
+    async with aiohttp.ClientSession() as http:
+        image = await upload(http, worker.http, PNG, "image/png", "cat.png")
+        notes = await upload(http, worker.http, NOTES, "text/plain", "notes.txt")
+        assert await fetch(http, image["url"]) == PNG
+
+        # The websocket and webhook handlers do not take attachments yet (their owners add
+        # `resolve_attachments`): produce the event as the ingress would.
+        conversation_id = f"att-{uuid.uuid4().hex[:10]}"
+        question = f"what is in this picture? {uuid.uuid4().hex[:6]}"
+        attachments = [
+            {k: upload_[k] for k in ("file_id", "content_type", "size", "name")} for upload_ in (image, notes)
+        ]
+        event = user_event(
+            application_id="demo", conversation_id=conversation_id, channel="websocket",
+            client_message_id="m-1", text=question, attachments=attachments,
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=services["broker"].url.removeprefix("kafka://"))
+        await producer.start()
+        try:
+            await producer.send_and_wait("incoming", encode(event), key=conversation_id.encode())
+        finally:
+            await producer.stop()
+
+        request = await model_request_with(fake_llm, question)
+        text_part, image_part = request["messages"][-1]["content"]
+        assert text_part == {
+            "type": "text",
+            "text": f"{question}\n[attached file: notes.txt (text/plain, {len(NOTES)} bytes)]",
+        }
+        assert image_part["type"] == "image_url"
+        link = image_part["image_url"]["url"]
+        assert link.startswith(f"{worker.http}/v1/files/{image['file_id']}?expires="), link
+        assert await fetch(http, link) == PNG
+
+    docs = await asyncio.to_thread(archived, mongo_db, conversation_id, 2)
+    user, reply = docs[0], docs[-1]
+    assert user["role"] == "user" and user["attachments"] == attachments
+    assert reply["role"] == "assistant" and reply["text"].startswith("You said: ")
