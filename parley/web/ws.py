@@ -30,6 +30,7 @@ from parley.web.auth import TokenError, origin_allowed, verify_user_token
 from parley.web.ingress import IngressUnavailable, user_event
 from parley.web.keys import INGRESS, RUNTIME, SETTINGS, SOCKETS
 from parley.web.ratelimit import ApplicationBuckets, admit, per_minute_bucket
+from parley.web.uploads import resolve_attachments
 from parley.web.validation import InputError, optional_str, parse_json_object, require_id, require_text
 
 __all__ = [
@@ -287,6 +288,7 @@ class _Session:
         retry_after = admit([self.message_bucket, application_bucket], time.monotonic())
         if retry_after:
             raise _RateLimited(retry_after, client_id)
+        attachments = await resolve_attachments(self.runtime, self.application_id, frame.get("attachments"))
         event = user_event(
             application_id=self.application_id,
             conversation_id=self.conversation_id,
@@ -294,6 +296,7 @@ class _Session:
             client_message_id=client_id,
             text=text,
             sender=sender,
+            attachments=attachments,
         )
         try:
             await self.ingress.submit(event)

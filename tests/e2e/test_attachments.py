@@ -9,10 +9,9 @@ import uuid
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaProducer
 
-from parley.streams.codec import encode
-from parley.web.ingress import user_event
+from tests.support.wsclient import ChatClient
+
 from tests.e2e.test_pipeline import archived
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + uuid.uuid4().bytes * 8
@@ -51,23 +50,20 @@ async def test_an_uploaded_image_reaches_the_model_through_a_link_that_serves_it
         notes = await upload(http, worker.http, NOTES, "text/plain", "notes.txt")
         assert await fetch(http, image["url"]) == PNG
 
-        # The websocket and webhook handlers do not take attachments yet (their owners add
-        # `resolve_attachments`): produce the event as the ingress would.
-        conversation_id = f"att-{uuid.uuid4().hex[:10]}"
+        # The client sends the uploads' file ids with its message over the websocket.
         question = f"what is in this picture? {uuid.uuid4().hex[:6]}"
         attachments = [
             {k: upload_[k] for k in ("file_id", "content_type", "size", "name")} for upload_ in (image, notes)
         ]
-        event = user_event(
-            application_id="demo", conversation_id=conversation_id, channel="websocket",
-            client_message_id="m-1", text=question, attachments=attachments,
-        )
-        producer = AIOKafkaProducer(bootstrap_servers=services["broker"].url.removeprefix("kafka://"))
-        await producer.start()
+        client = await ChatClient.connect(worker.ws)
+        conversation_id = client.conversation_id
         try:
-            await producer.send_and_wait("incoming", encode(event), key=conversation_id.encode())
+            await client.send({"type": "message", "id": "m-1", "text": question,
+                               "attachments": [{"file_id": image["file_id"]}, {"file_id": notes["file_id"]}]})
+            ack = await client.recv()
+            assert ack["type"] == "ack", ack
         finally:
-            await producer.stop()
+            await client.close()
 
         request = await model_request_with(fake_llm, question)
         text_part, image_part = request["messages"][-1]["content"]

@@ -13,7 +13,6 @@ import time
 import uuid
 from typing import Any
 
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from parley.streams.codec import message_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from parley.llm import Completion, ToolCall
+from parley.llm import Completion
 from parley.streams.conversation import ConversationState
 from parley.streams.memory import estimate_tokens, should_fold, split_for_budget
 from parley.streams.turns import ChatbotConfig, TurnHandler
