@@ -43,7 +43,7 @@ class EchoModel:
                 results.append(f"{message.get('name', 'tool')}: {message['content']}")
             text = "Tool results — " + "; ".join(reversed(results))
         else:
-            content = str(last.get("content") or "")
+            content = _text_of(last.get("content"))
             call = self._tool_call(content, tool_names)
             if call is not None:
                 return Completion(tool_calls=[call])
@@ -64,3 +64,15 @@ class EchoModel:
             args = json.dumps({"expression": match.group(1).strip().rstrip("?")})
             return ToolCall(id="echo-call-0", name="calculate", arguments=args)
         return None
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message: a string, or the text parts of a content-parts list (images are
+    shown as ``[image]``)."""
+    if isinstance(content, list):
+        parts = [
+            str(p.get("text", "")) if p.get("type") == "text" else "[image]"
+            for p in content if isinstance(p, dict)
+        ]
+        return " ".join(p for p in parts if p)
+    return str(content or "")

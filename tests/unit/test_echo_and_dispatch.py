@@ -115,3 +115,16 @@ async def test_archive_documents_for_a_whole_turn() -> None:
     assert [d["tool_call_id"] for d in docs[2:5]] == ["a", "b", "c"]
     # Re-archiving the same events yields the same ids (upserts are no-ops).
     assert [d["_id"] for d in documents_for_incoming(results)] == ids[2:5]
+
+
+async def test_echo_repeats_the_text_of_a_message_with_an_image() -> None:
+    from parley.llm.echo import EchoModel
+
+    pieces: list[str] = []
+
+    async def on_delta(text: str) -> None:
+        pieces.append(text)
+
+    content = [{"type": "text", "text": "look at this"}, {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]
+    completion = await EchoModel().complete([{"role": "user", "content": content}], [], on_delta)
+    assert completion.text == "echo: look at this [image]"
