@@ -41,7 +41,7 @@ async def test_consumer_lag_rises_under_load_and_returns_to_zero(
                 samples.append(await incoming_lag(http, worker.http))
                 await asyncio.sleep(0.3)
             await done
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60  # commits happen every few seconds; generous on a busy CI box
             final = await incoming_lag(http, worker.http)
             while final > 0 and time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
