@@ -424,3 +424,15 @@ def test_deployed_commands_exist_in_the_cli(command: str) -> None:
 
     args = build_parser().parse_args([command])
     assert args.command == command
+
+
+def test_every_parley_variable_in_the_compose_file_is_a_real_setting() -> None:
+    from parley.settings import Settings
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    known = {f"PARLEY_{name.upper()}" for name in Settings.model_fields}
+    names = set(compose["x-parley"]["environment"])
+    for service in compose["services"].values():
+        names |= {k for k in (service.get("environment") or {}) if isinstance(service.get("environment"), dict)}
+    unknown = sorted(n for n in names if n.startswith("PARLEY_") and n not in known)
+    assert unknown == [], f"compose sets variables Parley does not read: {unknown}"
