@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncio
+
 import faust
 
 from parley import metrics
 
 from parley.streams.deadletters import RawEvent
 
-__all__ = ["raw_event", "produce"]
+__all__ = ["raw_event", "produce", "produce_all"]
 
 
 def raw_event(event: faust.EventT) -> RawEvent:
@@ -23,6 +25,15 @@ def raw_event(event: faust.EventT) -> RawEvent:
         key=message.key if isinstance(message.key, bytes) else None,
         value=message.value if isinstance(message.value, bytes) else None,
     )
+
+
+async def produce_all(messages: list[tuple[faust.TopicT, str, bytes]]) -> None:
+    """Send every message in order, then wait for all the broker's acks at once (one round
+    trip instead of one per message; the producer keeps the order within a partition)."""
+    futures = [await topic.send(key=key.encode(), value=value) for topic, key, value in messages]
+    await asyncio.gather(*futures)
+    for topic, _, _ in messages:
+        metrics.EVENTS.labels(topic.get_topic_name(), "out").inc()
 
 
 async def produce(topic: faust.TopicT, key: str, value: bytes) -> Any:

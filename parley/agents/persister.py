@@ -55,4 +55,6 @@ def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Setting
                     max_attempts=settings.handler_max_attempts,
                 )
 
-            await runner.submit(event.key, work, event.ack)
+            # Per topic and conversation: replies stay in order, and archiving a user message
+            # never delays the delivery of a reply.
+            await runner.submit((raw.topic, event.key), work, event.ack)

@@ -6,7 +6,7 @@ import logging
 
 import faust
 
-from parley.agents import produce, raw_event
+from parley.agents import produce, produce_all, raw_event
 from parley.records import DeadLetter, IncomingEvent
 from parley.runtime import Runtime
 from parley.settings import Settings
@@ -43,19 +43,20 @@ def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, s
         output = await handler.handle(event, state, chatbot)
         if output.skipped:
             return
-        for call in output.function_calls:
-            await produce(topics.function_call, call.conversation_id, encode(call))
-        for reply in output.replies:
-            await produce(topics.outgoing, reply.conversation_id, encode(reply))
-        tables.conversations[event.conversation_id] = state.to_value()
+        messages = [(topics.function_call, c.conversation_id, encode(c)) for c in output.function_calls]
+        messages += [(topics.outgoing, r.conversation_id, encode(r)) for r in output.replies]
         if output.prompt_tokens or output.completion_tokens or output.replies:
-            turns = sum(1 for r in output.replies if not r.is_error)
             record = usage_event(
                 event_id=event.event_id, application_id=event.application_id,
                 chatbot_id=chatbot.chatbot_id, model=output.model, prompt_tokens=output.prompt_tokens,
-                completion_tokens=output.completion_tokens, turns=turns,
+                completion_tokens=output.completion_tokens,
+                turns=sum(1 for r in output.replies if not r.is_error),
             )
-            await produce(topics.usage, event.application_id, encode(record))
+            messages.append((topics.usage, event.application_id, encode(record)))
+        await produce_all(messages)
+        # State is written only once its outputs are on the broker: a crash before this line
+        # repeats the turn (same ids), never loses its reply.
+        tables.conversations[event.conversation_id] = state.to_value()
         if output.failure is not None:
             await send_dead_letter(dead_letter_for(raw, "processor.llm", RuntimeError(output.failure), 1))
 

@@ -20,6 +20,9 @@ _TIME = re.compile(r"\btime (?:is it )?in ([A-Za-z_]+(?:/[A-Za-z0-9_+\-]+)*)", r
 _CALC = re.compile(r"\bcalculate\s+(.+)$", re.IGNORECASE | re.DOTALL)
 
 
+MAX_DELTAS = 16
+
+
 class EchoModel:
     name = "echo"
 
@@ -48,10 +51,14 @@ class EchoModel:
             if call is not None:
                 return Completion(tool_calls=[call])
             text = f"echo: {content}"
-        pieces = re.findall(r"\S+\s*|\s+", text) or [text]
+        words = re.findall(r"\S+\s*|\s+", text) or [text]
+        # Word by word, but at most MAX_DELTAS deltas: a long text streams in bigger pieces.
+        per_delta = max(1, -(-len(words) // MAX_DELTAS))
+        pieces = ["".join(words[i : i + per_delta]) for i in range(0, len(words), per_delta)]
         for piece in pieces:
             await on_delta(piece)
-        return Completion(text=text, completion_tokens=len(pieces))
+        return Completion(text=text, prompt_tokens=sum(len(str(m.get("content") or "")) for m in messages) // 4,
+                          completion_tokens=len(words))
 
     @staticmethod
     def _tool_call(content: str, tool_names: set[str]) -> ToolCall | None:

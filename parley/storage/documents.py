@@ -120,7 +120,10 @@ class DocumentStore:
     # --- archive -------------------------------------------------------------------------
     async def archive(self, doc: dict[str, Any]) -> None:
         """Insert-or-keep by ``_id``: the first write wins, a repeat changes nothing."""
-        await self.messages.update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
+        try:
+            await self.messages.insert_one(doc)
+        except DuplicateKeyError:
+            pass  # already archived: the first write wins
 
     async def was_delivered(self, message_id: str) -> bool:
         doc = await self.messages.find_one({"_id": message_id}, {"delivered_at": 1})
