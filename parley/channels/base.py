@@ -207,8 +207,9 @@ def hmac_sha256_hex(secret: str, data: bytes) -> str:
 
 
 def same(a: str, b: str) -> bool:
-    """Constant-time comparison of two strings."""
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+    """Constant-time comparison of two strings. A header value with bytes that are not UTF-8
+    arrives with surrogate escapes: ``surrogatepass`` encodes those too (they never match)."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
 
 
 def check_timestamp(value: str | None, *, now: float | None = None, tolerance_s: float = SIGNATURE_TOLERANCE_S) -> int:
@@ -220,7 +221,11 @@ def check_timestamp(value: str | None, *, now: float | None = None, tolerance_s:
     except ValueError:
         raise ChannelAuthError("invalid_timestamp", "the signature timestamp is not a unix time") from None
     now = time.time() if now is None else now
-    if abs(now - stamp) > tolerance_s:
+    try:
+        skew = abs(now - stamp)
+    except OverflowError:  # an integer too large for a float: as stale as it gets
+        skew = float("inf")
+    if skew > tolerance_s:
         raise ChannelAuthError(
             "stale_timestamp",
             f"the signature timestamp is more than {tolerance_s:g}s from now: check the sender's "

@@ -16,6 +16,7 @@ import copy
 import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,12 @@ logger = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/v1/admin"
 MAX_BODY_BYTES = 256 * 1024
+#: How deeply a body may nest: documents are shallow, and the validation and merge helpers are
+#: recursive (a body nested some hundreds of levels would exhaust the interpreter's stack).
+MAX_DEPTH = 32
+#: What MongoDB stores as an integer (BSON int64).
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 #: Compare-and-swap attempts of one write racing other writes of the same document.
@@ -174,7 +181,8 @@ def _authorize(request: web.Request) -> None:
             "missing admin key: send `Authorization: Bearer <PARLEY_ADMIN_API_KEY>` or `X-Admin-Key: <key>`",
             headers=challenge,
         )
-    if not hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8")):
+    # (surrogatepass: a header with bytes that are not UTF-8 arrives with surrogate escapes)
+    if not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8")):
         raise AdminError(401, "unauthorized", "wrong admin key", headers=challenge)
 
 
@@ -364,17 +372,46 @@ async def _read_json(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise AdminError(413, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
     raw = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):  # read(n) may stop at a chunk
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise AdminError(413, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        async for chunk in request.content.iter_chunked(64 * 1024):  # read(n) may stop at a chunk
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                raise AdminError(413, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
+    except web.RequestPayloadError as exc:  # e.g. a Content-Encoding the body is not in
+        raise AdminError(400, "invalid_json", "the body could not be read: " + " ".join(str(exc).split())) from exc
     try:
         value = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise AdminError(400, "invalid_json", f"body is nested more than {MAX_DEPTH} levels deep") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise AdminError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise AdminError(400, "invalid_json", f"expected a JSON object, got {type(value).__name__}")
+    _check_storable(value)
     return value
+
+
+def _check_storable(body: dict[str, Any]) -> None:
+    """Refuse what the helpers cannot walk or MongoDB cannot store: nesting over ``MAX_DEPTH``
+    levels and lone surrogates (``\\ud800`` escapes: not Unicode) are 400, integers over 8
+    bytes 422. Iterative, so any depth is safe."""
+    stack: list[tuple[Any, str, int]] = [(body, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise AdminError(400, "invalid_json", f"body is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            for name, item in value.items():
+                if _SURROGATE.search(name):
+                    raise AdminError(400, "invalid_json", "body has a lone surrogate (a \\ud800-\\udfff escape) in a key")
+                stack.append((item, f"{path}.{name}" if path else name, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise AdminError(400, "invalid_json", f"{path} has a lone surrogate (a \\ud800-\\udfff escape)")
+        elif isinstance(value, int) and not isinstance(value, bool) and not _INT64_MIN <= value <= _INT64_MAX:
+            raise _invalid([FieldError(path, "must be an integer from -2^63 to 2^63-1")])
 
 
 def _limit(raw: str | None) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 __all__ = ["InputError", "parse_json_object", "require_id", "require_text", "optional_str"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class InputError(ValueError):
@@ -29,11 +30,32 @@ class InputError(ValueError):
 def parse_json_object(data: str | bytes) -> dict[str, Any]:
     try:
         value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise InputError("invalid_json", "body is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer over the digit limit
         raise InputError("invalid_json", f"body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise InputError("invalid_json", f"expected a JSON object, got a {type(value).__name__}")
+    if _has_lone_surrogate(value):
+        raise InputError("invalid_json", "body has a lone surrogate (a \\ud800-\\udfff escape): not valid Unicode")
     return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a string in ``value`` (keys included) holds a lone surrogate, which JSON escapes
+    can carry but UTF-8 cannot encode. Iterative: the value may be nested deeply."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def require_id(obj: dict[str, Any], name: str) -> str:
@@ -42,7 +64,7 @@ def require_id(obj: dict[str, Any], name: str) -> str:
     value = obj[name]
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):  # ($ alone lets a final "\n" in)
         raise InputError(
             "invalid_field",
             f"field {name!r} must be 1-128 characters of letters, digits and _.:@- "

@@ -77,7 +77,10 @@ async def _application(request: web.Request, application_id: str) -> dict[str, A
 async def _body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise InputError("too_large", f"body is larger than {limit} bytes", status=413)
-    body = await request.content.read(limit + 1)
+    try:
+        body = await request.content.read(limit + 1)
+    except web.RequestPayloadError as exc:  # e.g. a Content-Encoding the body is not in
+        raise InputError("invalid_json", "the body could not be read: " + " ".join(str(exc).split())) from exc
     if len(body) > limit:
         raise InputError("too_large", f"body is larger than {limit} bytes", status=413)
     return body
