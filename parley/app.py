@@ -65,6 +65,7 @@ def create_app(settings: Settings) -> ParleyApp:
         broker_request_timeout=max(40.0, settings.broker_session_timeout_s * 2),
         consumer_auto_offset_reset="earliest",
         producer_linger=0.0,
+        producer_max_batch_size=settings.producer_max_batch_bytes,
         stream_wait_empty=False,
         # Parley registers its own aiohttp service (``app.web_server``), so Faust's web stack,
         # which would serve /table on 0.0.0.0:6066, is never built.

@@ -54,6 +54,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
             update: dict[str, object] = {"data_dir": data_dir, "seed_demo": True, "web_port": args.port}
             if "broker" in servers:
                 update["kafka_url"] = servers["broker"].url
+                update["producer_max_batch_bytes"] = 1  # see Settings.producer_max_batch_bytes
             if "documents" in servers:
                 update["mongo_url"] = servers["documents"].url
             settings = settings.model_copy(update=update)

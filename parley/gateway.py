@@ -58,6 +58,7 @@ async def run_gateway(settings: Settings, stop: asyncio.Event | None = None) -> 
         bootstrap_servers=bootstrap_servers(settings.kafka_url),
         acks="all",
         linger_ms=0,
+        max_batch_size=settings.producer_max_batch_bytes,
         request_timeout_ms=int(settings.produce_timeout_s * 1000),
     )
     runner: web.AppRunner | None = None

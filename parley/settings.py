@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         description="max broker long-poll wait. Keep ~10 on the "
         "embedded broker (it does not wake long polls); 100-500 on real Kafka.",
     )
+    producer_max_batch_bytes: int = Field(
+        16384,
+        ge=1,
+        le=16 * 1024 * 1024,
+        description="Largest producer batch. The embedded broker misreports the end offset of a "
+        "multi-record batch, which breaks table recovery; `parley dev` sets 1 (one record per batch).",
+    )
     broker_session_timeout_s: float = Field(10.0, gt=0, description="Consumer session timeout: how soon a dead worker's partitions move.")
     broker_heartbeat_interval_s: float = Field(
         1.0, gt=0, description="Consumer heartbeat interval."

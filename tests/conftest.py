@@ -20,11 +20,18 @@ ADMIN_KEY = "session-admin-key"
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, EmbeddedServer]]:
+def session_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, EmbeddedServer]]:
+    """The embedded broker and document server, started once per session."""
     with embedded_services(tmp_path_factory.mktemp("embedded")) as servers:
         yield servers
     for server in servers.values():
         assert server.process.poll() is not None, f"embedded {server.name} outlived the session"
+
+
+@pytest.fixture(scope="session")
+def services(session_services: dict[str, EmbeddedServer]) -> dict[str, EmbeddedServer]:
+    """The servers a test talks to (tests/integration gives each module a broker of its own)."""
+    return session_services
 
 
 @pytest.fixture(scope="session")
@@ -74,10 +81,10 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def mongo_db(services: dict[str, EmbeddedServer]) -> Iterator[Any]:
+def mongo_db(session_services: dict[str, EmbeddedServer]) -> Iterator[Any]:
     from pymongo import MongoClient
 
-    client: MongoClient[dict[str, Any]] = MongoClient(services["documents"].url, timeoutMS=10_000)
+    client: MongoClient[dict[str, Any]] = MongoClient(session_services["documents"].url, timeoutMS=10_000)
     yield client["parley"]
     client.close()
 
