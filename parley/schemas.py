@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import copy
 import math
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 __all__ = [
@@ -194,10 +196,22 @@ APPLICATION_VIEW_SCHEMA = _view(
 )
 CHATBOT_VIEW_SCHEMA = _view(CHATBOT_SCHEMA, "ChatbotView", {})
 
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+    """``pattern`` as JSON Schema (ECMA-262) reads it: a final ``$`` is the end of the string.
+    Python's ``$`` also matches before a final newline, which let ``"app\\n"`` pass as an id."""
+    if not validator.is_type(instance, "string"):
+        return
+    match = re.search(pattern, instance)
+    if match is None or (pattern.endswith("$") and match.end() != len(instance)):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
 _SCHEMAS: dict[str, dict[str, Any]] = {"application": APPLICATION_SCHEMA, "chatbot": CHATBOT_SCHEMA}
 for _schema in _SCHEMAS.values():
     Draft202012Validator.check_schema(_schema)
-_VALIDATORS = {kind: Draft202012Validator(schema) for kind, schema in _SCHEMAS.items()}
+_VALIDATORS = {kind: _Validator(schema) for kind, schema in _SCHEMAS.items()}
 
 
 @dataclass(frozen=True)
