@@ -393,8 +393,8 @@ async def _read_json(request: web.Request) -> dict[str, Any]:
 
 def _check_storable(body: dict[str, Any]) -> None:
     """Refuse what the helpers cannot walk or MongoDB cannot store: nesting over ``MAX_DEPTH``
-    levels and lone surrogates (``\\ud800`` escapes: not Unicode) are 400, integers over 8
-    bytes 422. Iterative, so any depth is safe."""
+    levels and lone surrogates (``\\ud800`` escapes: not Unicode) are 400; integers over 8
+    bytes and keys with a NUL or a leading ``$`` are 422. Iterative, so any depth is safe."""
     stack: list[tuple[Any, str, int]] = [(body, "", 0)]
     while stack:
         value, path, depth = stack.pop()
@@ -404,6 +404,10 @@ def _check_storable(body: dict[str, Any]) -> None:
             for name, item in value.items():
                 if _SURROGATE.search(name):
                     raise AdminError(400, "invalid_json", "body has a lone surrogate (a \\ud800-\\udfff escape) in a key")
+                if "\x00" in name or name.startswith("$"):
+                    # BSON cannot store a NUL in a key; MongoDB reserves keys starting with "$"
+                    field = f"{path}.{name!r}" if path else repr(name)
+                    raise _invalid([FieldError(field, "keys must not contain NUL or start with '$'")])
                 stack.append((item, f"{path}.{name}" if path else name, depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))

@@ -540,3 +540,11 @@ def test_the_openapi_schemas_are_valid_json_schemas_and_resolve() -> None:
 )
 def test_merge_patch(target: Any, patch: Any, result: Any) -> None:
     assert merge_patch(target, patch) == result
+
+
+@pytest.mark.parametrize("key", ["\u0000", "a\u0000b", "$set"])
+async def test_keys_mongodb_cannot_store_are_422_not_500(client: TestClient, key: str) -> None:
+    body = {"name": "x", "channels": {"telegram": {key: None}}}
+    response = await client.put("/v1/admin/applications/nul-key-app", json=body, headers=AUTH)
+    assert response.status == 422, await response.text()
+    assert (await response.json())["code"] == "invalid_document"
