@@ -26,13 +26,18 @@ dev: $(STAMP_DEV)
 test: $(STAMP_TEST) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# `docker-compose config` validates docker-compose.yml offline in the tests (no Docker engine
-# needed). Debian's package provides it; installed once, as root or through sudo.
+# Tools the tests run as real programs: `docker-compose config` validates docker-compose.yml
+# offline (no Docker engine needed) and the tests start their own redis-server. Debian packages,
+# installed once, as root or through sudo.
 system-deps:
-	@command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || { \
-	  echo "installing docker-compose (Debian package) to validate docker-compose.yml"; \
+	@missing=""; \
+	command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (Debian packages) for the tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/e2e_latency.py

@@ -158,9 +158,7 @@ def test_compose_file_is_valid_for_docker_compose() -> None:
             "neither `docker-compose` nor `docker compose` is installed "
             "(Debian: apt-get install -y --no-install-recommends docker-compose)"
         )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.fail(message + "; `make test` installs it")
     # Interpolate with this project's defaults, not whatever the caller has exported.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "COMPOSE_"))}
     result = subprocess.run(

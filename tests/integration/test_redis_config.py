@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import signal
 import socket
@@ -35,10 +34,6 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 KEY = "integration-admin-key-0123456789"
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
-pytestmark = pytest.mark.skipif(
-    not os.access(REDIS_SERVER, os.X_OK),
-    reason=f"redis-server is not installed ({REDIS_SERVER} missing): apt-get install redis-server",
-)
 
 
 class RedisServer:
