@@ -22,40 +22,26 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.net import free_port
+from tests.support.threaded import ThreadedServer
 
 
-class FakeLLM:
+class FakeLLM(ThreadedServer):
+    # Cancel a handler when its client goes away (a timed-out call), and don't wait long for
+    # sleeping handlers at shutdown.
+    runner_options = {"shutdown_timeout": 1.0, "handler_cancellation": True}
+
     def __init__(self, delay_s: float = 0.0) -> None:
+        super().__init__()
         self.delay_s = delay_s  # added before every answer (benchmarks: a model that takes 1 s)
-        self.port = free_port()
         self.requests: list[dict[str, Any]] = []
         self.failures: dict[str, int] = {}
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)  # type: ignore[union-attr]
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    async def _start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._completions)
-        # Cancel a handler when its client goes away (a timed-out call), and don't wait long for
-        # sleeping handlers at shutdown.
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, handler_cancellation=True)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Authorization") != "Bearer test-key":

@@ -13,9 +13,7 @@ Every request is recorded with its method, path, headers and raw and decoded bod
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -23,37 +21,21 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.net import free_port
+from tests.support.threaded import ThreadedServer
 
 Request = dict[str, Any]
 
 
-class FakePlatforms:
+class FakePlatforms(ThreadedServer):
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.received: list[Request] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
 
     def base(self, platform: str) -> str:
         return f"http://127.0.0.1:{self.port}/{platform}"
 
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)  # type: ignore[union-attr]
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    async def _start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{platform}/{tail:.*}", self._receive)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     async def _receive(self, request: web.Request) -> web.Response:
         raw = await request.read()
