@@ -40,6 +40,29 @@ async def post(http: aiohttp.ClientSession, url: str, body: dict) -> str:
     raise AssertionError(f"could not deliver {body}")
 
 
+def callback_application(mongo_db, callbacks, prefix: str) -> str:
+    """A generic-webhook application whose replies go to the test's callback server."""
+    application_id = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    mongo_db.applications.insert_one(
+        {"_id": application_id, "chatbot_id": "demo", "callback_url": callbacks.url(f"/{application_id}")}
+    )
+    return application_id
+
+
+async def start_two_workers(services, fake_llm, redis_url, tmp_path, app_id: str) -> tuple[ParleyProcess, ParleyProcess]:
+    """Two workers of one group, returned once both own partitions."""
+    a = start_worker(services, fake_llm, redis_url, tmp_path / "a", app_id).start()
+    b = start_worker(services, fake_llm, redis_url, tmp_path / "b", app_id).start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and 0 in assignment_sizes(a, b):
+        await asyncio.sleep(0.5)
+    if 0 in assignment_sizes(a, b):
+        a.stop()
+        b.stop()
+        raise AssertionError("the two workers did not split the partitions")
+    return a, b
+
+
 def assignment_sizes(*workers: ParleyProcess) -> list[int]:
     import json
     import urllib.error
@@ -61,20 +84,9 @@ def assignment_sizes(*workers: ParleyProcess) -> list[int]:
 async def test_failover_answers_everything_once_and_keeps_conversation_state(
     services, fake_llm, redis_url, callbacks, mongo_db, tmp_path, stop_signal
 ):
-    app_id = f"parley-scale-{uuid.uuid4().hex[:6]}"
-    application_id = f"scale-{uuid.uuid4().hex[:6]}"
-    mongo_db.applications.insert_one(
-        {"_id": application_id, "chatbot_id": "demo", "callback_url": callbacks.url(f"/{application_id}")}
-    )
-    a = start_worker(services, fake_llm, redis_url, tmp_path / "a", app_id).start()
-    b = start_worker(services, fake_llm, redis_url, tmp_path / "b", app_id).start()
+    application_id = callback_application(mongo_db, callbacks, "scale")
+    a, b = await start_two_workers(services, fake_llm, redis_url, tmp_path, f"parley-scale-{uuid.uuid4().hex[:6]}")
     try:
-        # Both own partitions once the group has settled.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and 0 in assignment_sizes(a, b):
-            await asyncio.sleep(0.5)
-        assert 0 not in assignment_sizes(a, b), "the two workers did not split the partitions"
-
         conversations = [f"scale-c{i}" for i in range(16)]
         sent: dict[str, str] = {}  # event_id -> conversation
         url = f"{a.http}/v1/webhooks/generic/{application_id}"

@@ -7,13 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 
 import aiohttp
 
 from parley.tables.views import key_partition
-from tests.integration.test_scaling import assignment_sizes, post, start_worker, wait_replies
+from tests.integration.test_scaling import callback_application, post, start_two_workers, wait_replies
 
 ADMIN_KEY = "table-test-key"
 
@@ -22,17 +21,9 @@ async def test_a_query_to_the_worker_that_does_not_own_the_key_returns_the_right
     services, fake_llm, redis_url, callbacks, mongo_db, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("PARLEY_ADMIN_API_KEY", ADMIN_KEY)
-    app_id = f"parley-tables-{uuid.uuid4().hex[:6]}"
-    application_id = f"tables-{uuid.uuid4().hex[:6]}"
-    mongo_db.applications.insert_one(
-        {"_id": application_id, "chatbot_id": "demo", "callback_url": callbacks.url(f"/{application_id}")}
-    )
-    a = start_worker(services, fake_llm, redis_url, tmp_path / "a", app_id).start()
-    b = start_worker(services, fake_llm, redis_url, tmp_path / "b", app_id).start()
+    application_id = callback_application(mongo_db, callbacks, "tables")
+    a, b = await start_two_workers(services, fake_llm, redis_url, tmp_path, f"parley-tables-{uuid.uuid4().hex[:6]}")
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and 0 in assignment_sizes(a, b):
-            await asyncio.sleep(0.5)
         conversations = [f"tq-{i}" for i in range(8)]
         sent = set()
         async with aiohttp.ClientSession() as http:
