@@ -9,6 +9,8 @@ Behaviour, chosen by the last message:
 - model "flaky-429": HTTP 429 for the first two calls of each conversation text, then answers.
 - model "always-slow": never answers within any sane timeout.
 - model "slow-2s": answers normally after two seconds.
+- user text containing "hang-once": the first call for that text never answers (until its
+  client goes away); later calls answer normally.
 - otherwise: streams "You said: <text>" in three chunks.
 """
 
@@ -63,6 +65,11 @@ class FakeLLM(ThreadedServer):
             await asyncio.sleep(30)
         if body["model"] == "slow-2s":
             await asyncio.sleep(2)
+        if last["role"] == "user" and "hang-once" in str(last.get("content")):
+            key = "hang-once:" + str(last["content"])
+            self.failures[key] = self.failures.get(key, 0) + 1
+            if self.failures[key] == 1:
+                await asyncio.sleep(3600)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
 

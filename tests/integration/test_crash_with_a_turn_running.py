@@ -1,0 +1,59 @@
+"""A worker killed while one turn of a partition still runs and a later one of the same partition
+is done: the running turn is answered after the restart, not lost behind the committed offset."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+
+import aiohttp
+
+from parley.settings import Settings
+from parley.tables.views import key_partition
+from tests.integration.test_scaling import callback_application, post, start_worker, wait_replies
+
+
+def two_conversations_on_one_partition(prefix: str) -> tuple[str, str]:
+    partitions = Settings().topic_partitions  # the workers run with the default
+    first = f"{prefix}-0"
+    for n in range(1, 1000):
+        other = f"{prefix}-{n}"
+        if key_partition(other, partitions) == key_partition(first, partitions):
+            return first, other
+    raise AssertionError("no two conversation ids on one partition")
+
+
+async def test_a_turn_running_when_the_worker_dies_is_answered_after_restart(
+    services, fake_llm, redis_url, callbacks, mongo_db, tmp_path
+):
+    application_id = callback_application(mongo_db, callbacks, "crash")
+    app_id = f"parley-crash-{uuid.uuid4().hex[:6]}"
+    slow_conv, fast_conv = two_conversations_on_one_partition(f"crash-{uuid.uuid4().hex[:6]}")
+    worker = start_worker(services, fake_llm, redis_url, tmp_path / "first", app_id).start()
+    async with aiohttp.ClientSession() as http:
+        url = f"{worker.http}/v1/webhooks/generic/{application_id}"
+        try:
+            # the model hangs on the first message; the second, on the same partition, is answered
+            slow = await post(http, url, {"conversation_id": slow_conv, "id": "m1", "text": "hang-once please"})
+            fast = await post(http, url, {"conversation_id": fast_conv, "id": "m1", "text": "quick one"})
+            await asyncio.to_thread(lambda: wait_replies(callbacks, application_id, {fast}, 30))
+            await asyncio.sleep(4.0)  # the worker commits offsets every 2.8 s
+            assert slow not in answered(callbacks, application_id)
+        finally:
+            worker.stop(signal.SIGKILL)
+
+        restarted = start_worker(services, fake_llm, redis_url, tmp_path / "second", app_id).start()
+        try:
+            started = time.monotonic()
+            replies = await asyncio.to_thread(lambda: wait_replies(callbacks, application_id, {slow}, 60))
+        finally:
+            restarted.stop()
+    texts = {r["in_reply_to"]: r["text"] for r in replies}
+    assert texts[slow] == "You said: hang-once please", time.monotonic() - started
+    assert texts[fast] == "You said: quick one"
+
+
+def answered(callbacks, application_id: str) -> set[str]:
+    return {r["body"]["in_reply_to"] for r in list(callbacks.received) if r["path"] == f"/{application_id}"}
