@@ -292,14 +292,14 @@ def cmd_tables(args: argparse.Namespace) -> None:
 
 
 def _add_table_commands(sub: Any) -> None:
-    tables = sub.add_parser("tables", help="query state tables (conversations, seen-events) as JSON")
+    tables = sub.add_parser("tables", help="query state tables (conversations, seen-events, usage) as JSON")
     actions = tables.add_subparsers(dest="action", required=True)
     get = actions.add_parser("get", help="one key, answered by the worker that owns it")
     get.add_argument("table")
-    get.add_argument("key")
+    get.add_argument("key", help="application_id/conversation_id (conversations, seen-events) or application_id (usage)")
     scan = actions.add_parser("scan", help="keys with a prefix, across every worker")
     scan.add_argument("table")
-    scan.add_argument("--prefix", default="")
+    scan.add_argument("--prefix", default="", help='e.g. "shop/" for the conversations of application shop')
     scan.add_argument("--limit", type=int, default=100)
     for p in (get, scan):
         p.add_argument("--url", default=None, help="any worker (default http://127.0.0.1:PARLEY_WEB_PORT)")

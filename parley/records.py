@@ -20,14 +20,25 @@ __all__ = [
     "UsageEvent",
     "KIND_USER",
     "KIND_TOOL_RESULTS",
+    "conversation_key",
 ]
 
 KIND_USER = "user"
 KIND_TOOL_RESULTS = "tool_results"
 
 
+def conversation_key(application_id: str, conversation_id: str) -> str:
+    """A conversation's key on every conversation topic and in the ``conversations`` table.
+
+    Conversation ids are unique only within an application (two Telegram bots meet the same chat
+    id), so the key holds both; ids never contain "/".
+    """
+    return f"{application_id}/{conversation_id}"
+
+
 class ConversationEvent(faust.Record, abstract=True, serializer="json", coerce=True):
-    """The envelope every conversation topic shares; the key is ``conversation_id``.
+    """The envelope every conversation topic shares; its key is ``conversation_key``
+    (application and conversation).
 
     ``replay_id`` is set on events re-published by ``parley replay`` (and on everything derived
     from them); ``deliver`` False means "archive, but do not deliver to the client or platform".
@@ -39,6 +50,11 @@ class ConversationEvent(faust.Record, abstract=True, serializer="json", coerce=T
     created_at: float
     replay_id: str = ""
     deliver: bool = True
+
+    @property
+    def key(self) -> str:
+        """The record's key on its topic, and its conversation's key in the tables."""
+        return conversation_key(self.application_id, self.conversation_id)
 
 
 class IncomingEvent(ConversationEvent, serializer="json", coerce=True):

@@ -160,7 +160,8 @@ CHATBOT_SCHEMA: dict[str, Any] = {
         },
         "rate_limit_per_minute": {
             "type": ["integer", "null"], "minimum": 1,
-            "description": "User messages per conversation and minute; null: unlimited.",
+            "description": "Websocket messages per application and minute, per gateway process; "
+            "null: PARLEY_WS_APP_MESSAGES_PER_MINUTE.",
         },
     },
 }

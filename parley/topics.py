@@ -1,5 +1,7 @@
-"""Every Parley topic. All are keyed by ``conversation_id`` and share one partition count, so a
-conversation is always handled by one worker, in order, co-partitioned with its table.
+"""Every Parley topic. The conversation topics are keyed by the conversation key
+(``parley.records.conversation_key``: application and conversation) and all topics share one
+partition count, so a conversation is always handled by one worker, in order, co-partitioned
+with its table.
 
 Values travel as raw bytes and are decoded by the agents (``parley.streams.codec``): a payload
 that does not decode is then dead-lettered with its original bytes instead of vanishing inside

@@ -24,18 +24,27 @@ logger = logging.getLogger(__name__)
 
 async def update_consumer_lag(app: faust.App) -> None:
     """Set ``parley_consumer_lag`` for every assigned partition: messages not yet committed,
-    i.e. not yet fully handled (events are acked when their turn is done)."""
+    i.e. not yet fully handled (events are acked when their turn is done). A partition the group
+    never committed (Faust also says "none" for offset 0) has everything from the start of its log
+    still ahead of it: a new group reads from the earliest offset."""
     consumer = app.consumer
     committed_offsets = getattr(consumer, "_committed_offset", {})
-    for tp in consumer.assignment():
+    assigned = list(consumer.assignment())
+    try:
+        never_committed = [tp for tp in assigned if committed_offsets.get(tp) is None]
+        earliest = await consumer.earliest_offsets(*never_committed) if never_committed else {}
+    except Exception as exc:  # noqa: BLE001 - metrics must never break the worker
+        logger.debug("earliest offsets unavailable: %s", exc)
+        earliest = {}
+    for tp in assigned:
         try:
             highwater = consumer.highwater(tp)
-            committed = committed_offsets.get(tp)
-            if committed is None:
-                committed = await consumer.position(tp)
         except Exception as exc:  # noqa: BLE001 - metrics must never break the worker
             logger.debug("lag of %s unavailable: %s", tp, exc)
             continue
+        committed = committed_offsets.get(tp)
+        if committed is None:
+            committed = earliest.get(tp)
         if committed is not None and highwater is not None:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - committed))
 

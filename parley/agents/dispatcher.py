@@ -24,7 +24,7 @@ def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Setting
     async def dispatch(raw: RawEvent) -> None:
         event = decode(raw.value, FunctionCallEvent)
         result = await run_tool_round(event, runtime.tools, timeout_s=settings.tool_timeout_s)
-        await produce(topics.incoming, result.conversation_id, encode(result))
+        await produce(topics.incoming, result.key, encode(result))
 
     @app.agent(topics.function_call, name="parley.dispatcher")
     async def dispatcher(stream: faust.StreamT) -> None:

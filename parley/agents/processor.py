@@ -39,12 +39,12 @@ def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, s
         event = decode(raw.value, IncomingEvent)
         app_config = await runtime.configs.application(event.application_id)
         chatbot = app_config.chatbot if app_config is not None else ChatbotConfig()
-        state = ConversationState.from_value(tables.conversations.get(event.conversation_id))
+        state = ConversationState.from_value(tables.conversations.get(event.key))
         output = await handler.handle(event, state, chatbot)
         if output.skipped:
             return
-        messages = [(topics.function_call, c.conversation_id, encode(c)) for c in output.function_calls]
-        messages += [(topics.outgoing, r.conversation_id, encode(r)) for r in output.replies]
+        messages = [(topics.function_call, c.key, encode(c)) for c in output.function_calls]
+        messages += [(topics.outgoing, r.key, encode(r)) for r in output.replies]
         if output.prompt_tokens or output.completion_tokens or output.replies:
             record = usage_event(
                 event_id=event.event_id, application_id=event.application_id,
@@ -56,7 +56,7 @@ def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, s
         await produce_all(messages)
         # State is written only once its outputs are on the broker: a crash before this line
         # repeats the turn (same ids), never loses its reply.
-        tables.conversations[event.conversation_id] = state.to_value()
+        tables.conversations[event.key] = state.to_value()
         if output.failure is not None:
             await send_dead_letter(dead_letter_for(raw, "processor.llm", RuntimeError(output.failure), 1))
 

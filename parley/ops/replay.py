@@ -279,7 +279,7 @@ async def run_replay(
         if not fresh:
             return
         await sink.send_batch(
-            INCOMING, [(item.event.conversation_id.encode(), encode(item.event)) for item in fresh]
+            INCOMING, [(item.event.key.encode(), encode(item.event)) for item in fresh]
         )
         now = clock()
         await ledger.record_sent(

@@ -9,6 +9,7 @@ message waits its turn behind the running one); a turn calls ``started`` when it
   its event, and the turn stops its model call.
 - ``quiet`` waits until no user message has arrived for a window (``merge``).
 All of it is per worker process; a conversation is always on one worker (its partition).
+Conversations are named by their key (``parley.records.conversation_key``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from parley.records import conversation_key
 
 __all__ = ["TurnControl", "note_arrival"]
 
@@ -89,6 +92,6 @@ def note_arrival(control: TurnControl, raw: object) -> None:
     except (ValueError, TypeError):
         return
     if isinstance(data, dict) and data.get("kind", "user") == "user":
-        conversation_id = data.get("conversation_id")
-        if isinstance(conversation_id, str):
-            control.arrived(conversation_id)
+        application_id, conversation_id = data.get("application_id"), data.get("conversation_id")
+        if isinstance(application_id, str) and isinstance(conversation_id, str):
+            control.arrived(conversation_key(application_id, conversation_id))

@@ -144,12 +144,12 @@ class TurnHandler:
         }
         if event.attachments:  # references only; build_prompt shows them to the model
             message["attachments"] = [dict(a) for a in event.attachments]
-        control, conversation_id = self._control, event.conversation_id
-        control.started(conversation_id)
+        control, conversation = self._control, event.key
+        control.started(conversation)
         policy = config.double_texting
         if policy == "merge":
-            await control.quiet(conversation_id, config.merge_window_s)
-        newer_waiting = control.pending(conversation_id) > 0
+            await control.quiet(conversation, config.merge_window_s)
+        newer_waiting = control.pending(conversation) > 0
         if state.awaiting is not None:
             if policy != "interrupt":
                 state.queued.append(message)  # answered once the running tool round completes
@@ -161,11 +161,11 @@ class TurnHandler:
         turn = self._turn_for(event, event.event_id, 0)
         if policy != "interrupt":
             return await self._answer(turn, state, config)
-        interrupt = control.interruptible(conversation_id)
+        interrupt = control.interruptible(conversation)
         try:
             return await self._answer(turn, state, config, interrupt=interrupt)
         finally:
-            control.finished(conversation_id)
+            control.finished(conversation)
 
     def _abandon_tool_round(self, state: ConversationState) -> None:
         """A newer message interrupts a tool round: close it with "cancelled" results so the

@@ -41,8 +41,8 @@ def _usage(value: Any) -> Any:
 
 TABLE_VIEWS: dict[str, TableView] = {
     "usage": TableView("usage", "model tokens and turns per chatbot and UTC hour, keyed by application", _usage),
-    "conversations": TableView("conversations", "history, summary, tool round and queue of a conversation", _conversation),
-    "seen-events": TableView("conversations", "event ids already applied to a conversation (dedup)", _seen_events),
+    "conversations": TableView("conversations", "history, summary, tool round and queue of a conversation, keyed by application_id/conversation_id", _conversation),
+    "seen-events": TableView("conversations", "event ids already applied to a conversation (dedup), keyed by application_id/conversation_id", _seen_events),
 }
 
 _partitioner = DefaultPartitioner()

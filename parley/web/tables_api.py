@@ -30,7 +30,7 @@ MAX_SCAN = 1000
 def add_table_routes(app: web.Application) -> None:
     app.router.add_get("/v1/tables", list_views)
     app.router.add_get("/v1/tables/{view}", scan)
-    app.router.add_get("/v1/tables/{view}/{key}", get)
+    app.router.add_get("/v1/tables/{view}/{key:.+}", get)  # conversation keys hold a "/"
 
 
 def _error(status: int, code: str, message: str) -> web.Response:

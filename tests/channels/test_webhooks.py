@@ -58,7 +58,7 @@ class Produced:
 
     async def __call__(self, key: str, value: bytes) -> None:
         event = decode(value, IncomingEvent)
-        assert key == event.conversation_id
+        assert key == f"{event.application_id}/{event.conversation_id}"  # the conversation key
         self.events.append(event)
 
 

@@ -132,6 +132,34 @@ async def test_generic_webhook_is_answered_at_the_callback_url(worker, mongo_db,
     assert reply["conversation_id"] == "wh-1"
 
 
+async def test_two_applications_with_the_same_conversation_id_do_not_share_history(worker, mongo_db, callbacks, fake_llm):
+    # Conversation ids are the platform's (a Telegram chat id, a client's id): two applications
+    # meet the same one. Neither may see the other's messages.
+    conversation_id = f"shared-{uuid.uuid4().hex[:6]}"
+    apps = [f"tenant-{name}-{uuid.uuid4().hex[:6]}" for name in ("a", "b")]
+    for application_id in apps:
+        mongo_db.applications.insert_one(
+            {"_id": application_id, "chatbot_id": "demo", "callback_url": callbacks.url(f"/{application_id}")}
+        )
+
+    async def say(application_id: str, message_id: str, text: str) -> None:
+        body = {"conversation_id": conversation_id, "id": message_id, "text": text}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{worker.http}/v1/webhooks/generic/{application_id}", json=body) as response:
+                assert response.status == 202
+        await asyncio.to_thread(
+            callbacks.wait_for, lambda r: r["path"] == f"/{application_id}" and r["body"]["text"] == f"You said: {text}"
+        )
+
+    await say(apps[0], "m1", f"secret of {apps[0]}")
+    await say(apps[1], "m1", f"secret of {apps[1]}")  # same platform message id, other application
+    await say(apps[1], "m2", "what do you know?")
+    request = next(r for r in reversed(fake_llm.requests) if r["messages"][-1].get("content") == "what do you know?")
+    contents = [m.get("content") for m in request["messages"]]
+    assert f"secret of {apps[1]}" in contents
+    assert not [c for c in contents if apps[0] in str(c)], contents
+
+
 async def test_webhook_for_an_unknown_application_is_404(worker):
     body = {"conversation_id": "wh-2", "id": "m-1", "text": "anyone?"}
     async with aiohttp.ClientSession() as http:
@@ -193,7 +221,7 @@ async def test_llm_failure_gives_an_apology_and_a_dead_letter(worker, services):
     assert turn.final["text"].startswith("Sorry")
     letter = await dead_letters(
         services["broker"].url,
-        lambda l: l["stage"] == "processor.llm" and l["key"] == client.conversation_id,
+        lambda l: l["stage"] == "processor.llm" and l["key"] == f"demo/{client.conversation_id}",
     )
     assert "fake-model" in letter["error"]
     assert "llm-down now" in base64.b64decode(letter["original_b64"]).decode()

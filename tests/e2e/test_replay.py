@@ -248,7 +248,7 @@ async def test_replaying_a_failed_model_call_answers_it_again_without_delivery(w
         assert turn.final is not None and turn.final["text"].startswith("Sorry")
         letter = await dead_letters(
             services["broker"].url,
-            lambda l: l["stage"] == "processor.llm" and l["key"] == client.conversation_id,
+            lambda l: l["stage"] == "processor.llm" and l["key"] == f"demo/{client.conversation_id}",
         )
         out = ok(await parley(services, "dlq", "replay", letter["dead_letter_id"]))
         assert "as replay event" in out, out

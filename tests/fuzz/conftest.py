@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from parley.channels import CHANNELS
-from parley.records import KIND_USER, IncomingEvent
+from parley.records import KIND_USER, IncomingEvent, conversation_key
 from parley.settings import Settings
 from parley.storage.bus import InProcessBus
 from parley.streams.codec import decode
@@ -86,8 +86,8 @@ def event_problems(key: str, event: IncomingEvent, max_text_bytes: int) -> list[
         value = getattr(event, name)
         if not isinstance(value, str) or not ID.fullmatch(value):
             problems.append(f"{name} {value!r} does not match the id pattern")
-    if key != event.conversation_id:
-        problems.append(f"key {key!r} is not the conversation id {event.conversation_id!r}")
+    if key != conversation_key(event.application_id, event.conversation_id):
+        problems.append(f"key {key!r} is not the conversation key of {event.application_id!r}/{event.conversation_id!r}")
     if event.kind != KIND_USER:
         problems.append(f"kind {event.kind!r} is not {KIND_USER!r}")
     if event.channel not in KNOWN_CHANNELS:

@@ -10,17 +10,22 @@ import uuid
 
 import aiohttp
 
+from parley.records import conversation_key
 from parley.settings import Settings
 from parley.tables.views import key_partition
 from tests.integration.test_scaling import callback_application, post, start_worker, wait_replies
 
 
-def two_conversations_on_one_partition(prefix: str) -> tuple[str, str]:
+def two_conversations_on_one_partition(application_id: str, prefix: str) -> tuple[str, str]:
     partitions = Settings().topic_partitions  # the workers run with the default
+
+    def partition(conversation_id: str) -> int:
+        return key_partition(conversation_key(application_id, conversation_id), partitions)
+
     first = f"{prefix}-0"
     for n in range(1, 1000):
         other = f"{prefix}-{n}"
-        if key_partition(other, partitions) == key_partition(first, partitions):
+        if partition(other) == partition(first):
             return first, other
     raise AssertionError("no two conversation ids on one partition")
 
@@ -30,7 +35,7 @@ async def test_a_turn_running_when_the_worker_dies_is_answered_after_restart(
 ):
     application_id = callback_application(mongo_db, callbacks, "crash")
     app_id = f"parley-crash-{uuid.uuid4().hex[:6]}"
-    slow_conv, fast_conv = two_conversations_on_one_partition(f"crash-{uuid.uuid4().hex[:6]}")
+    slow_conv, fast_conv = two_conversations_on_one_partition(application_id, f"crash-{uuid.uuid4().hex[:6]}")
     worker = start_worker(services, fake_llm, redis_url, tmp_path / "first", app_id).start()
     async with aiohttp.ClientSession() as http:
         url = f"{worker.http}/v1/webhooks/generic/{application_id}"

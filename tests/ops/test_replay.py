@@ -151,7 +151,7 @@ async def test_replays_the_conversation_user_messages_as_new_undelivered_events(
     summary, out = await replay(topic, sink, ledger, conversations=("c1",), replay_id="r1")
     sent = [(t, k, decode(v, IncomingEvent)) for t, k, v in sink.sent]
     assert [e.text for _, _, e in sent] == ["one", "two", "three"]
-    assert {t for t, _, _ in sent} == {"incoming"} and {k for _, k, _ in sent} == {b"c1"}
+    assert {t for t, _, _ in sent} == {"incoming"} and {k for _, k, _ in sent} == {b"app/c1"}
     assert [e.event_id for _, _, e in sent] == [message_id("r1", e) for e in ("e1", "e2", "e3")]
     assert all(e.replay_id == "r1" and e.deliver is False and e.created_at == 99.0 for _, _, e in sent)
     assert (summary.scanned, summary.matched, summary.sent) == (7, 3, 3)
@@ -223,7 +223,7 @@ async def test_deliver_and_application_filter():
     await replay(topic, sink, MemoryLedger(), applications=("shop",), replay_id="r2", deliver=True)
     [(_, key, value)] = sink.sent
     event = decode(value, IncomingEvent)
-    assert key == b"c9" and event.deliver is True and event.text == "shop"
+    assert key == b"shop/c9" and event.deliver is True and event.text == "shop"
 
 
 async def test_time_range_filters_by_record_timestamp():
