@@ -21,6 +21,17 @@ class ParleyApp(faust.App):
     Parley's runtime (stores, bus, model) before its consumers and agents."""
 
     parley_runtime: Any = None
+    parley_runner_stages: list[list[Any]] = []  # noqa: RUF012 - replaced per app by wiring
+
+    async def on_stop(self) -> None:
+        # Before Faust pauses the consumer, commits and stops the agents: let the events in
+        # flight finish (bounded by PARLEY_SHUTDOWN_GRACE_S) so their acks make the last commit.
+        from parley.streams.keyed import finish_in_flight
+
+        settings = getattr(self, "parley_settings", None)
+        if self.parley_runner_stages and settings is not None:
+            await finish_in_flight(self.parley_runner_stages, settings.shutdown_grace_s)
+        await super().on_stop()
 
     def on_init_dependencies(self) -> Any:
         deps = list(super().on_init_dependencies())

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     store: str = Field(
         "rocksdb://", description="table store (rocksdb:// via rocksdict, memory://)."
     )
+    shutdown_grace_s: float = Field(
+        20.0, ge=0, le=600,
+        description="On SIGTERM, how long a worker lets the turns in flight finish before it leaves "
+        "them to the partitions' next owner. Keep it below the orchestrator's stop timeout.",
+    )
 
     # --- LLM ------------------------------------------------------------------------------
     llm_base_url: str | None = Field(

@@ -57,9 +57,11 @@ def wire(app: faust.App, settings: Settings) -> None:
     app.parley_topics = topics  # type: ignore[attr-defined]
     app.parley_tables = tables  # type: ignore[attr-defined]
 
-    processor.register(app, topics, tables, runtime, settings)
-    dispatcher.register(app, topics, runtime, settings)
-    persister.register(app, topics, runtime, settings)
+    # Finished in this order on shutdown: turns and tool rounds, then the archive and deliveries.
+    app.parley_runner_stages = [  # type: ignore[attr-defined]
+        [processor.register(app, topics, tables, runtime, settings), dispatcher.register(app, topics, runtime, settings)],
+        [persister.register(app, topics, runtime, settings)],
+    ]
     usage.register(app, topics, tables, settings)
 
     ingress = Ingress(lambda key, value: produce(topics.incoming, key, value), settings.produce_timeout_s)
@@ -68,7 +70,9 @@ def wire(app: faust.App, settings: Settings) -> None:
         assigned = len(app.consumer.assignment()) if app.consumer is not None else 0
         documents_ok = await runtime.documents.ping()
         checks = {"partitions_assigned": assigned, "document_store": "ok" if documents_ok else "down"}
-        return assigned > 0 and documents_ok, checks
+        if app.should_stop:
+            checks["stopping"] = True  # finishing turns in flight: send no new traffic here
+        return assigned > 0 and documents_ok and not app.should_stop, checks
 
     def make_web_app() -> Any:
         return create_web_app(

@@ -17,7 +17,7 @@ from parley.topics import Topics
 __all__ = ["register"]
 
 
-def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Settings) -> None:
+def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Settings) -> KeyedRunner:
     async def send_dead_letter(letter: DeadLetter) -> None:
         await produce(topics.dead_letters, letter.key or letter.dead_letter_id, encode(letter))
 
@@ -26,9 +26,10 @@ def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Setting
         result = await run_tool_round(event, runtime.tools, timeout_s=settings.tool_timeout_s)
         await produce(topics.incoming, result.key, encode(result))
 
+    runner = KeyedRunner(settings.max_turns_in_flight, "dispatcher")
+
     @app.agent(topics.function_call, name="parley.dispatcher")
     async def dispatcher(stream: faust.StreamT) -> None:
-        runner = KeyedRunner(settings.max_turns_in_flight, "dispatcher")
         async for event in stream.noack().events():
             raw = raw_event(event)
 
@@ -39,3 +40,5 @@ def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Setting
                 )
 
             await runner.submit(event.key, work, event.ack)
+
+    return runner

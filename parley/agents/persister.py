@@ -23,7 +23,7 @@ __all__ = ["register"]
 logger = logging.getLogger(__name__)
 
 
-def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Settings) -> None:
+def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Settings) -> KeyedRunner:
     archived = app.topic(
         INCOMING, OUTGOING, FUNCTION_CALL,
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
@@ -43,9 +43,10 @@ def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Setting
             for doc in documents_for_incoming(decode(raw.value, IncomingEvent)):
                 await runtime.documents.archive(doc)
 
+    runner = KeyedRunner(settings.max_turns_in_flight, "persister")
+
     @app.agent(archived, name="parley.persister")
     async def persister(stream: faust.StreamT) -> None:
-        runner = KeyedRunner(settings.max_turns_in_flight, "persister")
         async for event in stream.noack().events():
             raw = raw_event(event)
 
@@ -58,3 +59,5 @@ def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Setting
             # Per topic and conversation: replies stay in order, and archiving a user message
             # never delays the delivery of a reply.
             await runner.submit((raw.topic, event.key), work, event.ack)
+
+    return runner

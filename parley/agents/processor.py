@@ -25,7 +25,7 @@ __all__ = ["register"]
 logger = logging.getLogger(__name__)
 
 
-def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, settings: Settings) -> None:
+def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, settings: Settings) -> KeyedRunner:
     handler: TurnHandler | None = None
     control = TurnControl()
 
@@ -60,9 +60,10 @@ def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, s
         if output.failure is not None:
             await send_dead_letter(dead_letter_for(raw, "processor.llm", RuntimeError(output.failure), 1))
 
+    runner = KeyedRunner(settings.max_turns_in_flight, "processor")
+
     @app.agent(topics.incoming, name="parley.processor")
     async def processor(stream: faust.StreamT) -> None:
-        runner = KeyedRunner(settings.max_turns_in_flight, "processor")
         async for event in stream.noack().events():
             raw = raw_event(event)
             note_arrival(control, raw)
@@ -74,3 +75,5 @@ def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, s
                 )
 
             await runner.submit(event.key, work, event.ack)
+
+    return runner

@@ -5,6 +5,10 @@
 created inside the loop, so it inherits Faust's current-event context (table writes go to the
 event's partition). Each event is acked only when its work is done, so Faust commits only the
 contiguous prefix of finished events and a crash repeats unfinished work instead of dropping it.
+
+On shutdown, ``finish_in_flight`` closes runners to new events and waits, within a grace period,
+for the events they hold: a stopping worker finishes its turns instead of leaving them to be
+started again by the partitions' next owner.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from parley import metrics
 
-__all__ = ["KeyedRunner"]
+__all__ = ["KeyedRunner", "finish_in_flight"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +32,22 @@ class KeyedRunner:
         self._name = name
         self.in_flight = 0
         self._gauge = metrics.TURNS_IN_FLIGHT.labels(name)
+        self._open = asyncio.Event()
+        self._open.set()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def close(self) -> None:
+        """Take no more events: ``submit`` waits from now on (the worker is stopping; events not
+        taken stay uncommitted and go to the partition's next owner)."""
+        self._open.clear()
 
     async def submit(
         self, key: Any, work: Callable[[], Awaitable[None]], done: Callable[[], Any]
     ) -> None:
+        await self._open.wait()
         await self._slots.acquire()
         self.in_flight += 1
         self._gauge.inc()
@@ -67,3 +83,30 @@ class KeyedRunner:
         """Wait until every submitted event is done."""
         while self._tails:
             await asyncio.wait(list(self._tails.values()))
+
+
+async def finish_in_flight(stages: list[list[KeyedRunner]], grace_s: float) -> int:
+    """Close the runners and let their events finish, stage after stage, within ``grace_s`` in
+    all; a stage's runners are closed only when the stages before it are done, so the persister
+    still takes (and delivers) the replies of the turns finished before it. Returns how many
+    events were still running when the grace period ran out."""
+    deadline = asyncio.get_running_loop().time() + grace_s
+    for stage in stages:
+        for runner in stage:
+            runner.close()
+        waiting = sum(r.in_flight for r in stage)
+        if waiting:
+            names = ", ".join(r.name for r in stage)
+            logger.info("stopping: finishing %d events in flight (%s) within %.0fs", waiting, names, grace_s)
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(asyncio.gather(*(r.drain() for r in stage)), max(0.0, remaining))
+        except TimeoutError:
+            break
+    left = sum(r.in_flight for stage in stages for r in stage)
+    if left:
+        logger.warning(
+            "stopping: %d events in flight did not finish within PARLEY_SHUTDOWN_GRACE_S=%.0fs; "
+            "the partitions' next owner handles them again", left, grace_s,
+        )
+    return left

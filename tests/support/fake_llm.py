@@ -8,7 +8,7 @@ Behaviour, chosen by the last message:
 - user text containing "llm-down", or model "down-500": HTTP 500 every time.
 - model "flaky-429": HTTP 429 for the first two calls of each conversation text, then answers.
 - model "always-slow": never answers within any sane timeout.
-- model "slow-2s": answers normally after two seconds.
+- model "slow-Ns" (slow-2s, slow-6s…): answers normally after N seconds.
 - user text containing "hang-once": the first call for that text never answers (until its
   client goes away); later calls answer normally.
 - otherwise: streams "You said: <text>" in three chunks.
@@ -63,8 +63,9 @@ class FakeLLM(ThreadedServer):
                 return web.json_response({"error": {"message": "slow down"}}, status=429)
         if body["model"] == "always-slow":
             await asyncio.sleep(30)
-        if body["model"] == "slow-2s":
-            await asyncio.sleep(2)
+        slow = re.fullmatch(r"slow-(\d+)s", body["model"])
+        if slow:
+            await asyncio.sleep(int(slow.group(1)))
         if last["role"] == "user" and "hang-once" in str(last.get("content")):
             key = "hang-once:" + str(last["content"])
             self.failures[key] = self.failures.get(key, 0) + 1

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from parley.streams.keyed import KeyedRunner
+from parley.streams.keyed import KeyedRunner, finish_in_flight
 
 
 def sleeper(log: list[str], label: str, delay: float) -> Callable[[], Awaitable[None]]:
@@ -68,3 +68,35 @@ async def test_the_in_flight_limit_is_respected() -> None:
         assert runner.in_flight <= 3
     await asyncio.wait_for(runner.drain(), 5)
     assert peak == 3
+
+
+async def test_stopping_finishes_turns_first_then_the_stage_after_them() -> None:
+    turns, persister, log, acked = KeyedRunner(10, "processor"), KeyedRunner(10, "persister"), [], []
+    await turns.submit("c1", sleeper(log, "turn", 0.2), lambda: acked.append("turn"))
+
+    async def reply_archived_later() -> None:  # the persister takes the turn's reply meanwhile
+        await asyncio.sleep(0.1)
+        await persister.submit("c1", sleeper(log, "archive", 0.1), lambda: acked.append("archive"))
+
+    taking = asyncio.create_task(reply_archived_later())
+    left = await asyncio.wait_for(finish_in_flight([[turns], [persister]], grace_s=5), 10)
+    await taking
+    assert left == 0
+    assert acked == ["turn", "archive"]
+
+    # closed: a runner takes nothing more (the event stays uncommitted for the next owner)
+    blocked = asyncio.create_task(turns.submit("c2", sleeper(log, "late", 0), lambda: acked.append("late")))
+    await asyncio.sleep(0.1)
+    assert not blocked.done() and "start late" not in log
+    blocked.cancel()
+
+
+async def test_stopping_gives_up_after_the_grace_period_and_says_how_many_were_left() -> None:
+    runner, log = KeyedRunner(10, "processor"), []
+    for key in ("a", "b"):
+        await runner.submit(key, sleeper(log, key, 30), lambda: None)
+    started = time.monotonic()
+    assert await finish_in_flight([[runner]], grace_s=0.2) == 2
+    assert time.monotonic() - started < 5
+    for task in list(runner._tails.values()):
+        task.cancel()
