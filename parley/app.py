@@ -74,7 +74,7 @@ def create_app(settings: Settings) -> ParleyApp:
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
         broker_request_timeout=max(40.0, settings.broker_session_timeout_s * 2),
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=settings.new_group_start,
         producer_linger=0.0,
         producer_max_batch_size=settings.producer_max_batch_bytes,
         stream_wait_empty=False,

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaClient
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-__all__ = ["TopicMismatch", "ensure_topics", "bootstrap_servers"]
+__all__ = ["TopicMismatch", "ensure_topics", "bootstrap_servers", "retained_for_new_group"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,3 +66,26 @@ async def ensure_topics(
             )
     finally:
         await client.close()
+
+
+async def retained_for_new_group(kafka_url: str, group_id: str, topic: str, *, timeout_s: float = 15.0) -> int | None:
+    """How many events of ``topic`` are retained for a consumer group that never committed on it
+    (it reads them from the start of the log under ``earliest``); None when the group has
+    committed offsets there. The probe only reads the group's offsets; it never joins the group."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(kafka_url), group_id=group_id, enable_auto_commit=False,
+        request_timeout_ms=int(timeout_s * 1000),
+    )
+    await asyncio.wait_for(consumer.start(), timeout_s)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            return 0
+        committed = [await asyncio.wait_for(consumer.committed(tp), timeout_s) for tp in tps]
+        if any(offset is not None and offset >= 0 for offset in committed):
+            return None
+        start = await asyncio.wait_for(consumer.beginning_offsets(tps), timeout_s)
+        end = await asyncio.wait_for(consumer.end_offsets(tps), timeout_s)
+    finally:
+        await consumer.stop()
+    return sum(max(0, end[tp] - start[tp]) for tp in tps)

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from mode import Service
 
-from parley.kafka_admin import ensure_topics
+from parley.kafka_admin import ensure_topics, retained_for_new_group
 from parley.llm import ModelRouter
 from parley.settings import Settings
 from parley.storage.bus import Bus, InProcessBus, RedisBus, conversation_channel
@@ -19,7 +19,7 @@ from parley.storage.cache import Cache, cache_from_settings
 from parley.storage.documents import DocumentStore
 from parley.storage.files import FileLinkingModel, FileStore, file_store_from_settings
 from parley.streams.config import ConfigStore
-from parley.topics import ALL_TOPICS
+from parley.topics import ALL_TOPICS, INCOMING
 from parley.tools import ToolRegistry, default_registry
 
 __all__ = ["Runtime"]
@@ -36,10 +36,13 @@ class Runtime(Service):
     http: aiohttp.ClientSession
     files: FileStore
 
-    def __init__(self, settings: Settings, *, seed_demo: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, *, seed_demo: bool = False, consumer_group: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.seed_demo = seed_demo
+        self.consumer_group = consumer_group  # a worker's: checked for a first start at on_start
         self.tools: ToolRegistry = default_registry()
 
     async def on_start(self) -> None:
@@ -53,6 +56,8 @@ class Runtime(Service):
             await ensure_topics(
                 settings.kafka_url, list(ALL_TOPICS), settings.topic_partitions, settings.topic_replicas
             )
+            if self.consumer_group is not None:
+                await report_new_group(settings.kafka_url, self.consumer_group, settings.new_group_start)
         self.documents = DocumentStore(settings.mongo_url, settings.mongo_database)
         await self.documents.start()
         self.bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
@@ -87,3 +92,29 @@ class Runtime(Service):
 
     async def publish(self, application_id: str, conversation_id: str, frame: dict[str, Any]) -> None:
         await self.bus.publish(conversation_channel(application_id, conversation_id), frame)
+
+
+async def report_new_group(kafka_url: str, group: str, start: str) -> None:
+    """Say, before the worker joins, when its consumer group has never committed on ``incoming``
+    while events are retained there: a new group under ``earliest`` answers all of them again
+    (a renamed ``PARLEY_APP_ID`` does this). Best effort: a failed check never stops a worker."""
+    try:
+        retained = await retained_for_new_group(kafka_url, group, INCOMING)
+    except Exception as exc:  # noqa: BLE001 - a probe; the worker starts either way
+        logger.info("could not check the offsets of consumer group %r: %s", group, exc)
+        return
+    if not retained:
+        return
+    if start == "earliest":
+        logger.warning(
+            "consumer group %r has no committed offsets on %r: this worker answers the %d events "
+            "retained there from the start (a first deployment on existing topics, or a new "
+            "PARLEY_APP_ID?). Set PARLEY_NEW_GROUP_START=latest to take only new events.",
+            group, INCOMING, retained,
+        )
+    else:
+        logger.warning(
+            "consumer group %r has no committed offsets on %r: it starts at the end "
+            "(PARLEY_NEW_GROUP_START=latest); the %d events retained there are not answered.",
+            group, INCOMING, retained,
+        )

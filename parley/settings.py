@@ -20,6 +20,12 @@ class Settings(BaseSettings):
 
     # --- identity -------------------------------------------------------------------------
     app_id: str = Field("parley", description="Faust app id: the Kafka consumer group and topic prefix of tables.")
+    new_group_start: Literal["earliest", "latest"] = Field(
+        "earliest",
+        description="Where a consumer group without committed offsets (a first deployment, or a new "
+        "`PARLEY_APP_ID`) starts: `earliest` answers every event retained on the topics (a worker "
+        "logs how many), `latest` only events that arrive after it joined.",
+    )
     data_dir: Path = Field(
         Path(".parley"), description="Table stores (RocksDB) and embedded server data."
     )

@@ -17,13 +17,13 @@ from tests.support.net import free_port
 from tests.support.worker import ParleyProcess, worker_env
 
 
-def start_worker(services, fake_llm, redis_url, data_dir, app_id: str) -> ParleyProcess:
+def start_worker(services, fake_llm, redis_url, data_dir, app_id: str, **extra_env: str) -> ParleyProcess:
     port = free_port()
     env = worker_env(
         kafka_url=services["broker"].url, mongo_url=services["documents"].url, data_dir=data_dir,
         port=port, PARLEY_APP_ID=app_id, PARLEY_REDIS_URL=redis_url,
         PARLEY_LLM_BASE_URL=fake_llm.base_url, PARLEY_LLM_API_KEY="test-key", PARLEY_LLM_MODEL="fake-model",
-        PARLEY_METRICS_INTERVAL_S="0.5",
+        PARLEY_METRICS_INTERVAL_S="0.5", **extra_env,
     )
     return ParleyProcess(["worker"], env, data_dir / "worker.log", port)
 
