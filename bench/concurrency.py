@@ -87,7 +87,7 @@ async def pipeline(kafka_url: str, n: int, timeout_s: float) -> tuple[float, flo
                          client_message_id=f"m-{i}", text=f"question {i}") for i in range(n)]
     wanted = {e.event_id for e in events}
     t0 = time.perf_counter()
-    futures = [await producer.send("incoming", encode(e), key=e.conversation_id.encode())
+    futures = [await producer.send("incoming", encode(e), key=e.key.encode())
                for e in events]
     await asyncio.gather(*futures)
     produced = time.perf_counter() - t0
@@ -117,6 +117,9 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=1.0, help="fake LLM seconds per call")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--in-flight", type=int, default=2048, help="PARLEY_MAX_TURNS_IN_FLIGHT")
+    parser.add_argument("--producer-batch-bytes", type=int, default=1,
+                        help="PARLEY_PRODUCER_MAX_BATCH_BYTES of the worker (1, as `parley dev` runs on the "
+                        "embedded broker; production's default is 16384)")
     args = parser.parse_args()
 
     data = Path(tempfile.mkdtemp(prefix="parley-bench-"))
@@ -128,6 +131,7 @@ def main() -> None:
             port=port, PARLEY_APP_ID=f"bench-{uuid.uuid4().hex[:6]}", PARLEY_LLM_BASE_URL=fake.base_url,
             PARLEY_LLM_API_KEY="test-key", PARLEY_LLM_MODEL="fake-model", PARLEY_LOG_LEVEL="WARNING",
             PARLEY_TOPIC_PARTITIONS=str(args.partitions), PARLEY_MAX_TURNS_IN_FLIGHT=str(args.in_flight),
+            PARLEY_PRODUCER_MAX_BATCH_BYTES=str(args.producer_batch_bytes),
         )
         worker = ParleyProcess(["worker"], env, data / "worker.log", port).start()
         try:
@@ -139,7 +143,7 @@ def main() -> None:
     fake.stop()
     serial = args.conversations * args.delay / args.partitions
     print(f"conversations={args.conversations} llm_delay={args.delay}s partitions={args.partitions} "
-          f"in_flight_limit={args.in_flight} cpu_cores={os.cpu_count()}")
+          f"in_flight_limit={args.in_flight} producer_batch_bytes={args.producer_batch_bytes} cpu_cores={os.cpu_count()}")
     print(f"baseline: {args.conversations} concurrent calls straight to the fake LLM: {floor:.2f} s")
     print(f"baseline: one turn at a time per partition (computed): {serial:.1f} s")
     print(f"pipeline: all {args.conversations} answered in {wall:.2f} s (produce took {produced:.2f} s), "

@@ -37,12 +37,13 @@ class Runtime(Service):
     files: FileStore
 
     def __init__(
-        self, settings: Settings, *, seed_demo: bool = False, consumer_group: str | None = None, **kwargs: Any
+        self, settings: Settings, *, seed_demo: bool = False, worker_group: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.seed_demo = seed_demo
-        self.consumer_group = consumer_group  # a worker's: checked for a first start at on_start
+        # Set in workers (their consumer group): checked for a first start; the model is made ready.
+        self.worker_group = worker_group
         self.tools: ToolRegistry = default_registry()
 
     async def on_start(self) -> None:
@@ -56,8 +57,8 @@ class Runtime(Service):
             await ensure_topics(
                 settings.kafka_url, list(ALL_TOPICS), settings.topic_partitions, settings.topic_replicas
             )
-            if self.consumer_group is not None:
-                await report_new_group(settings.kafka_url, self.consumer_group, settings.new_group_start)
+            if self.worker_group is not None:
+                await report_new_group(settings.kafka_url, self.worker_group, settings.new_group_start)
         self.documents = DocumentStore(settings.mongo_url, settings.mongo_database)
         await self.documents.start()
         self.bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
@@ -65,8 +66,11 @@ class Runtime(Service):
         self.files = file_store_from_settings(settings)
         await self.files.start()
         # Prompts refer to attached images by file id; the model gets fresh links on every call.
+        router = ModelRouter(settings)
+        if self.worker_group is not None:
+            router.prepare()
         self.model = FileLinkingModel(
-            ModelRouter(settings), self.files,
+            router, self.files,
             expires_s=settings.files_url_expiry_s, inline=settings.files_inline_images,
         )
         self.cache = cache_from_settings(settings)

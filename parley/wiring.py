@@ -52,7 +52,7 @@ async def update_consumer_lag(app: faust.App) -> None:
 def wire(app: faust.App, settings: Settings) -> None:
     topics = declare_topics(app, settings)
     tables = declare_tables(app, settings)
-    runtime = Runtime(settings, seed_demo=settings.seed_demo, consumer_group=settings.app_id)
+    runtime = Runtime(settings, seed_demo=settings.seed_demo, worker_group=settings.app_id)
     app.parley_runtime = runtime  # type: ignore[attr-defined]
     app.parley_topics = topics  # type: ignore[attr-defined]
     app.parley_tables = tables  # type: ignore[attr-defined]

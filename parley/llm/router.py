@@ -84,6 +84,16 @@ class ModelRouter:
             await client.close()
         self._clients.clear()
 
+    def prepare(self) -> None:
+        """Build the default provider's client now (the SDK import and client set-up take a few
+        hundred milliseconds), so a worker's first turn does not pay for them."""
+        if self._settings.uses_echo_model:
+            return
+        try:
+            self.client(DEFAULT)
+        except LLMError as exc:  # no key: the first turn says so (and dead-letters), as before
+            logger.warning("%s", exc)
+
     def client(self, provider: str) -> ChatModel:
         if provider not in self._clients:
             self._clients[provider] = self._new_client(provider)
