@@ -64,7 +64,9 @@ class IncomingEvent(ConversationEvent, serializer="json", coerce=True):
     ``{"tool_call_id", "name", "content", "is_error"}``, answering ``turn_id``'s tool round).
     ``channel`` says where replies go: ``websocket`` or ``generic`` (callback URL).
     ``attachments`` (user messages) are uploaded files, each
-    ``{"file_id", "content_type", "size", "name"}`` (``parley.web.uploads.resolve_attachments``).
+    ``{"file_id", "content_type", "size", "name"}`` (``parley.web.uploads.resolve_attachments``),
+    or files on a messaging platform, ``{"platform", "ref", "content_type", "size", "name"}``,
+    which the processor fetches and stores first (``parley.streams.platform_files``).
     """
 
     kind: str = KIND_USER

@@ -14,6 +14,7 @@ from parley.streams.codec import decode, encode
 from parley.streams.conversation import ConversationState
 from parley.streams.deadletters import RawEvent, dead_letter_for, guarded
 from parley.streams.keyed import KeyedRunner
+from parley.streams.platform_files import fetch_platform_files, has_platform_files
 from parley.streams.turn_control import TurnControl, note_arrival
 from parley.streams.turns import ChatbotConfig, TurnHandler
 from parley.streams.usage import usage_event
@@ -40,6 +41,8 @@ def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, s
         app_config = await runtime.configs.application(event.application_id)
         chatbot = app_config.chatbot if app_config is not None else ChatbotConfig()
         state = ConversationState.from_value(tables.conversations.get(event.key))
+        if has_platform_files(event) and not state.seen(event.event_id):
+            event.attachments = await fetch_platform_files(event, runtime, settings)
         output = await handler.handle(event, state, chatbot)
         if output.skipped:
             return

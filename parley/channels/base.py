@@ -9,7 +9,9 @@ platform's HTTP API:
   ``DirectAnswer`` the webhook returns as is (URL verification challenges);
 - ``send(session, application, reply, policy)`` delivers a reply through the platform's API with
   bounded retries; a refusal that retrying cannot fix raises ``DeliveryRefused``;
-- ``typing(...)`` shows a typing indicator where the platform has one (best effort).
+- ``typing(...)`` shows a typing indicator where the platform has one (best effort);
+- ``download(session, application, attachment, ...)`` fetches a file the user sent (the
+  ``attachments`` of an ``InboundMessage``) through the platform's API; the worker stores it.
 
 Credentials live on the application document under ``channels.<name>``; ``api_base`` there
 overrides the platform's API endpoint (tests point it at local fakes).
@@ -42,13 +44,18 @@ __all__ = [
     "DeliveryError",
     "DeliveryRefused",
     "DirectAnswer",
+    "Download",
+    "DownloadError",
     "Inbound",
     "InboundMessage",
     "Receipt",
     "RetryableResponse",
+    "accepted_text",
     "SendPolicy",
     "check_timestamp",
     "fits",
+    "get_bytes",
+    "get_json",
     "header",
     "hmac_sha256_hex",
     "post_json",
@@ -86,6 +93,18 @@ class DeliveryRefused(DeliveryError):
     permanent = True  # parley.streams.deadletters.guarded dead-letters it without retrying
 
 
+class DownloadError(RuntimeError):
+    """A user's file could not be fetched from the platform (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Download:
+    """A file fetched from a platform: its bytes and the type the platform gave (may be "")."""
+
+    data: bytes
+    content_type: str = ""
+
+
 class RetryableResponse(Exception):
     """Raised by a response check: the platform answered 2xx but asks to try again."""
 
@@ -95,8 +114,9 @@ class InboundMessage:
     """One user message from a platform.
 
     ``message_id`` is the platform's own id (the idempotency key); ``conversation_id`` is enough
-    to address the reply (see each channel); ``attachments`` are metadata only (ids, names, MIME
-    types), not the files.
+    to address the reply (see each channel); ``attachments`` are the platform's references to the
+    files (ids, names, MIME types), which ``Channel.download`` fetches. ``text`` may be empty
+    when there are attachments.
     """
 
     message_id: str
@@ -200,6 +220,19 @@ class Channel(ABC):
         """Show a typing indicator in ``message``'s conversation (no-op where unsupported)."""
         return None
 
+    async def download(
+        self,
+        session: aiohttp.ClientSession,
+        application: Mapping[str, Any],
+        attachment: Mapping[str, Any],
+        *,
+        max_bytes: int,
+        policy: SendPolicy,
+    ) -> Download:
+        """Fetch the file ``attachment`` (one of ``InboundMessage.attachments``) refers to; raise
+        ``DownloadError``."""
+        raise DownloadError(f"{self.name} files cannot be fetched")
+
 
 # --- signatures -------------------------------------------------------------------------------
 def hmac_sha256_hex(secret: str, data: bytes) -> str:
@@ -276,6 +309,16 @@ def split_text(text: str, limit: int) -> list[str]:
     return pieces
 
 
+def accepted_text(text: Any, attachments: tuple[dict[str, Any], ...], max_bytes: int) -> str | None:
+    """A message's text if Parley takes the message: non-blank text within ``max_bytes``, or no
+    text ("") when the message carries files; None when it is ignored."""
+    if isinstance(text, str) and fits(text, max_bytes):
+        return text
+    if attachments and (not isinstance(text, str) or not text.strip()):
+        return ""
+    return None
+
+
 def fits(text: str, max_bytes: int) -> bool:
     return bool(text.strip()) and len(text.encode("utf-8")) <= max_bytes
 
@@ -337,7 +380,7 @@ async def post_json(
                 raw = await response.read()
                 try:
                     data: Any = json.loads(raw) if raw else None
-                except (UnicodeDecodeError, json.JSONDecodeError):
+                except (ValueError, RecursionError):  # not JSON, or pathological JSON
                     data = None
                 if response.status < 300:
                     try:
@@ -357,10 +400,81 @@ async def post_json(
             last_error = f"{type(exc).__name__}: {exc}"
         last_error = _scrub(last_error, secrets)
         if attempt < policy.max_attempts:
-            delay = min(policy.max_backoff_s, policy.base_backoff_s * 2 ** (attempt - 1))
-            delay *= 0.5 + random.random() / 2
-            if wait is not None:
-                delay = max(delay, min(wait, policy.max_retry_after_s))
+            delay = _backoff(policy, attempt, wait)
             logger.warning("%s failed (%s), retry %d in %.2fs", what, last_error, attempt, delay)
             await asyncio.sleep(delay)
     raise DeliveryError(f"{what} failed after {policy.max_attempts} attempts: {last_error}")
+
+
+def _backoff(policy: SendPolicy, attempt: int, retry_after: float | None = None) -> float:
+    """Jittered exponential backoff before attempt ``attempt + 1``, at least a ``Retry-After``
+    (cut to ``policy.max_retry_after_s``)."""
+    delay = min(policy.max_backoff_s, policy.base_backoff_s * 2 ** (attempt - 1))
+    delay *= 0.5 + random.random() / 2
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, policy.max_retry_after_s))
+    return delay
+
+
+async def get_bytes(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    policy: SendPolicy,
+    what: str,
+    max_bytes: int,
+    headers: Mapping[str, str] | None = None,
+    secrets: Iterable[str] = (),
+) -> Download:
+    """GET ``url`` and return its body, at most ``max_bytes`` of it (a larger file raises
+    ``DownloadError`` without being read). Connection errors, timeouts, 429 and 5xx are retried
+    like ``post_json``; other 4xx fail at once. ``secrets`` are scrubbed from errors."""
+    secrets = tuple(secrets)
+    last_error = ""
+    for attempt in range(1, policy.max_attempts + 1):
+        retry_after: float | None = None
+        try:
+            async with session.get(
+                url, headers=dict(headers or {}), timeout=aiohttp.ClientTimeout(total=policy.timeout_s)
+            ) as response:
+                if response.status < 300:
+                    if response.content_length is not None and response.content_length > max_bytes:
+                        raise DownloadError(f"{what}: the file is larger than {max_bytes} bytes")
+                    data = await response.content.read(max_bytes + 1)
+                    if len(data) > max_bytes:
+                        raise DownloadError(f"{what}: the file is larger than {max_bytes} bytes")
+                    return Download(data, response.headers.get("Content-Type", ""))
+                detail = (await response.content.read(300)).decode("utf-8", "replace")
+                last_error = f"HTTP {response.status}: {detail}"
+                if response.status == 429:
+                    retry_after = _retry_after(response, None)
+                elif response.status < 500:
+                    raise DownloadError(_scrub(f"{what} refused: {last_error}", secrets))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+        last_error = _scrub(last_error, secrets)
+        if attempt < policy.max_attempts:
+            delay = _backoff(policy, attempt, retry_after)
+            logger.warning("%s failed (%s), retry %d in %.2fs", what, last_error, attempt, delay)
+            await asyncio.sleep(delay)
+    raise DownloadError(f"{what} failed after {policy.max_attempts} attempts: {last_error}")
+
+
+async def get_json(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    policy: SendPolicy,
+    what: str,
+    headers: Mapping[str, str] | None = None,
+    secrets: Iterable[str] = (),
+) -> dict[str, Any]:
+    """GET a JSON object (a platform's file metadata) with ``get_bytes``'s retries."""
+    body = await get_bytes(session, url, policy=policy, what=what, max_bytes=1 << 20, headers=headers, secrets=secrets)
+    try:
+        data = json.loads(body.data)
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        raise DownloadError(f"{what}: the answer is not a JSON object")
+    return data

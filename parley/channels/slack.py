@@ -12,13 +12,17 @@ Inbound: every request is signed (``X-Slack-Signature: v0=<hex HMAC-SHA256 of
 "v0:<X-Slack-Request-Timestamp>:<raw body>" with signing_secret>``) and refused when the
 timestamp is more than five minutes from now. ``url_verification`` is answered with its
 challenge. ``event_callback`` with an ``event`` of type ``message`` becomes a message, except
-messages with a ``bot_id`` or a ``subtype`` (the bot's own posts, edits, joins…), which are
-acknowledged and ignored. The conversation id is ``slack:<channel>`` or, in a thread,
+messages with a ``bot_id`` or a ``subtype`` other than ``file_share`` (the bot's own posts,
+edits, joins…), which are acknowledged and ignored. The conversation id is ``slack:<channel>`` or, in a thread,
 ``slack:<channel>:<thread_ts>``; the platform message id is the message's ``ts``.
 
 Outbound: ``POST {api_base}/chat.postMessage`` with a bearer bot token, ``channel``, ``text``
 and ``thread_ts`` when the conversation is a thread. Slack answers HTTP 200 with
 ``{"ok": false, "error": …}`` for refusals: those are final, except Slack's own transient errors.
+
+Files: a message's ``files`` are fetched from their ``url_private_download`` (or
+``url_private``) with the bot token (scope ``files:read``), only from ``https://files.slack.com/``
+(or ``api_base``, for tests): the token is never sent elsewhere.
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ from parley.channels.base import (
     ChannelAuthError,
     DeliveryRefused,
     DirectAnswer,
+    Download,
+    DownloadError,
     Inbound,
     InboundMessage,
     RetryableResponse,
     SendPolicy,
+    accepted_text,
     check_timestamp,
-    fits,
+    get_bytes,
     header,
     hmac_sha256_hex,
     post_json,
@@ -119,7 +126,7 @@ class SlackChannel(Channel):
             raise _malformed("event_callback without an event object")
         if event.get("type") != "message":
             return Inbound(ignored=(f"event {event.get('type')!r}",))
-        if event.get("bot_id") or event.get("subtype"):
+        if event.get("bot_id") or event.get("subtype") not in (None, "file_share"):
             return Inbound(ignored=(f"message subtype {event.get('subtype')!r} bot {event.get('bot_id')!r}",))
         channel, ts, thread = event.get("channel"), event.get("ts"), event.get("thread_ts")
         if not isinstance(channel, str) or not _CHANNEL.match(channel):
@@ -128,18 +135,20 @@ class SlackChannel(Channel):
             raise _malformed("event.ts is missing")
         if thread is not None and (not isinstance(thread, str) or not _TS.match(thread)):
             raise _malformed("event.thread_ts is not a timestamp")
-        text = event.get("text")
-        if not isinstance(text, str) or not fits(text, max_text_bytes):
-            reason = "text too long" if isinstance(text, str) and text.strip() else "no text"
-            return Inbound(ignored=(f"message {ts}: {reason}",))
         files = event.get("files")
         attachments = tuple(
             {k: v for k, v in {
                 "type": "file", "file_id": f.get("id"), "file_name": f.get("name"),
-                "mime_type": f.get("mimetype"), "url": f.get("url_private"),
+                "mime_type": f.get("mimetype"), "size": f.get("size"),
+                "url": f.get("url_private_download") or f.get("url_private"),
             }.items() if v is not None}
             for f in (files if isinstance(files, list) else []) if isinstance(f, dict)
         )
+        given = event.get("text")
+        text = accepted_text(given, attachments, max_text_bytes)
+        if text is None:
+            reason = "text too long" if isinstance(given, str) and given.strip() else "no text"
+            return Inbound(ignored=(f"message {ts}: {reason}",))
         conversation = f"{PREFIX}{channel}" + (f":{thread}" if thread else "")
         user = event.get("user")
         return Inbound(messages=(
@@ -151,6 +160,26 @@ class SlackChannel(Channel):
                 attachments=attachments,
             ),
         ))
+
+    async def download(
+        self,
+        session: aiohttp.ClientSession,
+        application: Mapping[str, Any],
+        attachment: Mapping[str, Any],
+        *,
+        max_bytes: int,
+        policy: SendPolicy,
+    ) -> Download:
+        config = self.credentials(application)
+        token = self.required(config, "bot_token")
+        url = attachment.get("url")
+        allowed = ("https://files.slack.com/", f"{self.api_base(config)}/")
+        if not isinstance(url, str) or not url.startswith(allowed):
+            raise DownloadError("the slack file's url is not on files.slack.com")
+        return await get_bytes(
+            session, url, policy=policy, what="slack file download", max_bytes=max_bytes,
+            headers={"Authorization": f"Bearer {token}"}, secrets=(token,),
+        )
 
     async def send(
         self, session: aiohttp.ClientSession, application: Mapping[str, Any], reply: ReplyEvent, policy: SendPolicy

@@ -8,14 +8,17 @@ Application document::
         "api_base": "https://api.telegram.org"   # optional
     }}
 
-Inbound: an ``Update`` whose ``message`` has ``text`` (or a ``caption`` on a photo, document,
-audio, voice or video); the request must carry ``X-Telegram-Bot-Api-Secret-Token`` equal to
+Inbound: an ``Update`` whose ``message`` has ``text``, or a photo, document, audio, voice or
+video (with its ``caption`` as text, if any); the request must carry ``X-Telegram-Bot-Api-Secret-Token`` equal to
 ``secret_token``. Other updates (edits, channel posts, callback queries…) are acknowledged and
 ignored. The conversation id is ``telegram:<chat id>`` (group chat ids are negative, which the
 id pattern does not allow at the start); the platform message id is ``message_id``.
 
 Outbound: ``POST {api_base}/bot{bot_token}/sendMessage`` with ``chat_id`` and ``text`` (split
 into pieces of 4096 characters), and ``sendChatAction`` ``typing`` when a message arrives.
+
+Files: ``getFile`` gives a ``file_path``, fetched from ``{api_base}/file/bot{bot_token}/<path>``
+(the Bot API serves files up to 20 MB).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -31,10 +35,14 @@ from parley.channels.base import (
     ChannelAuthError,
     DeliveryRefused,
     DirectAnswer,
+    Download,
+    DownloadError,
     Inbound,
     InboundMessage,
     SendPolicy,
-    fits,
+    accepted_text,
+    get_bytes,
+    get_json,
     header,
     post_json,
     same,
@@ -51,8 +59,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_MESSAGE_CHARS = 4096
 PREFIX = "telegram:"
 
-#: message fields holding a file, and the attachment type each becomes
-_FILES = {"document": "document", "audio": "audio", "voice": "audio", "video": "video", "sticker": "sticker"}
+#: message fields holding a file, and the attachment type each becomes (stickers are ignored)
+_FILES = {"document": "document", "audio": "audio", "voice": "audio", "video": "video"}
 
 
 def chat_id(conversation_id: str) -> int | str:
@@ -126,12 +134,13 @@ class TelegramChannel(Channel):
             raise _malformed("message.chat.id is missing")
         if not isinstance(message_id, int) or isinstance(message_id, bool):
             raise _malformed("message.message_id is missing")
-        text = message.get("text")
-        if not isinstance(text, str):
-            text = message.get("caption")
+        given = message.get("text")
+        if not isinstance(given, str):
+            given = message.get("caption")
         attachments = _attachments(message)
-        if not isinstance(text, str) or not fits(text, max_text_bytes):
-            reason = "no text" if not isinstance(text, str) or not text.strip() else "text too long"
+        text = accepted_text(given, attachments, max_text_bytes)
+        if text is None:
+            reason = "no text" if not isinstance(given, str) or not given.strip() else "text too long"
             return Inbound(ignored=(f"message {message_id}: {reason}",))
         sender = message.get("from")
         sender_id = str(sender.get("id", "")) if isinstance(sender, dict) else ""
@@ -173,6 +182,34 @@ class TelegramChannel(Channel):
         await post_json(
             session, url, {"chat_id": chat_id(message.conversation_id), "action": "typing"},
             policy=policy, what="telegram sendChatAction", check=_ok, secrets=(token,),
+        )
+
+
+    async def download(
+        self,
+        session: aiohttp.ClientSession,
+        application: Mapping[str, Any],
+        attachment: Mapping[str, Any],
+        *,
+        max_bytes: int,
+        policy: SendPolicy,
+    ) -> Download:
+        file_id = attachment.get("file_id")
+        if not isinstance(file_id, str) or not file_id:
+            raise DownloadError("the telegram attachment has no file_id")
+        config = self.credentials(application)
+        url, token = self._method_url(config, "getFile")
+        info = await get_json(
+            session, f"{url}?{urlencode({'file_id': file_id})}", policy=policy, what="telegram getFile",
+            secrets=(token,),
+        )
+        result = info.get("result")
+        path = result.get("file_path") if isinstance(result, dict) else None
+        if info.get("ok") is not True or not isinstance(path, str) or not path:
+            raise DownloadError(f"telegram getFile gave no file: {str(info.get('description', ''))[:200]}")
+        return await get_bytes(
+            session, f"{self.api_base(config)}/file/bot{token}/{path}", policy=policy,
+            what="telegram file download", max_bytes=max_bytes, secrets=(token,),
         )
 
 

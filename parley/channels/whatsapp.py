@@ -22,6 +22,8 @@ caption of an image, video or document; the title of a button or list reply) and
 Outbound: ``POST {api_base}/{phone_number_id}/messages`` with a bearer token and
 ``{"messaging_product": "whatsapp", "to": …, "type": "text", "text": {"body": …}}``; a typing
 indicator (which also marks the user's message read) when a message arrives.
+
+Files: an image, video, document or audio message is taken with its caption (or no text); ``GET {api_base}/{media id}`` gives the media ``url``, fetched with the same bearer token.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import aiohttp
 
@@ -37,11 +40,15 @@ from parley.channels.base import (
     ChannelAuthError,
     DeliveryRefused,
     DirectAnswer,
+    Download,
+    DownloadError,
     Inbound,
     InboundMessage,
     Receipt,
     SendPolicy,
-    fits,
+    accepted_text,
+    get_bytes,
+    get_json,
     header,
     hmac_sha256_hex,
     post_json,
@@ -58,7 +65,7 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 MAX_MESSAGE_CHARS = 4096
 PREFIX = "whatsapp:"
-_MEDIA = ("image", "video", "document", "audio", "sticker")
+_MEDIA = ("image", "video", "document", "audio")  # stickers are ignored
 
 
 def recipient(conversation_id: str) -> str:
@@ -191,9 +198,11 @@ class WhatsAppChannel(Channel):
             raise _malformed("a message has no id")
         if not isinstance(sender, str) or not sender.isdigit() or len(sender) > 32:
             raise _malformed("a message has no valid from number")
-        text = _text(message)
-        if not isinstance(text, str) or not fits(text, max_text_bytes):
-            reason = "text too long" if isinstance(text, str) and text.strip() else f"type {message.get('type')!r}"
+        given = _text(message)
+        attachments = _attachments(message)
+        text = accepted_text(given, attachments, max_text_bytes)
+        if text is None:
+            reason = "text too long" if isinstance(given, str) and given.strip() else f"type {message.get('type')!r}"
             ignored.append(f"message {wamid}: {reason}")
             return None
         return InboundMessage(
@@ -201,7 +210,7 @@ class WhatsAppChannel(Channel):
             conversation_id=PREFIX + sender,
             sender=sender,
             text=text,
-            attachments=_attachments(message),
+            attachments=attachments,
         )
 
     def _endpoint(self, config: Mapping[str, Any]) -> tuple[str, str]:
@@ -226,6 +235,33 @@ class WhatsAppChannel(Channel):
                 session, url, body, policy=policy, what="whatsapp messages",
                 headers={"Authorization": f"Bearer {token}"}, secrets=(token,),
             )
+
+    async def download(
+        self,
+        session: aiohttp.ClientSession,
+        application: Mapping[str, Any],
+        attachment: Mapping[str, Any],
+        *,
+        max_bytes: int,
+        policy: SendPolicy,
+    ) -> Download:
+        media_id = attachment.get("media_id")
+        if not isinstance(media_id, str) or not media_id:
+            raise DownloadError("the whatsapp attachment has no media id")
+        config = self.credentials(application)
+        token = self.required(config, "access_token")
+        auth = {"Authorization": f"Bearer {token}"}
+        info = await get_json(
+            session, f"{self.api_base(config)}/{quote(media_id, safe='')}", policy=policy,
+            what="whatsapp media lookup", headers=auth, secrets=(token,),
+        )
+        url = info.get("url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise DownloadError("whatsapp media lookup gave no url")
+        return await get_bytes(
+            session, url, policy=policy, what="whatsapp media download", max_bytes=max_bytes,
+            headers=auth, secrets=(token,),
+        )
 
     async def typing(
         self,

@@ -95,10 +95,12 @@ def with_attachments(text: str, attachments: list[dict[str, Any]]) -> str | list
     (``[attached file: name (type, size)]``); images make the content a list of OpenAI parts,
     the text then one ``image_url`` part per image. An image's URL is a ``parley-file:`` reference
     that the model port turns into a fresh link right before the call
-    (``parley.storage.files.FileLinkingModel``)."""
-    images = [a for a in attachments if str(a.get("content_type", "")).startswith("image/")]
+    (``parley.storage.files.FileLinkingModel``). A platform file that could not be fetched
+    (``error`` set, no ``file_id``) is mentioned with the reason."""
+    images = [a for a in attachments if str(a.get("content_type", "")).startswith("image/") and a.get("file_id")]
     notes = [
-        f"[attached file: {a.get('name') or a.get('file_id')} ({a.get('content_type')}, {_size(a.get('size'))})]"
+        f"[attached file: {a.get('name') or a.get('file_id')} ({a.get('content_type')}, {_size(a.get('size'))})"
+        + (f" could not be read: {a['error']}]" if a.get("error") else "]")
         for a in attachments
         if a not in images
     ]

@@ -35,6 +35,7 @@ from parley.web.validation import InputError, require_id
 __all__ = [
     "MAX_ATTACHMENTS",
     "add_upload_routes",
+    "checked_content_type",
     "file_handler",
     "openapi_paths",
     "resolve_attachments",
@@ -115,7 +116,7 @@ async def _upload(request: web.Request) -> web.Response:
         )
     form = await _read_form(request, limit)
 
-    content_type = _content_type(form.declared_type, form.data, settings.upload_allowed_types)
+    content_type = checked_content_type(form.declared_type, form.data, settings.upload_allowed_types)
     extension = EXTENSIONS.get(content_type, "")
     key = make_key(application_id, extension)
     name = _clean_name(form.filename) or f"file{extension}"
@@ -237,7 +238,7 @@ async def _read_part(part: BodyPartReader, limit: int, too_large: InputError) ->
         data.extend(chunk)
 
 
-def _content_type(declared: str, data: bytes, allowed: tuple[str, ...]) -> str:
+def checked_content_type(declared: str, data: bytes, allowed: tuple[str, ...]) -> str:
     """The type to store the file as: the declared one (or, when none or generic, the sniffed
     one), if allowed and not contradicted by the file's magic bytes."""
     mime = parse_mimetype(declared)

@@ -39,6 +39,7 @@ from parley.channels.base import (
 from parley.channels.whatsapp import WhatsAppChannel
 from parley.web.ingress import IngressUnavailable, user_event
 from parley.web.keys import INGRESS, RUNTIME, SETTINGS
+from parley.web.uploads import MAX_ATTACHMENTS
 from parley.web.validation import InputError, require_id
 
 __all__ = ["add_webhook_routes", "channel_webhook", "webhook_handler", "whatsapp_subscription", "TYPING_TASKS"]
@@ -98,6 +99,22 @@ def _verify(channel: Channel, request: web.Request, body: bytes, application: di
         raise InputError(exc.code, exc.message, status=401) from exc
 
 
+def platform_attachments(platform: str, attachments: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """A platform message's files as ``IncomingEvent.attachments``: references the worker fetches
+    (``parley.streams.platform_files``) before the turn, at most ``MAX_ATTACHMENTS``."""
+    found = []
+    for item in attachments[:MAX_ATTACHMENTS]:
+        size = item.get("size")
+        found.append({
+            "platform": platform,
+            "ref": dict(item),
+            "content_type": str(item.get("mime_type") or ("image/jpeg" if item.get("type") == "image" else "")),
+            "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
+            "name": str(item.get("file_name") or item.get("type") or "file")[:200],
+        })
+    return found
+
+
 def webhook_handler(channel: Channel) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         return await channel_webhook(channel, request)
@@ -139,17 +156,13 @@ async def channel_webhook(channel: Channel, request: web.Request) -> web.Respons
                 client_message_id=message.message_id,
                 text=message.text,
                 sender=message.sender,
+                attachments=platform_attachments(channel.name, message.attachments),
             )
             try:
                 await request.app[INGRESS].submit(event)
             except IngressUnavailable as exc:
                 raise InputError("unavailable", f"{exc}; retry later", status=503) from exc
             event_ids.append(event.event_id)
-            if message.attachments:
-                logger.info(
-                    "webhook %s/%s: message %s has %d attachment(s), not forwarded yet",
-                    channel.name, application_id, message.message_id, len(message.attachments),
-                )
             if channel.supports_typing:
                 _start_typing(request, channel, application, message)
     except InputError as exc:

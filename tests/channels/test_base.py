@@ -6,7 +6,17 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from parley.channels.base import DeliveryError, DeliveryRefused, SendPolicy, post_json, split_text
+from parley.channels.base import (
+    DeliveryError,
+    DeliveryRefused,
+    DownloadError,
+    SendPolicy,
+    accepted_text,
+    get_bytes,
+    get_json,
+    post_json,
+    split_text,
+)
 from tests.channels.conftest import FAST, FakeAPI
 
 
@@ -89,3 +99,43 @@ def test_limit_counts_utf16_units() -> None:
 def test_text_without_spaces_is_cut_hard() -> None:
     text = "x" * 250
     assert split_text(text, 100) == ["x" * 100, "x" * 100, "x" * 50]
+
+
+# --- fetching users' files ----------------------------------------------------------------------
+async def test_a_file_download_retries_5xx_and_returns_the_bytes(api: FakeAPI, session: aiohttp.ClientSession) -> None:
+    api.script = [(503, {"error": "busy"}, {})]
+    api.default = (200, {"some": "file"}, {})
+    got = await get_bytes(session, f"{api.base}/f", policy=FAST, what="file download", max_bytes=1000)
+    assert got.data == b'{"some": "file"}' and got.content_type.startswith("application/json")
+    assert len(api.requests) == 2
+
+
+async def test_a_file_larger_than_the_limit_is_refused(api: FakeAPI, session: aiohttp.ClientSession) -> None:
+    api.default = (200, {"big": "x" * 5000}, {})
+    with pytest.raises(DownloadError, match="larger than 1000 bytes"):
+        await get_bytes(session, f"{api.base}/f", policy=FAST, what="file download", max_bytes=1000)
+    assert len(api.requests) == 1  # not retried
+
+
+async def test_a_refused_download_fails_at_once_without_the_token(api: FakeAPI, session: aiohttp.ClientSession) -> None:
+    api.default = (404, {"error": "no such file for token-123"}, {})
+    with pytest.raises(DownloadError) as caught:
+        await get_bytes(session, f"{api.base}/f", policy=FAST, what="file download", max_bytes=1000,
+                        secrets=("token-123",))
+    assert "file download refused: HTTP 404" in str(caught.value) and "token-123" not in str(caught.value)
+    assert len(api.requests) == 1
+
+
+async def test_a_metadata_answer_that_is_not_an_object_is_an_error(api: FakeAPI, session: aiohttp.ClientSession) -> None:
+    api.default = (200, [1, 2], {})
+    with pytest.raises(DownloadError, match="not a JSON object"):
+        await get_json(session, f"{api.base}/m", policy=FAST, what="media lookup")
+
+
+def test_a_message_with_files_may_have_no_text() -> None:
+    files = ({"type": "image", "file_id": "x"},)
+    assert accepted_text("hi", files, 100) == "hi"
+    assert accepted_text(None, files, 100) == ""
+    assert accepted_text("   ", files, 100) == ""
+    assert accepted_text(None, (), 100) is None
+    assert accepted_text("x" * 200, files, 100) is None  # too long is ignored, files or not

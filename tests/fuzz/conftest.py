@@ -93,8 +93,8 @@ def event_problems(key: str, event: IncomingEvent, max_text_bytes: int) -> list[
     if event.channel not in KNOWN_CHANNELS:
         problems.append(f"channel {event.channel!r} is unknown")
     text = event.text
-    if not isinstance(text, str) or not text.strip():
-        problems.append(f"text {text!r} is empty")
+    if not isinstance(text, str) or (not text.strip() and not (text == "" and event.attachments)):
+        problems.append(f"text {text!r} is empty (only a message with files may have no text)")
     elif not _utf8(text):
         problems.append(f"text {text!r} is not valid Unicode")
     elif len(text.encode("utf-8")) > max_text_bytes:

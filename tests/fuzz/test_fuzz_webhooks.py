@@ -340,7 +340,7 @@ def generic_cases(draw: st.DrawFn) -> Case:
 @st.composite
 def telegram_payloads(draw: st.DrawFn) -> tuple[dict[str, Any], list[Expected]]:
     update_id = draw(st.integers(0, 2**40))
-    kind = draw(st.sampled_from(["text", "text", "caption", "ignored", "no_text"]))
+    kind = draw(st.sampled_from(["text", "text", "caption", "photo_only", "ignored", "no_text"]))
     if kind == "ignored":
         other = draw(st.sampled_from(["edited_message", "channel_post", "callback_query", "my_chat_member"]))
         return {"update_id": update_id, other: draw(clean_json)}, []
@@ -359,8 +359,11 @@ def telegram_payloads(draw: st.DrawFn) -> tuple[dict[str, Any], list[Expected]]:
     text = draw(valid_texts)
     if kind == "text":
         message["text"] = text
-    elif kind == "caption":
-        message["caption"] = text
+    elif kind in ("caption", "photo_only"):
+        if kind == "caption":
+            message["caption"] = text
+        else:
+            text = ""  # a photo alone is taken, with no text
         message["photo"] = [{"file_id": draw(ids), "file_size": 100}, {"file_id": draw(ids), "file_size": 900}]
     else:
         message["sticker"] = {"file_id": draw(ids)}

@@ -1,0 +1,84 @@
+"""Files users send through a messaging platform, fetched by the worker before their turn.
+
+The webhook only records the platform's reference (``{"platform", "ref", "content_type", "size",
+"name"}`` in ``IncomingEvent.attachments``), so platforms get their answer at once. Before the
+turn, ``fetch_platform_files`` downloads each file through its channel, checks it like an upload
+(``PARLEY_MAX_UPLOAD_BYTES``, ``PARLEY_UPLOAD_ALLOWED_TYPES``, the content matching its type) and
+stores it in the file store. The attachment then is a stored file (``{"file_id", ...}``), as an
+upload's is, and the model sees it the same way. A file that cannot be fetched or is refused
+becomes ``{"name", "content_type", "size", "error"}``: the model is told it could not be read.
+
+The stored key derives from the event and the file's place in it, so a redelivered event stores
+the same file under the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from parley.channels import channel_for
+from parley.channels.base import ChannelNotConfigured, DownloadError
+from parley.records import IncomingEvent
+from parley.settings import Settings
+from parley.storage.files import EXTENSIONS, FileStoreError
+from parley.streams.delivery import send_policy
+from parley.web.uploads import checked_content_type
+from parley.web.validation import InputError
+
+__all__ = ["fetch_platform_files", "has_platform_files", "stored_key"]
+
+logger = logging.getLogger(__name__)
+
+
+def has_platform_files(event: IncomingEvent) -> bool:
+    return any(isinstance(a, dict) and "platform" in a for a in event.attachments)
+
+
+def stored_key(event: IncomingEvent, index: int, extension: str) -> str:
+    """Where the ``index``-th file of ``event`` is stored: the same key for every delivery."""
+    moment = datetime.fromtimestamp(event.created_at, tz=UTC)
+    digest = hashlib.sha256(f"{event.event_id}/{index}".encode()).hexdigest()[:32]
+    return f"{event.application_id}/{moment:%Y}/{moment:%m}/{digest}{extension}"
+
+
+async def fetch_platform_files(event: IncomingEvent, runtime: Any, settings: Settings) -> list[dict[str, Any]]:
+    """``event.attachments`` with every platform file fetched and stored (or marked unreadable)."""
+    application = await runtime.documents.get_application(event.application_id)
+    resolved = []
+    for index, attachment in enumerate(event.attachments):
+        if not (isinstance(attachment, dict) and "platform" in attachment):
+            resolved.append(attachment)
+            continue
+        described = {k: attachment.get(k) for k in ("name", "content_type", "size")}
+        try:
+            resolved.append(await _fetch(event, index, attachment, application, runtime, settings))
+        except (DownloadError, ChannelNotConfigured, InputError, FileStoreError) as exc:
+            reason = exc.message if isinstance(exc, InputError) else str(exc)
+            logger.warning("event %s: file %d not taken: %s", event.event_id, index, reason)
+            resolved.append({**described, "error": reason[:300]})
+    return resolved
+
+
+async def _fetch(
+    event: IncomingEvent, index: int, attachment: dict[str, Any], application: Any, runtime: Any, settings: Settings
+) -> dict[str, Any]:
+    channel = channel_for(str(attachment.get("platform")))
+    if channel is None or application is None:
+        raise DownloadError("the file's platform or application is unknown")
+    ref = attachment.get("ref") if isinstance(attachment.get("ref"), dict) else {}
+    download = await channel.download(
+        runtime.http, application, ref, max_bytes=settings.max_upload_bytes, policy=send_policy(settings)
+    )
+    declared = str(attachment.get("content_type") or "") or download.content_type
+    content_type = checked_content_type(declared, download.data, settings.upload_allowed_types)
+    key = stored_key(event, index, EXTENSIONS.get(content_type, ""))
+    name = str(attachment.get("name") or "file")
+    metadata = {"application_id": event.application_id, "conversation_id": event.conversation_id,
+                "user": event.sender, "platform": str(attachment.get("platform"))}
+    size = await runtime.files.put(key, download.data, content_type, name=name, metadata=metadata)
+    logger.info("event %s: stored %s file %s (%s, %d bytes)", event.event_id, attachment.get("platform"), key,
+                content_type, size)
+    return {"file_id": key, "content_type": content_type, "size": size, "name": name}
