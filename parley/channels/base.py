@@ -27,9 +27,9 @@ import logging
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 from multidict import CIMultiDict
@@ -64,6 +64,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How far a signed request's timestamp may be from now (Slack's and the generic webhook's window).
 SIGNATURE_TOLERANCE_S = 300.0
@@ -346,6 +348,53 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+class _TryAgain(Exception):
+    """One attempt failed in a way another attempt may not (5xx, 429, a transient answer)."""
+
+    def __init__(self, error: str, retry_after: float | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.retry_after = retry_after
+
+
+def _backoff(policy: SendPolicy, attempt: int, retry_after: float | None = None) -> float:
+    """Jittered exponential backoff before attempt ``attempt + 1``, at least a ``Retry-After``
+    (cut to ``policy.max_retry_after_s``)."""
+    delay = min(policy.max_backoff_s, policy.base_backoff_s * 2 ** (attempt - 1))
+    delay *= 0.5 + random.random() / 2
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, policy.max_retry_after_s))
+    return delay
+
+
+async def _with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    policy: SendPolicy,
+    what: str,
+    secrets: tuple[str, ...],
+    failure: Callable[[str], Exception],
+) -> T:
+    """Run ``attempt`` until it returns, at most ``policy.max_attempts`` times: connection errors,
+    timeouts and ``_TryAgain`` are retried with backoff; anything else it raises is final. Raises
+    ``failure(message)`` when the attempts are spent; ``secrets`` never reach logs or errors."""
+    last_error = ""
+    for number in range(1, policy.max_attempts + 1):
+        retry_after: float | None = None
+        try:
+            return await attempt()
+        except _TryAgain as exc:
+            last_error, retry_after = exc.error, exc.retry_after
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+        last_error = _scrub(last_error, secrets)
+        if number < policy.max_attempts:
+            delay = _backoff(policy, number, retry_after)
+            logger.warning("%s failed (%s), retry %d in %.2fs", what, last_error, number, delay)
+            await asyncio.sleep(delay)
+    raise failure(f"{what} failed after {policy.max_attempts} attempts: {last_error}")
+
+
 async def post_json(
     session: aiohttp.ClientSession,
     url: str,
@@ -367,53 +416,34 @@ async def post_json(
     of ``url``, and ``secrets`` are scrubbed from them (a Telegram URL holds the bot token).
     """
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
-    secrets = tuple(secrets)
-    last_error = ""
-    for attempt in range(1, policy.max_attempts + 1):
-        wait: float | None = None
+    hidden = tuple(secrets)
+
+    async def attempt() -> Any:
+        extra = headers() if callable(headers) else (headers or {})
+        request_headers = {"Content-Type": "application/json; charset=utf-8", **extra}
+        async with session.post(
+            url, data=body, headers=request_headers, timeout=aiohttp.ClientTimeout(total=policy.timeout_s)
+        ) as response:
+            raw = await response.read()
         try:
-            extra = headers() if callable(headers) else (headers or {})
-            request_headers = {"Content-Type": "application/json; charset=utf-8", **extra}
-            async with session.post(
-                url, data=body, headers=request_headers, timeout=aiohttp.ClientTimeout(total=policy.timeout_s)
-            ) as response:
-                raw = await response.read()
-                try:
-                    data: Any = json.loads(raw) if raw else None
-                except (ValueError, RecursionError):  # not JSON, or pathological JSON
-                    data = None
-                if response.status < 300:
-                    try:
-                        if check is not None:
-                            check(data)
-                        return data
-                    except RetryableResponse as exc:
-                        last_error = str(exc)
-                else:
-                    detail = raw[:300].decode("utf-8", "replace")
-                    last_error = f"HTTP {response.status}: {detail}"
-                    if response.status == 429:
-                        wait = _retry_after(response, data)
-                    elif response.status < 500:
-                        raise DeliveryRefused(_scrub(f"{what} refused the reply: {last_error}", secrets))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            last_error = f"{type(exc).__name__}: {exc}"
-        last_error = _scrub(last_error, secrets)
-        if attempt < policy.max_attempts:
-            delay = _backoff(policy, attempt, wait)
-            logger.warning("%s failed (%s), retry %d in %.2fs", what, last_error, attempt, delay)
-            await asyncio.sleep(delay)
-    raise DeliveryError(f"{what} failed after {policy.max_attempts} attempts: {last_error}")
+            data: Any = json.loads(raw) if raw else None
+        except (ValueError, RecursionError):  # not JSON, or pathological JSON
+            data = None
+        if response.status < 300:
+            try:
+                if check is not None:
+                    check(data)
+            except RetryableResponse as exc:
+                raise _TryAgain(str(exc)) from None
+            return data
+        error = f"HTTP {response.status}: {raw[:300].decode('utf-8', 'replace')}"
+        if response.status == 429:
+            raise _TryAgain(error, _retry_after(response, data))
+        if response.status < 500:
+            raise DeliveryRefused(_scrub(f"{what} refused the reply: {error}", hidden))
+        raise _TryAgain(error)
 
-
-def _backoff(policy: SendPolicy, attempt: int, retry_after: float | None = None) -> float:
-    """Jittered exponential backoff before attempt ``attempt + 1``, at least a ``Retry-After``
-    (cut to ``policy.max_retry_after_s``)."""
-    delay = min(policy.max_backoff_s, policy.base_backoff_s * 2 ** (attempt - 1))
-    delay *= 0.5 + random.random() / 2
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, policy.max_retry_after_s))
-    return delay
+    return await _with_retries(attempt, policy=policy, what=what, secrets=hidden, failure=DeliveryError)
 
 
 async def get_bytes(
@@ -429,35 +459,28 @@ async def get_bytes(
     """GET ``url`` and return its body, at most ``max_bytes`` of it (a larger file raises
     ``DownloadError`` without being read). Connection errors, timeouts, 429 and 5xx are retried
     like ``post_json``; other 4xx fail at once. ``secrets`` are scrubbed from errors."""
-    secrets = tuple(secrets)
-    last_error = ""
-    for attempt in range(1, policy.max_attempts + 1):
-        retry_after: float | None = None
-        try:
-            async with session.get(
-                url, headers=dict(headers or {}), timeout=aiohttp.ClientTimeout(total=policy.timeout_s)
-            ) as response:
-                if response.status < 300:
-                    if response.content_length is not None and response.content_length > max_bytes:
-                        raise DownloadError(f"{what}: the file is larger than {max_bytes} bytes")
-                    data = await response.content.read(max_bytes + 1)
-                    if len(data) > max_bytes:
-                        raise DownloadError(f"{what}: the file is larger than {max_bytes} bytes")
-                    return Download(data, response.headers.get("Content-Type", ""))
-                detail = (await response.content.read(300)).decode("utf-8", "replace")
-                last_error = f"HTTP {response.status}: {detail}"
-                if response.status == 429:
-                    retry_after = _retry_after(response, None)
-                elif response.status < 500:
-                    raise DownloadError(_scrub(f"{what} refused: {last_error}", secrets))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            last_error = f"{type(exc).__name__}: {exc}"
-        last_error = _scrub(last_error, secrets)
-        if attempt < policy.max_attempts:
-            delay = _backoff(policy, attempt, retry_after)
-            logger.warning("%s failed (%s), retry %d in %.2fs", what, last_error, attempt, delay)
-            await asyncio.sleep(delay)
-    raise DownloadError(f"{what} failed after {policy.max_attempts} attempts: {last_error}")
+    hidden = tuple(secrets)
+
+    async def attempt() -> Download:
+        async with session.get(
+            url, headers=dict(headers or {}), timeout=aiohttp.ClientTimeout(total=policy.timeout_s)
+        ) as response:
+            if response.status < 300:
+                too_large = DownloadError(f"{what}: the file is larger than {max_bytes} bytes")
+                if response.content_length is not None and response.content_length > max_bytes:
+                    raise too_large
+                data = await response.content.read(max_bytes + 1)
+                if len(data) > max_bytes:
+                    raise too_large
+                return Download(data, response.headers.get("Content-Type", ""))
+            error = f"HTTP {response.status}: {(await response.content.read(300)).decode('utf-8', 'replace')}"
+            if response.status == 429:
+                raise _TryAgain(error, _retry_after(response, None))
+            if response.status < 500:
+                raise DownloadError(_scrub(f"{what} refused: {error}", hidden))
+            raise _TryAgain(error)
+
+    return await _with_retries(attempt, policy=policy, what=what, secrets=hidden, failure=DownloadError)
 
 
 async def get_json(
