@@ -43,7 +43,7 @@ async def run_tool_round(
         event_id=message_id(event.event_id, "results"),
         conversation_id=event.conversation_id,
         application_id=event.application_id,
-        created_at=clock(),
+        created_at=max(clock(), event.created_at),  # never before the call, whatever the clocks say
         kind=KIND_TOOL_RESULTS,
         channel=event.channel,
         turn_id=event.turn_id,

@@ -102,6 +102,10 @@ class _Turn:
     tool_round: int
     replay_id: str = ""
     deliver: bool = True
+    #: ``created_at`` of the event that started this model call: what the call produces is
+    #: stamped no earlier, so the archive keeps a question before its answer even when the
+    #: gateway's clock runs ahead of the worker's
+    asked_at: float = 0.0
 
 
 class TurnHandler:
@@ -219,6 +223,7 @@ class TurnHandler:
                 tool_round=0,
                 replay_id=event.replay_id,
                 deliver=event.deliver,
+                asked_at=event.created_at,
             )
             output.extend(await self._answer(next_turn, state, config))
         return output
@@ -240,7 +245,11 @@ class TurnHandler:
             tool_round=tool_round,
             replay_id=event.replay_id,
             deliver=event.deliver,
+            asked_at=event.created_at,
         )
+
+    def _stamp(self, turn: _Turn) -> float:
+        return max(self._clock(), turn.asked_at)
 
     async def _answer(
         self,
@@ -355,7 +364,7 @@ class TurnHandler:
                     event_id=call_event_id,
                     conversation_id=turn.conversation_id,
                     application_id=turn.application_id,
-                    created_at=self._clock(),
+                    created_at=self._stamp(turn),
                     turn_id=turn.turn_id,
                     tool_round=turn.tool_round,
                     channel=turn.channel,
@@ -371,7 +380,7 @@ class TurnHandler:
             event_id=turn.reply_id,
             conversation_id=turn.conversation_id,
             application_id=turn.application_id,
-            created_at=self._clock(),
+            created_at=self._stamp(turn),
             in_reply_to=turn.turn_id,
             text=text,
             channel=turn.channel,

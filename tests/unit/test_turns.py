@@ -204,3 +204,16 @@ async def test_the_tool_round_limit_stops_a_model_that_keeps_calling_tools() -> 
     assert "stopped after 2 rounds" in reply.text
     assert h.model.calls[-1][1] == [], "no tools are offered once the limit is reached"
     assert h.state.awaiting is None
+
+
+async def test_answers_are_never_stamped_before_their_question_when_clocks_disagree() -> None:
+    # The gateway stamped the message at 5000.0; this worker's clock says 1000.0 (skewed).
+    h = Harness(CALC, "it is 42")
+    ahead = IncomingEvent(event_id="e1", conversation_id="c1", application_id="demo", created_at=5000.0, text="6*7?")
+    out = await h.handle(ahead)
+    [call] = out.function_calls
+    assert call.created_at >= 5000.0
+    results = await h.results_for(call)  # the dispatcher's clock says 1001.0
+    assert results.created_at >= call.created_at
+    [reply] = (await h.handle(results)).replies
+    assert reply.created_at >= results.created_at
