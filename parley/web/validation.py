@@ -73,13 +73,19 @@ def require_id(obj: dict[str, Any], name: str) -> str:
     return value
 
 
-def require_text(obj: dict[str, Any], name: str, max_bytes: int) -> str:
+def require_text(obj: dict[str, Any], name: str, max_bytes: int, *, allow_empty: bool = False) -> str:
+    """The text field ``name``: a non-blank string of at most ``max_bytes`` UTF-8 bytes; with
+    ``allow_empty`` (a message carrying files) it may be missing or blank, and is then ""."""
     if name not in obj or obj[name] is None:
+        if allow_empty:
+            return ""
         raise InputError("missing_field", f"field {name!r} is required")
     value = obj[name]
     if not isinstance(value, str):
         raise InputError("invalid_field", f"field {name!r} must be a string")
     if not value.strip():
+        if allow_empty:
+            return ""
         raise InputError("invalid_field", f"field {name!r} must not be empty")
     size = len(value.encode("utf-8"))
     if size > max_bytes:

@@ -277,7 +277,8 @@ class _Session:
         if self.application_id is None or self.conversation_id is None:
             raise InputError("not_ready", "send a hello frame before messages")
         client_id = require_id(frame, "id")
-        text = require_text(frame, "text", self.settings.max_text_bytes)
+        # a message that carries files may have no text
+        text = require_text(frame, "text", self.settings.max_text_bytes, allow_empty=bool(frame.get("attachments")))
         sender = self.user_id if self.user_id is not None else optional_str(frame, "sender")
         config = await self.runtime.configs.application(self.application_id)
         if config is None:

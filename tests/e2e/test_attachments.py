@@ -4,6 +4,7 @@ a user message, and check the model is shown the image through a link that serve
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from typing import Any
@@ -80,3 +81,27 @@ async def test_an_uploaded_image_reaches_the_model_through_a_link_that_serves_it
     user, reply = docs[0], docs[-1]
     assert user["role"] == "user" and user["attachments"] == attachments
     assert reply["role"] == "assistant" and reply["text"].startswith("You said: ")
+
+
+async def test_a_message_of_files_alone_is_answered(worker, fake_llm):
+    async with aiohttp.ClientSession() as http:
+        image = await upload(http, worker.http, PNG, "image/png", f"alone-{uuid.uuid4().hex[:6]}.png")
+    client = await ChatClient.connect(worker.ws)
+    try:
+        await client.send({"type": "message", "id": "m-1", "attachments": [{"file_id": image["file_id"]}]})
+        assert (await client.recv())["type"] == "ack"
+        frames = [await client.recv()]
+        while frames[-1]["type"] != "message":
+            frames.append(await client.recv())
+    finally:
+        await client.close()
+    sent = [r for r in list(fake_llm.requests) if image["file_id"] in json.dumps(r["messages"][-1])]
+    assert sent and sent[-1]["messages"][-1]["content"][0]["type"] == "image_url"  # no text part, just the image
+    # without files, an empty text is still refused
+    client = await ChatClient.connect(worker.ws)
+    try:
+        await client.send({"type": "message", "id": "m-2", "text": " "})
+        error = await client.recv()
+        assert (error["type"], error["code"]) == ("error", "invalid_field")
+    finally:
+        await client.close()
