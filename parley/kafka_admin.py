@@ -76,8 +76,8 @@ async def retained_for_new_group(kafka_url: str, group_id: str, topic: str, *, t
         bootstrap_servers=bootstrap_servers(kafka_url), group_id=group_id, enable_auto_commit=False,
         request_timeout_ms=int(timeout_s * 1000),
     )
-    await asyncio.wait_for(consumer.start(), timeout_s)
     try:
+        await asyncio.wait_for(consumer.start(), timeout_s)
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not tps:
             return 0

@@ -30,8 +30,9 @@ async def update_consumer_lag(app: faust.App) -> None:
     consumer = app.consumer
     committed_offsets = getattr(consumer, "_committed_offset", {})
     assigned = list(consumer.assignment())
+    from_start = app.conf.consumer_auto_offset_reset == "earliest"  # under latest: from its position
     try:
-        never_committed = [tp for tp in assigned if committed_offsets.get(tp) is None]
+        never_committed = [tp for tp in assigned if committed_offsets.get(tp) is None] if from_start else []
         earliest = await consumer.earliest_offsets(*never_committed) if never_committed else {}
     except Exception as exc:  # noqa: BLE001 - metrics must never break the worker
         logger.debug("earliest offsets unavailable: %s", exc)
@@ -44,9 +45,17 @@ async def update_consumer_lag(app: faust.App) -> None:
             continue
         committed = committed_offsets.get(tp)
         if committed is None:
-            committed = earliest.get(tp)
+            committed = earliest.get(tp) if from_start else await _position(consumer, tp)
         if committed is not None and highwater is not None:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - committed))
+
+
+async def _position(consumer: Any, tp: Any) -> int | None:
+    try:
+        return int(await consumer.position(tp))
+    except Exception as exc:  # noqa: BLE001 - metrics must never break the worker
+        logger.debug("position of %s unavailable: %s", tp, exc)
+        return None
 
 
 def wire(app: faust.App, settings: Settings) -> None:

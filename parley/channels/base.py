@@ -469,10 +469,14 @@ async def get_bytes(
                 too_large = DownloadError(f"{what}: the file is larger than {max_bytes} bytes")
                 if response.content_length is not None and response.content_length > max_bytes:
                     raise too_large
-                data = await response.content.read(max_bytes + 1)
-                if len(data) > max_bytes:
-                    raise too_large
-                return Download(data, response.headers.get("Content-Type", ""))
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise too_large
+                if response.content_length is not None and len(data) != response.content_length:
+                    raise _TryAgain(f"the file ended after {len(data)} of {response.content_length} bytes")
+                return Download(bytes(data), response.headers.get("Content-Type", ""))
             error = f"HTTP {response.status}: {(await response.content.read(300)).decode('utf-8', 'replace')}"
             if response.status == 429:
                 raise _TryAgain(error, _retry_after(response, None))

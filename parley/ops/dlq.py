@@ -282,7 +282,7 @@ def replay_step(view: LetterView, *, attempt: int, deliver: bool, now: float) ->
     )
     event = IncomingEvent(**data)
     return ReplayStep(
-        INCOMING, event.conversation_id.encode(), encode(event), "regenerate", event.event_id, replay_id
+        INCOMING, event.key.encode(), encode(event), "regenerate", event.event_id, replay_id
     )
 
 

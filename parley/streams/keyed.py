@@ -47,8 +47,12 @@ class KeyedRunner:
     async def submit(
         self, key: Any, work: Callable[[], Awaitable[None]], done: Callable[[], Any]
     ) -> None:
-        await self._open.wait()
-        await self._slots.acquire()
+        while True:
+            await self._open.wait()
+            await self._slots.acquire()
+            if self._open.is_set():
+                break
+            self._slots.release()  # closed while waiting for a slot: take nothing more
         self.in_flight += 1
         self._gauge.inc()
         previous = self._tails.get(key)
@@ -103,6 +107,9 @@ async def finish_in_flight(stages: list[list[KeyedRunner]], grace_s: float) -> i
             await asyncio.wait_for(asyncio.gather(*(r.drain() for r in stage)), max(0.0, remaining))
         except TimeoutError:
             break
+    for stage in stages:  # out of time: the later stages take nothing more either
+        for runner in stage:
+            runner.close()
     left = sum(r.in_flight for stage in stages for r in stage)
     if left:
         logger.warning(

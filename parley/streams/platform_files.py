@@ -9,13 +9,18 @@ upload's is, and the model sees it the same way. A file that cannot be fetched o
 becomes ``{"name", "content_type", "size", "error"}``: the model is told it could not be read.
 
 The stored key derives from the event and the file's place in it, so a redelivered event stores
-the same file under the same key.
+the same file under the same key. A message's files are fetched together, each within
+``FILE_BUDGET_S`` in all (attempts included), at most ``MAX_CONCURRENT_DOWNLOADS`` at once per
+worker; a file whose declared size or type is already refused is not downloaded. A file store
+that fails raises (the event is retried, then dead-lettered): the file is not dropped for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +28,7 @@ from parley.channels import channel_for
 from parley.channels.base import ChannelNotConfigured, DownloadError
 from parley.records import IncomingEvent
 from parley.settings import Settings
-from parley.storage.files import EXTENSIONS, FileStoreError
+from parley.storage.files import EXTENSIONS
 from parley.streams.delivery import send_policy
 from parley.web.uploads import checked_content_type
 from parley.web.validation import InputError
@@ -31,6 +36,17 @@ from parley.web.validation import InputError
 __all__ = ["fetch_platform_files", "has_platform_files", "stored_key"]
 
 logger = logging.getLogger(__name__)
+
+#: The most time one file may take, its platform lookup, download attempts and backoff included.
+FILE_BUDGET_S = 30.0
+#: Files downloaded at once by one worker (each holds up to PARLEY_MAX_UPLOAD_BYTES in memory).
+MAX_CONCURRENT_DOWNLOADS = 8
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _downloads() -> asyncio.Semaphore:
+    """This event loop's download slots."""
+    return _slots.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(MAX_CONCURRENT_DOWNLOADS))
 
 
 def has_platform_files(event: IncomingEvent) -> bool:
@@ -47,19 +63,38 @@ def stored_key(event: IncomingEvent, index: int, extension: str) -> str:
 async def fetch_platform_files(event: IncomingEvent, runtime: Any, settings: Settings) -> list[dict[str, Any]]:
     """``event.attachments`` with every platform file fetched and stored (or marked unreadable)."""
     application = await runtime.documents.get_application(event.application_id)
-    resolved = []
-    for index, attachment in enumerate(event.attachments):
+
+    async def resolve(index: int, attachment: Any) -> Any:
         if not (isinstance(attachment, dict) and "platform" in attachment):
-            resolved.append(attachment)
-            continue
+            return attachment
         described = {k: attachment.get(k) for k in ("name", "content_type", "size")}
         try:
-            resolved.append(await _fetch(event, index, attachment, application, runtime, settings))
-        except (DownloadError, ChannelNotConfigured, InputError, FileStoreError) as exc:
+            refused = _refused_as_declared(attachment, settings)
+            if refused:
+                raise DownloadError(refused)
+            async with _downloads():
+                return await asyncio.wait_for(
+                    _fetch(event, index, attachment, application, runtime, settings), FILE_BUDGET_S
+                )
+        except TimeoutError:
+            reason = f"fetching it took longer than {FILE_BUDGET_S:g}s"
+        except (DownloadError, ChannelNotConfigured, InputError) as exc:
             reason = exc.message if isinstance(exc, InputError) else str(exc)
-            logger.warning("event %s: file %d not taken: %s", event.event_id, index, reason)
-            resolved.append({**described, "error": reason[:300]})
-    return resolved
+        logger.warning("event %s: file %d not taken: %s", event.event_id, index, reason)
+        return {**described, "error": reason[:300]}
+
+    return list(await asyncio.gather(*(resolve(i, a) for i, a in enumerate(event.attachments))))
+
+
+def _refused_as_declared(attachment: dict[str, Any], settings: Settings) -> str | None:
+    """Why the file would be refused by what the platform says of it, before fetching it."""
+    size = attachment.get("size")
+    if isinstance(size, int) and size > settings.max_upload_bytes:
+        return f"the file is larger than {settings.max_upload_bytes} bytes"
+    declared = str(attachment.get("content_type") or "").split(";")[0].strip().lower()
+    if declared and declared != "application/octet-stream" and declared not in settings.upload_allowed_types:
+        return f"files of type {declared!r} are not accepted"
+    return None
 
 
 async def _fetch(

@@ -145,6 +145,7 @@ class TurnHandler:
             "role": "user",
             "content": event.text,
             "channel": event.channel,
+            "created_at": event.created_at,  # kept: a queued message's answer is stamped after it
         }
         if event.attachments:  # references only; build_prompt shows them to the model
             message["attachments"] = [dict(a) for a in event.attachments]
@@ -223,7 +224,7 @@ class TurnHandler:
                 tool_round=0,
                 replay_id=event.replay_id,
                 deliver=event.deliver,
-                asked_at=event.created_at,
+                asked_at=max([event.created_at, *(float(m.get("created_at") or 0) for m in queued)]),
             )
             output.extend(await self._answer(next_turn, state, config))
         return output

@@ -13,7 +13,7 @@ __all__ = ["Tables", "declare_tables"]
 
 @dataclass(frozen=True)
 class Tables:
-    conversations: faust.Table  # conversation_id -> ConversationState.to_value()
+    conversations: faust.Table  # conversation key (application_id/conversation_id) -> ConversationState.to_value()
     usage: faust.Table  # application_id -> hourly usage windows (parley.streams.usage)
 
 

@@ -3,8 +3,11 @@ of errors, and splitting long texts."""
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
+from aiohttp import web
 
 from parley.channels.base import (
     DeliveryError,
@@ -139,3 +142,24 @@ def test_a_message_with_files_may_have_no_text() -> None:
     assert accepted_text("   ", files, 100) == ""
     assert accepted_text(None, (), 100) is None
     assert accepted_text("x" * 200, files, 100) is None  # too long is ignored, files or not
+
+
+async def test_a_file_sent_in_many_pieces_is_read_whole(aiohttp_server, session: aiohttp.ClientSession) -> None:
+    body = bytes(range(256)) * 12_000  # ~3 MB, written in 100 kB pieces with pauses
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/pdf"})
+        response.content_length = len(body)
+        await response.prepare(request)
+        for start in range(0, len(body), 100_000):
+            await response.write(body[start:start + 100_000])
+            await asyncio.sleep(0.001)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/f", serve)
+    server = await aiohttp_server(app)
+    got = await get_bytes(session, str(server.make_url("/f")), policy=FAST, what="file download", max_bytes=10**7)
+    assert got.data == body and got.content_type == "application/pdf"
+    with pytest.raises(DownloadError, match="larger than"):
+        await get_bytes(session, str(server.make_url("/f")), policy=FAST, what="file download", max_bytes=10**6)

@@ -126,6 +126,23 @@ async def test_a_whatsapp_document_and_a_file_that_cannot_be_fetched(worker, mon
     content = model_request_for(fake_llm, gone)["messages"][-1]["content"]
     assert "[attached file: report.pdf (application/pdf, 0 bytes) could not be read: whatsapp media lookup refused" in content
 
+    # a type Parley does not take is refused by what WhatsApp says of it: never downloaded
+    video_id = str(random.randint(10**14, 10**15))
+    platforms.files[video_id] = (b"\x00\x00\x00\x18ftypmp42", "video/mp4")
+    clip = f"clip {uuid.uuid4().hex[:6]}"
+    data = json.loads(document(f"wamid.{uuid.uuid4().hex}", video_id, clip))
+    message = data["entry"][0]["changes"][0]["value"]["messages"][0]
+    message.pop("document")
+    message.update(type="video", video={"id": video_id, "mime_type": "video/mp4", "caption": clip})
+    data = json.dumps(data).encode()
+    status, _ = await post(url, data, {"X-Hub-Signature-256": "sha256=" + hmac_hex(config["app_secret"], data)})
+    assert status == 200
+    await wait_for(platforms, lambda r: r["platform"] == "whatsapp" and (r["body"] or {}).get("to") == number
+                   and clip in r["body"]["text"]["body"])
+    content = model_request_for(fake_llm, clip)["messages"][-1]["content"]
+    assert "could not be read: files of type 'video/mp4' are not accepted" in content
+    assert not platforms.matching(lambda r: r["method"] == "GET" and video_id in r["path"])
+
 
 async def test_a_slack_file_share_reaches_the_model(worker, mongo_db, platforms, fake_llm) -> None:  # noqa: F811
     app = new_application(mongo_db, platforms)

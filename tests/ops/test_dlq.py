@@ -130,7 +130,7 @@ def test_a_failed_model_call_is_replayed_as_a_new_replay_event():
     llm = view("d-9", stage="processor.llm", original=encode(original))
     step = replay_step(llm, attempt=1, deliver=False, now=5.0)
     event = decode(step.value, IncomingEvent)
-    assert (step.topic, step.key, step.mode) == ("incoming", b"conv-1", "regenerate")
+    assert (step.topic, step.key, step.mode) == ("incoming", b"app/conv-1", "regenerate")  # the conversation key
     assert event.event_id == step.event_id == message_id("dlq", "d-9", "e1", "1")
     assert (event.replay_id, event.deliver, event.text, event.created_at) == ("dlq:d-9", False, "hi", 5.0)
     # Forced again: a new id, or the processor would drop it as a duplicate.

@@ -100,3 +100,15 @@ async def test_stopping_gives_up_after_the_grace_period_and_says_how_many_were_l
     assert time.monotonic() - started < 5
     for task in list(runner._tails.values()):
         task.cancel()
+
+
+async def test_a_runner_closed_while_the_loop_waits_for_a_slot_starts_nothing_new() -> None:
+    runner, log = KeyedRunner(1, "processor"), []
+    await runner.submit("a", sleeper(log, "a", 0.2), lambda: None)
+    waiting = asyncio.create_task(runner.submit("b", sleeper(log, "b", 0), lambda: None))  # no slot yet
+    await asyncio.sleep(0.05)
+    runner.close()
+    await asyncio.wait_for(runner.drain(), 5)
+    await asyncio.sleep(0.1)
+    assert log == ["start a", "end a"] and not waiting.done()
+    waiting.cancel()

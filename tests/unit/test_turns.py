@@ -217,3 +217,13 @@ async def test_answers_are_never_stamped_before_their_question_when_clocks_disag
     assert results.created_at >= call.created_at
     [reply] = (await h.handle(results)).replies
     assert reply.created_at >= results.created_at
+
+
+async def test_a_queued_message_is_answered_no_earlier_than_it_was_sent() -> None:
+    h = Harness(CALC, "It is 42", "You are welcome")
+    [call] = (await h.handle(user("e1", "6*7?"))).function_calls
+    late = IncomingEvent(event_id="e2", conversation_id="c1", application_id="demo", created_at=5003.0, text="thanks")
+    await h.handle(late)  # queued behind the tool round; its gateway's clock is ahead of everyone's
+    out = await h.handle(await h.results_for(call))
+    assert [r.in_reply_to for r in out.replies] == ["e1", "e2"]
+    assert out.replies[1].created_at >= 5003.0
