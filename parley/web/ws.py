@@ -101,7 +101,8 @@ def _application_limit(config: Any, settings: Settings) -> float:
 
 def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
     """An archived message as the frame a live client gets (``streams.delivery.websocket_frame``
-    for replies); a user message also carries the client's own ``id`` and the ``sender``."""
+    for replies); a user message also carries the client's own ``id``, the ``sender`` and, when
+    it had files, their ``attachments`` (name, type and size only)."""
     role = doc.get("role")
     frame: dict[str, Any] = {
         "type": "message",
@@ -114,6 +115,13 @@ def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
     if role == "user":
         frame["id"] = doc.get("client_message_id") or None
         frame["sender"] = doc.get("sender") or ""
+        files = [a for a in doc.get("attachments") or () if isinstance(a, dict)]
+        if files:
+            frame["attachments"] = [
+                {"name": str(a.get("name") or ""), "content_type": str(a.get("content_type") or ""),
+                 "size": a.get("size") if isinstance(a.get("size"), int) else 0}
+                for a in files
+            ]
     return frame
 
 

@@ -33,7 +33,11 @@ def doc(_id: str, role: str, created_at: float, order: int, **fields: Any) -> di
 HISTORY = [
     doc("u1", "user", 1.0, 0, client_message_id="m-1", sender="ann"),
     doc("a1", "assistant", 1.0, 3, in_reply_to="u1"),
-    doc("u2", "user", 2.0, 0, client_message_id="m-2", sender="ann"),
+    doc("u2", "user", 2.0, 0, client_message_id="m-2", sender="ann", attachments=[
+        # a Telegram photo: its platform reference stays on the server
+        {"platform": "telegram", "ref": {"file_id": "AgAC-secret-ref"}, "content_type": "image/jpeg",
+         "size": 900, "name": "image"},
+    ]),
     doc("t2", "tool_call", 2.0, 1, calls=[]),
     doc("r2", "tool", 2.0, 2, tool_call_id="x"),
 ]
@@ -82,6 +86,7 @@ async def test_a_resuming_client_gets_the_missed_messages_then_live_ones_nothing
     assert frames[1] == {
         "type": "message", "message_id": "u2", "role": "user", "text": "text of u2", "in_reply_to": None,
         "created_at": 2.0, "id": "m-2", "sender": "ann",
+        "attachments": [{"name": "image", "content_type": "image/jpeg", "size": 900}],
     }
     assert frames[2] == {
         "type": "message", "message_id": "a2", "role": "assistant", "text": "text of a2",
