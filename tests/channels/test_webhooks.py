@@ -16,10 +16,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from parley.records import IncomingEvent
 from parley.settings import Settings
 from parley.storage.bus import InProcessBus
-from parley.streams.codec import decode
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from tests.channels import test_slack as slack
@@ -29,6 +27,7 @@ from tests.channels.conftest import FakeAPI
 from tests.channels.test_generic import BODY as GENERIC_BODY
 from tests.channels.test_generic import SECRET as GENERIC_SECRET
 from tests.channels.test_generic import signature as generic_signature
+from tests.support.produced import Produced
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
@@ -51,15 +50,6 @@ class Runtime:
         self.bus = InProcessBus()
         self.http = http
 
-
-class Produced:
-    def __init__(self) -> None:
-        self.events: list[IncomingEvent] = []
-
-    async def __call__(self, key: str, value: bytes) -> None:
-        event = decode(value, IncomingEvent)
-        assert key == f"{event.application_id}/{event.conversation_id}"  # the conversation key
-        self.events.append(event)
 
 
 async def ready() -> tuple[bool, dict[str, Any]]:

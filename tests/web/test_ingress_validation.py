@@ -10,13 +10,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from parley.records import IncomingEvent
 from parley.settings import Settings
 from parley.storage.bus import InProcessBus
-from parley.streams.codec import decode
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from parley.web.keys import RUNTIME
+from tests.support.produced import Produced
 
 MAX_TEXT = 64
 WEBHOOK = "/v1/webhooks/generic/demo"
@@ -40,15 +39,6 @@ class Runtime:
         self.documents = Documents()
         self.bus = InProcessBus()
 
-
-class Produced:
-    def __init__(self) -> None:
-        self.events: list[IncomingEvent] = []
-
-    async def __call__(self, key: str, value: bytes) -> None:
-        event = decode(value, IncomingEvent)
-        assert key == f"{event.application_id}/{event.conversation_id}"  # the conversation key
-        self.events.append(event)
 
 
 class Ready:

@@ -12,16 +12,15 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 
-from parley.records import IncomingEvent
 from parley.settings import Settings
 from parley.storage.bus import InProcessBus
-from parley.streams.codec import decode
 from parley.streams.config import ApplicationConfig
 from parley.streams.turns import ChatbotConfig
 from parley.web.app import create_web_app
 from parley.web.auth import make_user_token
 from parley.web.ingress import Ingress
 from parley.web.keys import RUNTIME
+from tests.support.produced import Produced
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
@@ -101,13 +100,6 @@ class Runtime:
         self.documents = Documents()
         self.bus = InProcessBus()
 
-
-class Produced:
-    def __init__(self) -> None:
-        self.events: list[IncomingEvent] = []
-
-    async def __call__(self, key: str, value: bytes) -> None:
-        self.events.append(decode(value, IncomingEvent))
 
 
 async def _ready() -> tuple[bool, dict[str, Any]]:
