@@ -89,20 +89,31 @@ class KeyedRunner:
             await asyncio.wait(list(self._tails.values()))
 
 
-async def finish_in_flight(stages: list[list[KeyedRunner]], grace_s: float) -> int:
+#: After a stage finished events, how long the next stage stays open to take what they produced
+#: (a reply written to ``outgoing`` reaches the persister within a fetch or two).
+SETTLE_S = 1.0
+
+
+async def finish_in_flight(stages: list[list[KeyedRunner]], grace_s: float, settle_s: float = SETTLE_S) -> int:
     """Close the runners and let their events finish, stage after stage, within ``grace_s`` in
-    all; a stage's runners are closed only when the stages before it are done, so the persister
-    still takes (and delivers) the replies of the turns finished before it. Returns how many
-    events were still running when the grace period ran out."""
-    deadline = asyncio.get_running_loop().time() + grace_s
+    all; a stage's runners are closed only when the stages before it are done (and, when those
+    finished anything, ``settle_s`` later), so the persister still takes and delivers the replies
+    of the turns finished before it. Returns how many events were still running when the grace
+    period ran out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    produced = False  # did an earlier stage finish events whose output the next stage takes?
     for stage in stages:
+        if produced:
+            await asyncio.sleep(max(0.0, min(settle_s, deadline - loop.time())))
         for runner in stage:
             runner.close()
         waiting = sum(r.in_flight for r in stage)
         if waiting:
             names = ", ".join(r.name for r in stage)
             logger.info("stopping: finishing %d events in flight (%s) within %.0fs", waiting, names, grace_s)
-        remaining = deadline - asyncio.get_running_loop().time()
+            produced = True
+        remaining = deadline - loop.time()
         try:
             await asyncio.wait_for(asyncio.gather(*(r.drain() for r in stage)), max(0.0, remaining))
         except TimeoutError:

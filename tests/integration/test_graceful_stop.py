@@ -40,9 +40,11 @@ async def test_a_stopping_worker_finishes_its_turn_in_flight(
         first.stop()
     assert took >= 4, f"stopped after {took:.1f}s: the 6 s turn cannot have finished"
     assert "events in flight" in first.log_path.read_text()
+    # the stopping worker also delivered the answer (its persister stayed open for it)
+    delivered = [r["body"] for r in list(callbacks.received) if r["path"] == f"/{application_id}"]
+    assert [r["text"] for r in delivered if r["in_reply_to"] == event_id] == [f"You said: {text}"]
 
-    # The answer was produced before the worker left: the next worker delivers it (if the first
-    # did not) without asking the model again.
+    # Its offsets were committed: the next worker neither asks the model again nor redelivers.
     second = start_worker(services, fake_llm, redis_url, tmp_path / "second", app_id).start()
     try:
         replies = await asyncio.to_thread(lambda: wait_replies(callbacks, application_id, {event_id}, 60))
