@@ -131,4 +131,4 @@ def wait_replies(callbacks, application_id: str, event_ids: set[str], timeout_s:
             return [r["body"] for r in list(callbacks.received) if r["path"] == f"/{application_id}"]
         time.sleep(0.1)
     answered = {r["body"]["in_reply_to"] for r in callbacks.received if r["path"] == f"/{application_id}"}
-    raise AssertionError(f"{len(event_ids - answered)} of {len(event_ids)} messages unanswered")
+    raise AssertionError(f"{len(event_ids - answered)} of {len(event_ids)} messages unanswered: {sorted(event_ids - answered)}")
