@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import aiokafka
+import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.utils.functional import consecutive_numbers
@@ -35,18 +36,28 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+class _FirstOffsetSensor(faust.Sensor):
+    """Records, per partition, the offset of the first message handed to a stream (Faust calls
+    ``on_message_in`` as it starts tracking a message for acks)."""
+
+    def __init__(self, first: dict[TP, int]) -> None:
+        super().__init__()
+        self._first = first
+
+    def on_message_in(self, tp: TP, offset: int, message: Any) -> None:
+        self._first.setdefault(tp, offset)
+
+
 class _Consumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         #: per partition, the first offset handed to a stream since it was assigned
         self._parley_first: dict[TP, int] = {}
+        # Faust's streams track messages without calling ``track_message``; its sensors see them.
+        self.app.sensors.add(_FirstOffsetSensor(self._parley_first))
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    def track_message(self, message: Any) -> None:
-        super().track_message(message)
-        self._parley_first.setdefault(message.tp, message.offset)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
