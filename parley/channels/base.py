@@ -189,6 +189,14 @@ class Channel(ABC):
     def api_base(self, config: Mapping[str, Any]) -> str:
         return str(config.get("api_base") or self.default_api_base).rstrip("/")
 
+    def file_ref(self, attachment: Mapping[str, Any], name: str) -> str:
+        """The platform's reference ``name`` of a user's file (an id or URL); ``DownloadError``
+        when the parsed attachment lacks it."""
+        value = attachment.get(name)
+        if not isinstance(value, str) or not value:
+            raise DownloadError(f"the {self.name} attachment has no {name}")
+        return value
+
     def required(self, config: Mapping[str, Any], name: str) -> str:
         value = config.get(name)
         if not isinstance(value, str) or not value:

@@ -184,7 +184,6 @@ class TelegramChannel(Channel):
             policy=policy, what="telegram sendChatAction", check=_ok, secrets=(token,),
         )
 
-
     async def download(
         self,
         session: aiohttp.ClientSession,
@@ -194,9 +193,7 @@ class TelegramChannel(Channel):
         max_bytes: int,
         policy: SendPolicy,
     ) -> Download:
-        file_id = attachment.get("file_id")
-        if not isinstance(file_id, str) or not file_id:
-            raise DownloadError("the telegram attachment has no file_id")
+        file_id = self.file_ref(attachment, "file_id")
         config = self.credentials(application)
         url, token = self._method_url(config, "getFile")
         info = await get_json(

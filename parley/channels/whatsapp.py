@@ -245,9 +245,7 @@ class WhatsAppChannel(Channel):
         max_bytes: int,
         policy: SendPolicy,
     ) -> Download:
-        media_id = attachment.get("media_id")
-        if not isinstance(media_id, str) or not media_id:
-            raise DownloadError("the whatsapp attachment has no media id")
+        media_id = self.file_ref(attachment, "media_id")
         config = self.credentials(application)
         token = self.required(config, "access_token")
         auth = {"Authorization": f"Bearer {token}"}
