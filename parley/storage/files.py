@@ -112,10 +112,13 @@ def is_valid_key(key: str) -> bool:
     return bool(KEY_PATTERN.match(key))
 
 
-def make_key(application_id: str, extension: str, *, now: float | None = None) -> str:
-    """A fresh key for a file of ``application_id``; ``extension`` is ``""`` or like ``".png"``."""
+def make_key(
+    application_id: str, extension: str, *, now: float | None = None, unique: str | None = None
+) -> str:
+    """A key for a file of ``application_id``; ``extension`` is ``""`` or like ``".png"``. Fresh
+    unless ``unique`` (32 lowercase hex digits) is given: then the same inputs give the same key."""
     moment = datetime.fromtimestamp(time.time() if now is None else now, tz=UTC)
-    key = f"{application_id}/{moment:%Y}/{moment:%m}/{uuid.uuid4().hex}{extension}"
+    key = f"{application_id}/{moment:%Y}/{moment:%m}/{unique or uuid.uuid4().hex}{extension}"
     if not is_valid_key(key):
         raise ValueError(f"cannot make a file key from {application_id!r} and {extension!r}")
     return key

@@ -21,14 +21,13 @@ import asyncio
 import hashlib
 import logging
 import weakref
-from datetime import UTC, datetime
 from typing import Any
 
 from parley.channels import channel_for
 from parley.channels.base import ChannelNotConfigured, DownloadError
 from parley.records import IncomingEvent
 from parley.settings import Settings
-from parley.storage.files import EXTENSIONS
+from parley.storage.files import EXTENSIONS, make_key
 from parley.streams.delivery import send_policy
 from parley.web.uploads import checked_content_type
 from parley.web.validation import InputError
@@ -55,9 +54,8 @@ def has_platform_files(event: IncomingEvent) -> bool:
 
 def stored_key(event: IncomingEvent, index: int, extension: str) -> str:
     """Where the ``index``-th file of ``event`` is stored: the same key for every delivery."""
-    moment = datetime.fromtimestamp(event.created_at, tz=UTC)
     digest = hashlib.sha256(f"{event.event_id}/{index}".encode()).hexdigest()[:32]
-    return f"{event.application_id}/{moment:%Y}/{moment:%m}/{digest}{extension}"
+    return make_key(event.application_id, extension, now=event.created_at, unique=digest)
 
 
 async def fetch_platform_files(event: IncomingEvent, runtime: Any, settings: Settings) -> list[dict[str, Any]]:
