@@ -7,13 +7,36 @@ importing this module reads no environment and opens nothing.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import faust
+from mode.utils.queues import FlowControlEvent
 
 from parley.settings import Settings
 
-__all__ = ["ParleyApp", "create_app"]
+__all__ = ["ParleyApp", "StreamFlowControl", "create_app"]
+
+
+class StreamFlowControl(FlowControlEvent):
+    """Flow control of the agents' stream buffers that clears them only when flow resumes after
+    a suspension.
+
+    Faust suspends flow when partitions are revoked and resumes it after the new assignment; a
+    resume also empties every agent's buffer, dropping the events queued before the rebalance.
+    But Faust's recovery resumes flow twice: once when the tables need no restore, and again
+    after it has resumed the stream partitions and seeked them to the committed offsets. Events
+    fetched while that seek runs are already in the buffers, and the consumer has recorded them
+    as read, so the second clear dropped them without anyone handling or re-reading them: the
+    first message after a rebalance sat unanswered until the next one. A resume while flow is
+    already active now leaves the buffers alone (events from an older assignment are still
+    skipped by the streams, which compare each event's generation with the app's).
+    """
+
+    def resume(self) -> None:
+        if self.is_active():
+            return
+        super().resume()
 
 
 class ParleyApp(faust.App):
@@ -22,6 +45,10 @@ class ParleyApp(faust.App):
 
     parley_runtime: Any = None
     parley_runner_stages: list[list[Any]] = []  # noqa: RUF012 - replaced per app by wiring
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:  # type: ignore[override]
+        return StreamFlowControl(loop=self.loop)
 
     async def on_stop(self) -> None:
         # Before Faust pauses the consumer, commits and stops the agents: let the events in

@@ -21,7 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EmbeddedError", "EmbeddedServer", "start_broker", "start_document_server", "embedded_services"]
+__all__ = [
+    "EmbeddedError", "EmbeddedServer", "die_with_parent", "embedded_services", "start_broker",
+    "start_document_server",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         # PR_SET_PDEATHSIG: the parent died without stopping us (e.g. kill -9). SIGKILL, because
@@ -75,7 +78,7 @@ def _spawn(name: str, argv: list[str], port: int, url: str, log_dir: Path) -> Em
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PDEATHSIG
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - needed for PDEATHSIG
             close_fds=True,
             start_new_session=True,  # Ctrl-C reaches Parley, which then stops its children
         )

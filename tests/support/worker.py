@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from parley.embedded import die_with_parent
 from tests.support.net import free_port, wait_http_ok
 
 
@@ -37,6 +38,9 @@ class ParleyProcess:
             self.proc = subprocess.Popen(  # noqa: S603
                 [sys.executable, "-m", "parley", *self.args],
                 env=full_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                # a test run killed hard takes its workers with it (call ``start`` from the thread
+                # that lives as long as the test: the signal follows the forking thread)
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - needed for PDEATHSIG
             )
         try:
             wait_http_ok(f"{self.http}/readyz", timeout_s, self.proc)
