@@ -8,6 +8,7 @@ importing this module reads no environment and opens nothing.
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -15,7 +16,7 @@ from mode.utils.queues import FlowControlEvent
 
 from parley.settings import Settings
 
-__all__ = ["ParleyApp", "StreamFlowControl", "create_app"]
+__all__ = ["ParleyApp", "StreamFlowControl", "create_app", "tables_dir"]
 
 
 class StreamFlowControl(FlowControlEvent):
@@ -86,6 +87,13 @@ def advertised_url(settings: Settings) -> str:
     return f"http://{host}:{settings.web_port}"
 
 
+def tables_dir(settings: Settings) -> Path:
+    """Where this app's table stores (RocksDB) live: one directory per app id, since the stored
+    changelog offsets belong to that app's changelog topics (a changed ``PARLEY_APP_ID`` would
+    otherwise find offsets ahead of its new, empty changelogs, and Faust refuses to start)."""
+    return settings.data_dir / "tables" / settings.app_id
+
+
 def create_app(settings: Settings) -> ParleyApp:
     """Build a Faust app for ``settings`` (``parley dev`` fills in the embedded URLs)."""
     broker = settings.kafka_url or "kafka://127.0.0.1:9092"
@@ -93,7 +101,7 @@ def create_app(settings: Settings) -> ParleyApp:
         settings.app_id,
         broker=broker,
         store=settings.store,
-        datadir=str(settings.data_dir / "tables"),
+        datadir=str(tables_dir(settings)),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replicas,
         topic_allow_declare=True,

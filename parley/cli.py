@@ -31,9 +31,9 @@ def _load_settings() -> Settings:
 def _run_worker(settings: Settings) -> None:
     from faust.worker import Worker
 
-    from parley.app import create_app
+    from parley.app import create_app, tables_dir
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tables_dir(settings).mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = create_app(settings)
     worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
     # Faust's terminal spinner sets the root logger to DEBUG so it can spin on every record:
@@ -53,6 +53,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
         ) as servers:
             update: dict[str, object] = {"data_dir": data_dir, "seed_demo": True, "web_port": args.port}
             if "broker" in servers:
+                forget_tables(data_dir)
                 update["kafka_url"] = servers["broker"].url
                 update["producer_max_batch_bytes"] = 1  # see Settings.producer_max_batch_bytes
             if "documents" in servers:
@@ -66,6 +67,22 @@ def cmd_dev(args: argparse.Namespace) -> None:
             _run_worker(settings)
     except EmbeddedError as exc:
         sys.exit(f"parley dev: {exc}")
+
+
+def forget_tables(data_dir: Path) -> None:
+    """The embedded broker keeps its topics in memory: the table stores of an earlier run hold
+    changelog offsets the new, empty topics never had (Faust would refuse to start), and state
+    that is no longer anywhere else. Conversations start empty; the archive is kept."""
+    import shutil
+
+    stores = data_dir / "tables"
+    if stores.exists():
+        shutil.rmtree(stores)
+        print(
+            f"Parley dev: the embedded broker starts empty, so the table stores of the last run "
+            f"({stores}) were removed",
+            flush=True,
+        )
 
 
 def cmd_worker(args: argparse.Namespace) -> None:

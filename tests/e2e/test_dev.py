@@ -31,11 +31,11 @@ def _wait_gone(pids: list[int], timeout_s: float = 15.0) -> list[int]:
     return [p for p in pids if _alive(p)]
 
 
-def _dev(tmp_path) -> ParleyProcess:
+def _dev(tmp_path, app_id: str | None = None) -> ParleyProcess:
     """`parley dev` with no PARLEY_ settings from the caller's environment, as on a laptop."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    env["PARLEY_APP_ID"] = f"parley-dev-test-{port}"
+    env["PARLEY_APP_ID"] = app_id or f"parley-dev-test-{port}"
     args = ["dev", "--port", str(port), "--data-dir", str(tmp_path / "data")]
     return ParleyProcess(args, env, tmp_path / "dev.log", port, inherit_env=False).start()
 
@@ -66,3 +66,22 @@ async def test_dev_killed_with_sigkill_leaves_no_orphans(tmp_path):
     process.proc.kill()
     process.proc.wait(10)
     assert _wait_gone(children) == [], "embedded servers outlived a killed `parley dev`"
+
+
+async def test_dev_starts_again_in_the_same_data_dir(tmp_path):
+    # the embedded broker keeps its topics in memory; the table stores of the last run must not
+    # make the next `make dev` crash (their changelog offsets are ahead of the empty topics)
+    for run in ("first run", "second run"):
+        process = _dev(tmp_path, app_id="parley")  # the same app each time, as `make dev` runs
+        try:
+            client = await ChatClient.connect(process.ws, application_id="demo", conversation_id="again")
+            try:
+                for n in range(3):  # a few table writes, so the stored offsets are past 0
+                    turn = await client.turn(f"{run} {n}")
+                    assert turn.final is not None and turn.final["text"] == f"echo: {run} {n}"
+            finally:
+                await client.close()
+        finally:
+            code = process.stop(signal.SIGINT)
+        assert code == 0, process.log_tail()
+    assert (tmp_path / "data" / "documents").is_dir()  # the archive is kept between runs
