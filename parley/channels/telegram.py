@@ -83,7 +83,11 @@ def _attachments(message: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     photos = message.get("photo")
     if isinstance(photos, list) and photos and isinstance(photos[-1], dict):
         largest = photos[-1]  # Telegram lists the sizes smallest first
-        found.append({"type": "image", "file_id": largest.get("file_id"), "size": largest.get("file_size")})
+        # the Bot API sends photos re-encoded as JPEG and gives no MIME type for them
+        found.append({
+            "type": "image", "file_id": largest.get("file_id"), "mime_type": "image/jpeg",
+            "size": largest.get("file_size"),
+        })
     for name, kind in _FILES.items():
         item = message.get(name)
         if isinstance(item, dict):

@@ -108,7 +108,7 @@ def platform_attachments(platform: str, attachments: tuple[dict[str, Any], ...])
         found.append({
             "platform": platform,
             "ref": dict(item),
-            "content_type": str(item.get("mime_type") or ("image/jpeg" if item.get("type") == "image" else "")),
+            "content_type": str(item.get("mime_type") or ""),
             "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
             "name": str(item.get("file_name") or item.get("type") or "file")[:200],
         })

@@ -139,7 +139,9 @@ def test_a_captioned_photo_in_a_group_keeps_the_caption_and_the_file() -> None:
     assert (message.conversation_id, message.message_id, message.text) == (
         "telegram:-1001234567890", "52", "what is in this picture?"
     )
-    assert message.attachments == ({"type": "image", "file_id": "AgACAgQAAxkBAAMGlarge", "size": 48211},)
+    assert message.attachments == (
+        {"type": "image", "file_id": "AgACAgQAAxkBAAMGlarge", "mime_type": "image/jpeg", "size": 48211},
+    )
 
 
 @pytest.mark.parametrize(
