@@ -7,6 +7,7 @@ importing this module reads no environment and opens nothing.
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from mode.utils.queues import FlowControlEvent
 from parley.settings import Settings
 
 __all__ = ["ParleyApp", "StreamFlowControl", "create_app", "tables_dir"]
+
+logger = logging.getLogger(__name__)
 
 
 class StreamFlowControl(FlowControlEvent):
@@ -94,8 +97,24 @@ def tables_dir(settings: Settings) -> Path:
     return settings.data_dir / "tables" / settings.app_id
 
 
+def warn_without_compiled_streams() -> bool:
+    """Warn when Faust's compiled stream iterator is missing; returns whether it is."""
+    from faust import streams
+
+    if getattr(streams, "_CStreamIterator", None) is not None:
+        return False
+    logger.warning(
+        "faust-streaming runs without its compiled stream iterator (no binary wheel for this "
+        "platform, or NO_CYTHON set): its pure-Python streams ack the events they skip during a "
+        "rebalance, so a commit can pass an event that was never handled. Install a faust-streaming "
+        "wheel built for this platform."
+    )
+    return True
+
+
 def create_app(settings: Settings) -> ParleyApp:
     """Build a Faust app for ``settings`` (``parley dev`` fills in the embedded URLs)."""
+    warn_without_compiled_streams()
     broker = settings.kafka_url or "kafka://127.0.0.1:9092"
     app = ParleyApp(
         settings.app_id,

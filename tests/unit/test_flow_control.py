@@ -56,3 +56,15 @@ async def test_the_apps_agent_buffers_use_it():
     assert not app.flow_control.is_active()  # suspended until the first assignment is recovered
     channel = app.topic("incoming").clone(is_iterator=True)
     assert channel.queue._flow_control is app.flow_control
+
+
+def test_a_worker_without_fausts_compiled_streams_is_warned(monkeypatch, caplog):
+    # Faust's pure-Python streams ack the events they skip in a rebalance; the compiled ones do not
+    import faust.streams
+
+    from parley.app import warn_without_compiled_streams
+
+    assert not warn_without_compiled_streams()  # the wheel installed here has it
+    monkeypatch.setattr(faust.streams, "_CStreamIterator", None)
+    assert warn_without_compiled_streams()
+    assert "without its compiled stream iterator" in caplog.text
