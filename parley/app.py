@@ -29,12 +29,18 @@ class StreamFlowControl(FlowControlEvent):
     Faust suspends flow when partitions are revoked and resumes it after the new assignment; a
     resume also empties every agent's buffer, dropping the events queued before the rebalance.
     But Faust's recovery resumes flow twice: once when the tables need no restore, and again
-    after it has resumed the stream partitions and seeked them to the committed offsets. Events
-    fetched while that seek runs are already in the buffers, and the consumer has recorded them
-    as read, so the second clear dropped them without anyone handling or re-reading them: the
-    first message after a rebalance sat unanswered until the next one. A resume while flow is
-    already active now leaves the buffers alone (events from an older assignment are still
-    skipped by the streams, which compare each event's generation with the app's).
+    after it has resumed the stream partitions and seeked them to the committed offsets. The seek
+    goes partition by partition, and a partition already seeked is fetched from at once: its
+    first events (the ones right after the committed offset) reached the buffers while the other
+    partitions were still being seeked, and the second clear dropped them. The fetch position
+    was already past them, so nobody handled or read them again: they sat unanswered until the
+    next rebalance. A resume while flow is already active now leaves the buffers alone.
+
+    Events from an older assignment are still skipped by the streams, which compare each event's
+    generation with the app's. Events fetched before the seek (prefetched while the partitions
+    were paused) are now handled and then fetched again after the seek: handled twice, as any
+    redelivery is (the processor skips an event its conversation has applied, a platform reply
+    is not sent twice, a websocket client drops a message id it already shows).
     """
 
     def resume(self) -> None:

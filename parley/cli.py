@@ -47,6 +47,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
 
     settings = _load_settings()
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    lock = _lock_data_dir(data_dir)  # noqa: F841 - held until the process exits
     try:
         with embedded_services(
             data_dir, broker=settings.kafka_url is None, documents=settings.mongo_url is None
@@ -67,6 +68,20 @@ def cmd_dev(args: argparse.Namespace) -> None:
             _run_worker(settings)
     except EmbeddedError as exc:
         sys.exit(f"parley dev: {exc}")
+
+
+def _lock_data_dir(data_dir: Path) -> Any:
+    """One ``parley dev`` per data directory (a second one would share the document server's
+    files and remove the table stores the first one has open)."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(data_dir / "dev.lock", "w")  # noqa: SIM115 - kept open for the process's life
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(f"parley dev: another `parley dev` is using {data_dir}; stop it, or give this one --data-dir")
+    return lock
 
 
 def forget_tables(data_dir: Path) -> None:

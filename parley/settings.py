@@ -6,6 +6,7 @@ No other module reads the environment. Unset service URLs mean "use the embedded
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,7 +17,7 @@ __all__ = ["Settings", "settings_table"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PARLEY_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", frozen=True, extra="ignore", env_ignore_empty=True)
 
     # --- identity -------------------------------------------------------------------------
     app_id: str = Field("parley", description="Faust app id: the Kafka consumer group and topic prefix of tables.")
@@ -242,6 +243,17 @@ class Settings(BaseSettings):
         if not types or bad:
             raise ValueError(f"PARLEY_UPLOAD_ALLOWED_TYPES must be MIME types like image/png, got {value!r}")
         return types
+
+    @field_validator("app_id")
+    @classmethod
+    def _app_id_is_a_name(cls, value: str) -> str:
+        # it prefixes the tables' changelog topics and names the table stores' directory
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", value) or value in (".", ".."):
+            raise ValueError(
+                f"PARLEY_APP_ID must be 1-200 letters, digits, '.', '_' or '-' (it names Kafka "
+                f"topics and a directory), got {value!r}"
+            )
+        return value
 
     @field_validator("kafka_url")
     @classmethod

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -81,7 +84,30 @@ async def test_dev_starts_again_in_the_same_data_dir(tmp_path):
                     assert turn.final is not None and turn.final["text"] == f"echo: {run} {n}"
             finally:
                 await client.close()
+            if run == "first run":  # a second `parley dev` on the same data dir is refused
+                other = await asyncio.to_thread(
+                    subprocess.run,
+                    [sys.executable, "-m", "parley", "dev", "--port", str(free_port()),
+                     "--data-dir", str(tmp_path / "data")],
+                    env=process.env, capture_output=True, text=True, timeout=60, check=False,
+                )
+                assert other.returncode == 1 and "another `parley dev` is using" in other.stderr
+            else:  # the archive of the first run is kept
+                assert "first run 0" in archived_texts(process, "again")
         finally:
             code = process.stop(signal.SIGINT)
         assert code == 0, process.log_tail()
-    assert (tmp_path / "data" / "documents").is_dir()  # the archive is kept between runs
+
+
+def archived_texts(process: ParleyProcess, conversation_id: str) -> set[str]:
+    """The user messages of a conversation in the archive of a running `parley dev`."""
+    from pymongo import MongoClient
+
+    banner = [line for line in process.log_path.read_text().splitlines() if line.startswith("Parley dev: broker")]
+    url = next(word.rstrip(",") for word in banner[-1].split() if word.startswith("mongodb://"))
+    client: MongoClient = MongoClient(url, directConnection=True, timeoutMS=10_000)
+    try:
+        docs = client["parley"]["messages"].find({"conversation_id": conversation_id, "role": "user"})
+        return {d["text"] for d in docs}
+    finally:
+        client.close()
