@@ -8,6 +8,7 @@ answered nor fetched again until the next rebalance.
 
 from __future__ import annotations
 
+from faust.types import TP
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from parley.app import StreamFlowControl, create_app
@@ -28,16 +29,6 @@ async def test_events_buffered_while_flow_is_active_survive_a_second_resume():
     assert queue.get_nowait() == "first event after the committed offset"
 
 
-async def test_stock_flow_control_drops_them():
-    # what the test above guards against: Faust's own flow control empties the buffer
-    flow = FlowControlEvent()
-    queue = buffer(flow)
-    flow.resume()
-    queue.put_nowait("first event after the committed offset")
-    flow.resume()
-    assert queue.empty()
-
-
 async def test_events_buffered_before_a_rebalance_are_dropped_when_flow_resumes():
     flow = StreamFlowControl()
     queue = buffer(flow)
@@ -50,7 +41,29 @@ async def test_events_buffered_before_a_rebalance_are_dropped_when_flow_resumes(
     assert queue.empty()
 
 
-async def test_the_apps_agent_buffers_use_it():
+async def test_an_event_fetched_while_fausts_recovery_seeks_stays_in_the_agents_buffer():
+    # Faust's own recovery step, with a consumer whose seek lets the fetcher deliver an event
+    app = create_app(Settings())
+    consumer = app.consumer
+    channel = app.topic("incoming").clone(is_iterator=True)  # what an agent's stream reads
+    app.flow_control.resume()  # the recovery's first resume (the tables needed no restore)
+    consumer.assignment = lambda: {TP("incoming", 0)}
+    consumer.resume_partitions = lambda tps: None
+    consumer.resume_flow = lambda: None
+
+    async def perform_seek() -> None:
+        channel.queue.put_nowait("first event after the committed offset")
+
+    async def fetcher_running() -> None:
+        return None
+
+    consumer.perform_seek = perform_seek
+    app._fetcher.maybe_start = fetcher_running
+    await app.tables.recovery.on_recovery_completed(app.consumer_generation_id)
+    assert channel.queue.get_nowait() == "first event after the committed offset"
+
+
+def test_the_apps_agent_buffers_use_it():
     app = create_app(Settings())
     assert isinstance(app.flow_control, StreamFlowControl)
     assert not app.flow_control.is_active()  # suspended until the first assignment is recovered
