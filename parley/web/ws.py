@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -26,6 +27,7 @@ from parley import metrics
 from parley.channels import CHANNELS
 from parley.settings import Settings
 from parley.storage.bus import conversation_channel
+from parley.streams.archive import documents_for_incoming
 from parley.web.auth import TokenError, origin_allowed, verify_user_token
 from parley.web.ingress import IngressUnavailable, user_event
 from parley.web.keys import INGRESS, RUNTIME, SETTINGS, SOCKETS
@@ -99,6 +101,10 @@ def _application_limit(config: Any, settings: Settings) -> float:
     return float(per_minute) if per_minute else settings.ws_app_messages_per_minute
 
 
+#: bus-only field of a user message frame: the socket it came from (never sent to clients)
+ORIGIN = "_origin_socket"
+
+
 def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
     """An archived message as the frame a live client gets (``streams.delivery.websocket_frame``
     for replies); a user message also carries the client's own ``id``, the ``sender`` and, when
@@ -148,6 +154,7 @@ class _Session:
         )
         self._forwarder: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
+        self.socket_id = uuid.uuid4().hex  # marks this socket's own frames on the bus
 
     async def send(self, frame: dict[str, Any]) -> None:
         if self.ws.closed:
@@ -312,6 +319,10 @@ class _Session:
         except IngressUnavailable as exc:
             raise InputError("unavailable", f"{exc}; retry with the same id", status=503) from exc
         await self.send({"type": "ack", "id": client_id, "event_id": event.event_id})
+        # The user's other sockets on this conversation (other tabs and devices) show the
+        # message now, before any answer; the sender has its ack. The bus is best effort.
+        frame = {**_archived_frame(documents_for_incoming(event)[0]), ORIGIN: self.socket_id}
+        await self.runtime.bus.publish(conversation_channel(self.application_id, self.conversation_id), frame)
         # The gateway's part of a typing indicator: the message is in, an answer is coming.
         await self.send({"type": "typing", "state": "started", "in_reply_to": event.event_id})
 
@@ -340,6 +351,10 @@ class _Session:
                 frame = await subscription.get()
                 if already_sent and frame.get("message_id") in already_sent:
                     continue
+                if ORIGIN in frame:
+                    if frame[ORIGIN] == self.socket_id:
+                        continue  # this socket's own message: its client has the ack
+                    frame = {k: v for k, v in frame.items() if k != ORIGIN}
                 await self.send(frame)
 
     async def _stop_forwarding(self) -> None:

@@ -412,3 +412,25 @@ async def test_a_hello_that_cannot_subscribe_to_live_traffic_says_so(client: Tes
         assert (error["type"], error["code"]) == ("error", "unavailable")
         assert (await send_message(ws, "m1"))["code"] == "not_ready", "no message without live delivery"
     assert produced.events == []
+
+
+async def test_a_message_shows_at_once_on_the_users_other_sockets(client: TestClient) -> None:
+    async with client.ws_connect("/ws") as phone, client.ws_connect("/ws") as laptop, \
+            client.ws_connect("/ws") as elsewhere:
+        await say_hello(phone, conversation_id="shared")
+        await say_hello(laptop, conversation_id="shared")
+        await say_hello(elsewhere, conversation_id="another")
+        await phone.send_json({"type": "message", "id": "m-1", "text": "sent from the phone"})
+        ack = await phone.receive_json(timeout=2)
+        assert ack["type"] == "ack"
+        shown = await laptop.receive_json(timeout=2)
+        assert shown == {
+            "type": "message", "message_id": ack["event_id"], "role": "user", "text": "sent from the phone",
+            "in_reply_to": None, "created_at": shown["created_at"], "id": "m-1", "sender": "",
+        }
+        # the sender has its ack (then the typing frame), not its own message back
+        assert (await phone.receive_json(timeout=2))["type"] == "typing"
+        with pytest.raises(asyncio.TimeoutError):
+            await phone.receive_json(timeout=0.3)
+        with pytest.raises(asyncio.TimeoutError):
+            await elsewhere.receive_json(timeout=0.3)
