@@ -187,6 +187,9 @@ class _Session:
         application_id = require_id(frame, "application_id")
         conversation_id = require_id(frame, "conversation_id")
         resume_from = self._resume_from(frame)
+        history = frame.get("history") or False  # absent or null: no
+        if not isinstance(history, bool):
+            raise InputError("invalid_field", "field 'history' must be true or false")
         if conversation_id.startswith(_PLATFORM_PREFIXES):
             raise InputError(
                 "forbidden_conversation",
@@ -230,8 +233,8 @@ class _Session:
                 "conversation_id": conversation_id,
                 "user_id": user_id,
             })
-            if resume_from is not None:
-                sent = await self._resume(resume_from)
+            if resume_from is not None or history:
+                sent = await self._resume(resume_from)  # None: the whole (recent) conversation
         finally:
             released.set_result(sent)
 
@@ -262,8 +265,9 @@ class _Session:
         except TokenError as exc:
             raise _Close("unauthorized", str(exc), CLOSE_UNAUTHORIZED) from exc
 
-    async def _resume(self, last_message_id: str) -> frozenset[str]:
-        """Send the archived messages after ``last_message_id``; return their ids."""
+    async def _resume(self, last_message_id: str | None) -> frozenset[str]:
+        """Send the archived messages after ``last_message_id`` (all of them, up to the resume
+        limit, for None); return their ids."""
         assert self.application_id is not None and self.conversation_id is not None
         try:
             docs, found, truncated = await self.runtime.documents.messages_after(

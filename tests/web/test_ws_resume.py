@@ -129,6 +129,26 @@ async def test_an_unknown_last_message_id_gets_the_whole_conversation_bounded(
     assert [f["message_id"] for f in frames[1:]] == ["u2", "a2"], "the most recent ones"
 
 
+async def test_a_hello_asking_for_history_gets_the_conversation_so_far(
+    aiohttp_client: ClientFactory, produced: Produced
+) -> None:
+    # a page load: nothing is shown yet, so the conversation's recent messages come first
+    client = await aiohttp_client(make_app(produced, ws_resume_limit=3))
+    seed(client, *HISTORY, doc("a2", "assistant", 2.0, 3, in_reply_to="u2"))
+    async with client.ws_connect("/ws") as ws:
+        await say_hello(ws, history=True)
+        frames = await frames_until_pong(ws)
+    assert frames[0] == {"type": "resume", "last_message_id": None, "found": False, "count": 3, "truncated": True}
+    assert [(f["message_id"], f["role"]) for f in frames[1:]] == [("a1", "assistant"), ("u2", "user"), ("a2", "assistant")]
+
+
+@pytest.mark.parametrize("value", ["yes", 1, [True]])
+async def test_history_must_be_a_boolean(client: TestClient, value: Any) -> None:
+    async with client.ws_connect("/ws") as ws:
+        error = await say_hello(ws, history=value)
+        assert (error["type"], error["code"]) == ("error", "invalid_field")
+
+
 async def test_a_hello_without_a_last_message_id_reads_no_archive(client: TestClient) -> None:
     documents = seed(client, *HISTORY)
     async with client.ws_connect("/ws") as ws:
