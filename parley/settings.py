@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_", frozen=True, extra="ignore", env_ignore_empty=True)
 
     # --- identity -------------------------------------------------------------------------
-    app_id: str = Field("parley", description="Faust app id: the Kafka consumer group and topic prefix of tables.")
+    app_id: str = Field("parley", description="Faust app id: the Kafka consumer group, the prefix of the tables' changelog topics and the directory of their stores (letters, digits, `.`, `_`, `-`).")
     new_group_start: Literal["earliest", "latest"] = Field(
         "earliest",
         description="Where a consumer group without committed offsets (a first deployment, or a new "
