@@ -7,9 +7,11 @@ origin the application does not allow: 4403, no client frame for
 
 Replies reach the socket over the bus: ``delta`` frames while the model streams, then the final
 ``message`` (delivered by the persister after archiving). A ``hello`` with ``last_message_id``
-also gets what the client missed, read from the archive: the socket subscribes to the bus
-first, holds live frames back while it sends the archived ones, then lets them through without
-those it already sent, so nothing is lost between the two and nothing comes twice.
+also gets what the client missed, read from the archive (``history: true``: the conversation
+so far): the socket subscribes to the bus first, holds live frames back while it sends the
+archived ones, then lets them through without those it already sent, so nothing is lost between
+the two and nothing comes twice. A user message is also shown live on the conversation's other
+sockets when it is accepted.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ def _application_limit(config: Any, settings: Settings) -> float:
 
 #: bus-only field of a user message frame: the socket it came from (never sent to clients)
 ORIGIN = "_origin_socket"
+#: how long publishing a user message for the other sockets may hold the sending socket
+SHOW_TIMEOUT_S = 1.0
 
 
 def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
@@ -187,8 +191,10 @@ class _Session:
         application_id = require_id(frame, "application_id")
         conversation_id = require_id(frame, "conversation_id")
         resume_from = self._resume_from(frame)
-        history = frame.get("history") or False  # absent or null: no
-        if not isinstance(history, bool):
+        history = frame.get("history")
+        if history is None:
+            history = False
+        elif not isinstance(history, bool):
             raise InputError("invalid_field", "field 'history' must be true or false")
         if conversation_id.startswith(_PLATFORM_PREFIXES):
             raise InputError(
@@ -323,12 +329,21 @@ class _Session:
         except IngressUnavailable as exc:
             raise InputError("unavailable", f"{exc}; retry with the same id", status=503) from exc
         await self.send({"type": "ack", "id": client_id, "event_id": event.event_id})
-        # The user's other sockets on this conversation (other tabs and devices) show the
-        # message now, before any answer; the sender has its ack. The bus is best effort.
-        frame = {**_archived_frame(documents_for_incoming(event)[0]), ORIGIN: self.socket_id}
-        await self.runtime.bus.publish(conversation_channel(self.application_id, self.conversation_id), frame)
         # The gateway's part of a typing indicator: the message is in, an answer is coming.
         await self.send({"type": "typing", "state": "started", "in_reply_to": event.event_id})
+        await self._show_to_other_sockets(event)
+
+    async def _show_to_other_sockets(self, event: Any) -> None:
+        """The user's other sockets on this conversation (other tabs and devices) show the
+        message now, before any answer; the sender has its ack. Best effort, and bounded: a
+        slow bus must not hold this socket's next frames (the bus logs its own failures)."""
+        assert self.application_id is not None and self.conversation_id is not None
+        frame = {**_archived_frame(documents_for_incoming(event)[0]), ORIGIN: self.socket_id}
+        channel = conversation_channel(self.application_id, self.conversation_id)
+        try:
+            await asyncio.wait_for(self.runtime.bus.publish(channel, frame), SHOW_TIMEOUT_S)
+        except TimeoutError:
+            logger.warning("message %s not shown live on other sockets: the bus did not answer", event.event_id)
 
     # --- live frames from the bus --------------------------------------------------------
     async def _start_forwarding(self, released: asyncio.Future[frozenset[str]]) -> None:

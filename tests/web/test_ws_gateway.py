@@ -434,3 +434,23 @@ async def test_a_message_shows_at_once_on_the_users_other_sockets(client: TestCl
             await phone.receive_json(timeout=0.3)
         with pytest.raises(asyncio.TimeoutError):
             await elsewhere.receive_json(timeout=0.3)
+
+
+async def test_a_bus_that_does_not_answer_holds_the_sender_at_most_a_moment(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import parley.web.ws
+
+    async def hangs(channel: str, frame: dict[str, Any]) -> None:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(parley.web.ws, "SHOW_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(client.app[RUNTIME].bus, "publish", hangs)
+    async with client.ws_connect("/ws") as ws:
+        await say_hello(ws, conversation_id="shared")
+        await ws.send_json({"type": "message", "id": "m-1", "text": "hello"})
+        assert (await ws.receive_json(timeout=2))["type"] == "ack"
+        assert (await ws.receive_json(timeout=2))["type"] == "typing"
+        await ws.send_json({"type": "ping"})
+        assert await ws.receive_json(timeout=2) == {"type": "pong"}
+    assert "not shown live on other sockets" in caplog.text

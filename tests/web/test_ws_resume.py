@@ -142,7 +142,7 @@ async def test_a_hello_asking_for_history_gets_the_conversation_so_far(
     assert [(f["message_id"], f["role"]) for f in frames[1:]] == [("a1", "assistant"), ("u2", "user"), ("a2", "assistant")]
 
 
-@pytest.mark.parametrize("value", ["yes", 1, [True]])
+@pytest.mark.parametrize("value", ["yes", 1, 0, "", [True]])
 async def test_history_must_be_a_boolean(client: TestClient, value: Any) -> None:
     async with client.ws_connect("/ws") as ws:
         error = await say_hello(ws, history=value)
