@@ -72,6 +72,7 @@ class IncomingEvent(ConversationEvent, serializer="json", coerce=True):
     kind: str = KIND_USER
     text: str = ""
     sender: str = ""
+    signed_in: bool = False  # the sender is a user token's subject (websocket), not self-declared
     channel: str = "websocket"
     client_message_id: str = ""
     turn_id: str = ""

@@ -179,6 +179,19 @@ class DocumentStore:
         truncated = len(docs) > limit
         return list(reversed(docs[:limit])), anchor is not None, truncated
 
+    async def has_signed_in_sender(self, application_id: str, conversation_id: str) -> bool:
+        """Whether a user message of the conversation came from a signed-in user (a token)."""
+        doc = await self.messages.find_one(
+            {
+                "application_id": application_id,
+                "conversation_id": conversation_id,
+                "role": "user",
+                "signed_in": True,
+            },
+            projection={"_id": 1},
+        )
+        return doc is not None
+
     async def conversation_user_not(
         self, application_id: str, conversation_id: str, *, sender: str
     ) -> dict[str, Any] | None:

@@ -32,6 +32,7 @@ def documents_for_incoming(event: IncomingEvent) -> list[dict[str, Any]]:
             _id=event.event_id,
             text=event.text,
             sender=event.sender,
+            signed_in=event.signed_in,
             channel=event.channel,
             client_message_id=event.client_message_id,
         )

@@ -31,6 +31,7 @@ def user_event(
     client_message_id: str,
     text: str,
     sender: str = "",
+    signed_in: bool = False,
     attachments: list[dict[str, Any]] | None = None,
 ) -> IncomingEvent:
     """A user message whose ``event_id`` derives from the client's or platform's own id, so a
@@ -43,6 +44,7 @@ def user_event(
         created_at=time.time(),
         text=text,
         sender=sender,
+        signed_in=signed_in,
         channel=channel,
         client_message_id=client_message_id,
         attachments=list(attachments or []),

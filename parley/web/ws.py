@@ -227,6 +227,12 @@ class _Session:
                     f"conversation {conversation_id!r} belongs to another user; start a new conversation",
                     status=403,
                 )
+        elif await self.runtime.documents.has_signed_in_sender(application_id, conversation_id):
+            raise InputError(
+                "forbidden_conversation",
+                f"conversation {conversation_id!r} belongs to a signed-in user; connect with their token",
+                status=403,
+            )
         await self._stop_forwarding()
         self.application_id, self.conversation_id, self.user_id = application_id, conversation_id, user_id
         released: asyncio.Future[frozenset[str]] = asyncio.get_running_loop().create_future()
@@ -322,6 +328,7 @@ class _Session:
             client_message_id=client_id,
             text=text,
             sender=sender,
+            signed_in=self.user_id is not None,
             attachments=attachments,
         )
         try:

@@ -141,7 +141,33 @@ async def test_a_signed_in_user_is_the_sender_of_their_messages(worker, mongo_db
         await client.close()
     assert reply["text"] == "You said: hello as user-7"
     [user] = [d for d in archived(mongo_db, conversation, 2) if d["role"] == "user"]
-    assert user["sender"] == "user-7"
+    assert (user["sender"], user["signed_in"]) == ("user-7", True)
+
+
+async def test_an_anonymous_client_cannot_open_a_signed_in_users_conversation(worker, mongo_db):
+    application_id = f"mixed-{uuid.uuid4().hex[:8]}"
+    secret = "e2e-secret-" + uuid.uuid4().hex
+    mongo_db.applications.insert_one(  # signed-in and anonymous clients both welcome
+        {"_id": application_id, "chatbot_id": "demo", "allow_anonymous": True, "secret": secret}
+    )
+    conversation = f"mixed-{uuid.uuid4().hex[:10]}"
+    owner = await Socket.open(worker.ws, conversation, application_id,
+                              token=make_user_token(secret, application_id, "user-8", ttl_s=60))
+    try:
+        await owner.turn("my order number is 1234")
+    finally:
+        await owner.close()
+    archived(mongo_db, conversation, 2)  # the user message is archived
+
+    anonymous = await websockets.connect(worker.ws, open_timeout=10)
+    try:
+        await anonymous.send(json.dumps({
+            "type": "hello", "application_id": application_id, "conversation_id": conversation, "history": True,
+        }))
+        error = json.loads(await asyncio.wait_for(anonymous.recv(), 10))
+        assert (error["type"], error["code"]) == ("error", "forbidden_conversation")
+    finally:
+        await anonymous.close()
 
 
 async def test_the_archive_query_behind_resume(services, mongo_db):

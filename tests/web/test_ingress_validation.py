@@ -32,6 +32,9 @@ class Documents:
     async def get_application(self, application_id: str) -> dict[str, Any] | None:
         return {"_id": "demo"} if application_id == "demo" else None
 
+    async def has_signed_in_sender(self, application_id: str, conversation_id: str) -> bool:
+        return False  # no archive here: no conversation has a signed-in user
+
 
 class Runtime:
     def __init__(self) -> None:

@@ -55,6 +55,9 @@ class Documents:
         entry = APPLICATIONS.get(application_id)
         return {"_id": application_id, **entry[0]} if entry else None
 
+    async def has_signed_in_sender(self, application_id: str, conversation_id: str) -> bool:
+        return False  # no archive here: no conversation has a signed-in user
+
 
 class Runtime:
     def __init__(self, files: Any) -> None:

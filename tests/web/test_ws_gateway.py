@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from parley.settings import Settings
 from parley.storage.bus import InProcessBus
+from parley.streams.archive import documents_for_incoming
 from parley.streams.config import ApplicationConfig
 from parley.streams.turns import ChatbotConfig
 from parley.web.app import create_web_app
@@ -62,6 +63,13 @@ class Documents:
     async def get_application(self, application_id: str) -> dict[str, Any] | None:
         doc = APPLICATIONS.get(application_id)
         return dict(doc) if doc is not None else None
+
+    async def has_signed_in_sender(self, application_id: str, conversation_id: str) -> bool:
+        return any(
+            (m["application_id"], m["conversation_id"], m["role"]) == (application_id, conversation_id, "user")
+            and m.get("signed_in") is True
+            for m in self.messages
+        )
 
     async def conversation_user_not(
         self, application_id: str, conversation_id: str, *, sender: str
@@ -233,6 +241,27 @@ async def test_a_signed_in_user_cannot_join_another_users_conversation(client: T
         error = await say_hello(ws, "secure", "c-alice", token=token_for("secure", "mallory"))
         assert error["code"] == "forbidden_conversation"
         assert (await say_hello(ws, "secure", "c-alice", token=token_for("secure", "alice")))["type"] == "ready"
+
+
+async def test_an_anonymous_client_cannot_join_a_signed_in_users_conversation(
+    client: TestClient, produced: Produced
+) -> None:
+    # "open" takes both signed-in and anonymous clients
+    async with client.ws_connect("/ws") as alice:
+        await say_hello(alice, "open", "c-alice", token=token_for("open", "alice"))
+        await alice.send_json({"type": "message", "id": "m-1", "text": "my secrets"})
+        assert (await alice.receive_json(timeout=2))["type"] == "ack"
+    [event] = produced.events
+    assert event.signed_in is True and event.sender == "alice"
+    client.app[RUNTIME].documents.messages.extend(documents_for_incoming(event))
+    async with client.ws_connect("/ws") as ws:
+        error = await say_hello(ws, "open", "c-alice", last_message_id="u-0")
+        assert (error["code"], error["type"]) == ("forbidden_conversation", "error")
+        assert (await say_hello(ws, "open", "c-mine"))["type"] == "ready", "the socket stays open"
+        await ws.send_json({"type": "message", "id": "m-2", "text": "hello", "sender": "alice"})
+        assert (await ws.receive_json(timeout=2))["type"] == "ack"
+    # a message from an anonymous client naming a sender is not a signed-in one
+    assert (produced.events[-1].sender, produced.events[-1].signed_in) == ("alice", False)
 
 
 @pytest.mark.parametrize("conversation_id", ["telegram:12345", "whatsapp:15551234567", "slack:C0123"])
