@@ -301,6 +301,9 @@ class Documents:
     async def conversation_user_not(self, application_id: str, conversation_id: str, *, sender: str) -> str | None:
         return None
 
+    async def has_signed_in_sender(self, application_id: str, conversation_id: str) -> bool:
+        return False  # the ARCHIVED messages come from an anonymous client
+
     async def messages_after(
         self, application_id: str, conversation_id: str, last_message_id: str, *, roles: Any, limit: int
     ) -> tuple[list[dict[str, Any]], bool, bool]:

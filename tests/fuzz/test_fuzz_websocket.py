@@ -159,6 +159,7 @@ sender_values = st.one_of(st.text(chars, max_size=20), st.text(chars, min_size=2
                           st.integers(), st.booleans(), st.lists(st.integers(), max_size=2))
 extras = st.dictionaries(st.text(max_size=8).filter(lambda k: k not in (
     "type", "application_id", "conversation_id", "token", "last_message_id", "resume_from", "id", "text", "sender",
+    "history",
 )), json_values, max_size=2)
 MISSING = object()
 
@@ -191,6 +192,8 @@ def hello_frames(draw: st.DrawFn, good: bool = False) -> Frame:
             payload["resume_from"] = draw(id_values)
         else:
             payload[resume] = value
+    history = st.sampled_from([MISSING, MISSING, True, False, None])
+    _put(payload, "history", draw(history if good else st.one_of(history, json_values)))
     payload.update(draw(extras))
     return Frame("hello", payload=payload, token_user=token_user)
 
@@ -290,6 +293,7 @@ class Expect:
     close_code: int | None = None
     session: Session | None = None  # ready: the session after it
     resume_id: str | None = None
+    history: bool = False  # ready: the conversation so far follows (when no resume_id)
     message: dict[str, Any] = field(default_factory=dict)  # ack: what is produced
 
 
@@ -357,6 +361,9 @@ def judge_hello(payload: dict[str, Any], frame: Frame, connection: Connection) -
             if resume_id is None:
                 return refused
             break
+    history = payload.get("history")
+    if history is not None and not isinstance(history, bool):
+        return refused
     if conversation_id.startswith(PLATFORM_PREFIXES):
         return Expect("error", frozenset({"forbidden_conversation"}))
     policy = WS_POLICIES.get(application_id)
@@ -372,7 +379,9 @@ def judge_hello(payload: dict[str, Any], frame: Frame, connection: Connection) -
             return Expect("error", frozenset({"unauthorized"}), close_code=4401)
     elif application_id != "private" or user is None:
         return Expect("error", frozenset({"unauthorized"}), close_code=4401)
-    return Expect("ready", session=Session(application_id, conversation_id, user), resume_id=resume_id)
+    return Expect(
+        "ready", session=Session(application_id, conversation_id, user), resume_id=resume_id, history=history is True
+    )
 
 
 def judge_message(payload: dict[str, Any], session: Session) -> Expect:
@@ -478,7 +487,7 @@ async def _run_connection(example: Example, connection: Connection) -> None:
                     "type": "ready", "application_id": session.application_id,
                     "conversation_id": session.conversation_id, "user_id": session.user_id,
                 }, context
-                if expect.resume_id is None:
+                if expect.resume_id is None and not expect.history:
                     assert rest == [], context
                 else:
                     found = expect.resume_id == ARCHIVED[0]["_id"]
