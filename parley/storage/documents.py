@@ -195,12 +195,14 @@ class DocumentStore:
     async def conversation_user_not(
         self, application_id: str, conversation_id: str, *, sender: str
     ) -> dict[str, Any] | None:
-        """A user message of the conversation sent by someone other than ``sender``, if any."""
+        """A user message of the conversation not sent by the signed-in user ``sender``, if any:
+        another sender's, or one an anonymous client sent under that name (messages archived
+        before ``signed_in`` existed count as the sender's own when the name matches)."""
         return await self.messages.find_one(
             {
                 "application_id": application_id,
                 "conversation_id": conversation_id,
                 "role": "user",
-                "sender": {"$ne": sender},
+                "$or": [{"sender": {"$ne": sender}}, {"signed_in": False}],
             }
         )

@@ -103,8 +103,10 @@ def _application_limit(config: Any, settings: Settings) -> float:
     return float(per_minute) if per_minute else settings.ws_app_messages_per_minute
 
 
-#: bus-only field of a user message frame: the socket it came from (never sent to clients)
+#: bus-only fields of a user message frame (never sent to clients): the socket it came from,
+#: and whether its sender is signed in (an anonymous socket may not follow such a conversation)
 ORIGIN = "_origin_socket"
+SIGNED_IN = "_signed_in"
 #: how long publishing a user message for the other sockets may hold the sending socket
 SHOW_TIMEOUT_S = 1.0
 
@@ -345,7 +347,10 @@ class _Session:
         message now, before any answer; the sender has its ack. Best effort, and bounded: a
         slow bus must not hold this socket's next frames (the bus logs its own failures)."""
         assert self.application_id is not None and self.conversation_id is not None
-        frame = {**_archived_frame(documents_for_incoming(event)[0]), ORIGIN: self.socket_id}
+        frame = {
+            **_archived_frame(documents_for_incoming(event)[0]),
+            ORIGIN: self.socket_id, SIGNED_IN: event.signed_in,
+        }
         channel = conversation_channel(self.application_id, self.conversation_id)
         try:
             await asyncio.wait_for(self.runtime.bus.publish(channel, frame), SHOW_TIMEOUT_S)
@@ -380,8 +385,22 @@ class _Session:
                 if ORIGIN in frame:
                     if frame[ORIGIN] == self.socket_id:
                         continue  # this socket's own message: its client has the ack
-                    frame = {k: v for k, v in frame.items() if k != ORIGIN}
+                    if frame.get(SIGNED_IN) and self.user_id is None:
+                        await self._leave_signed_in_conversation()
+                        return
+                    frame = {k: v for k, v in frame.items() if k not in (ORIGIN, SIGNED_IN)}
                 await self.send(frame)
+
+    async def _leave_signed_in_conversation(self) -> None:
+        """An anonymous socket that joined a conversation before a signed-in user wrote in it
+        (the hello check reads the archive) stops following it at the user's first live message."""
+        conversation_id = self.conversation_id
+        self.application_id = self.conversation_id = None  # its next message gets not_ready
+        await self.send(InputError(
+            "forbidden_conversation",
+            f"conversation {conversation_id!r} belongs to a signed-in user; connect with their token",
+            status=403,
+        ).body())
 
     async def _stop_forwarding(self) -> None:
         if self._forwarder is not None:

@@ -169,6 +169,28 @@ async def test_an_anonymous_client_cannot_open_a_signed_in_users_conversation(wo
     finally:
         await anonymous.close()
 
+    # an anonymous client writing under the user's name does not make a conversation theirs
+    planted = f"planted-{uuid.uuid4().hex[:10]}"
+    mallory = await Socket.open(worker.ws, planted, application_id)
+    try:
+        await mallory.send({"type": "message", "id": "m-as-user-8", "text": "posing", "sender": "user-8"})
+        ack = await mallory.until(lambda f: f["type"] == "ack")
+        await mallory.until(lambda f: f["type"] == "message" and f.get("in_reply_to") == ack["event_id"])
+    finally:
+        await mallory.close()
+    [posing] = [d for d in archived(mongo_db, planted, 2) if d["role"] == "user"]
+    assert (posing["sender"], posing["signed_in"]) == ("user-8", False)
+    owner = await websockets.connect(worker.ws, open_timeout=10)
+    try:
+        await owner.send(json.dumps({
+            "type": "hello", "application_id": application_id, "conversation_id": planted,
+            "token": make_user_token(secret, application_id, "user-8", ttl_s=60),
+        }))
+        error = json.loads(await asyncio.wait_for(owner.recv(), 10))
+        assert (error["type"], error["code"]) == ("error", "forbidden_conversation")
+    finally:
+        await owner.close()
+
 
 async def test_the_archive_query_behind_resume(services, mongo_db):
     """Against the real document server: order, roles, replays, other applications, the bound."""

@@ -4,6 +4,7 @@ limits, the frame size limit, the idle timeout, typing frames and the close on s
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -78,7 +79,7 @@ class Documents:
             (
                 m for m in self.messages
                 if (m["application_id"], m["conversation_id"], m["role"]) == (application_id, conversation_id, "user")
-                and m.get("sender") != sender
+                and (m.get("sender") != sender or m.get("signed_in") is False)
             ),
             None,
         )
@@ -483,3 +484,31 @@ async def test_a_bus_that_does_not_answer_holds_the_sender_at_most_a_moment(
         await ws.send_json({"type": "ping"})
         assert await ws.receive_json(timeout=2) == {"type": "pong"}
     assert "not shown live on other sockets" in caplog.text
+
+
+async def test_an_anonymous_socket_there_first_stops_following_at_the_signed_in_users_message(
+    client: TestClient,
+) -> None:
+    async with client.ws_connect("/ws") as anonymous, client.ws_connect("/ws") as alice:
+        assert (await say_hello(anonymous, "open", "c-fixed"))["type"] == "ready"
+        await say_hello(alice, "open", "c-fixed", token=token_for("open", "alice"))
+        await alice.send_json({"type": "message", "id": "m-1", "text": "my address is ..."})
+        assert (await alice.receive_json(timeout=2))["type"] == "ack"
+        error = await anonymous.receive_json(timeout=2)
+        assert (error["type"], error["code"]) == ("error", "forbidden_conversation")
+        assert "my address" not in json.dumps(error)
+        await anonymous.send_json({"type": "message", "id": "m-2", "text": "still here?"})
+        assert (await anonymous.receive_json(timeout=2))["code"] == "not_ready"
+
+
+async def test_an_anonymous_message_under_a_users_name_is_not_theirs(
+    client: TestClient, produced: Produced
+) -> None:
+    async with client.ws_connect("/ws") as mallory:
+        await say_hello(mallory, "open", "c-planted")
+        await mallory.send_json({"type": "message", "id": "m-1", "text": "hi", "sender": "alice"})
+        assert (await mallory.receive_json(timeout=2))["type"] == "ack"
+    client.app[RUNTIME].documents.messages.extend(documents_for_incoming(produced.events[-1]))
+    async with client.ws_connect("/ws") as alice:
+        error = await say_hello(alice, "open", "c-planted", token=token_for("open", "alice"))
+        assert (error["type"], error["code"]) == ("error", "forbidden_conversation")
