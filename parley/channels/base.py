@@ -29,7 +29,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import aiohttp
 from multidict import CIMultiDict
@@ -365,6 +365,24 @@ class _TryAgain(Exception):
         self.retry_after = retry_after
 
 
+def _failed(status: int, error: str, retry_after: float | None, refused: Exception) -> NoReturn:
+    """An HTTP answer of ``status`` >= 300: 429 and 5xx may pass on another attempt (a 429 after
+    ``retry_after``); any other status raises ``refused`` at once."""
+    if status == 429:
+        raise _TryAgain(error, retry_after)
+    if status < 500:
+        raise refused
+    raise _TryAgain(error)
+
+
+def _json_or_none(raw: bytes) -> Any:
+    """``raw`` decoded as JSON; None when it is empty, not JSON, or pathologically nested."""
+    try:
+        return json.loads(raw) if raw else None
+    except (ValueError, RecursionError):
+        return None
+
+
 def _backoff(policy: SendPolicy, attempt: int, retry_after: float | None = None) -> float:
     """Jittered exponential backoff before attempt ``attempt + 1``, at least a ``Retry-After``
     (cut to ``policy.max_retry_after_s``)."""
@@ -433,10 +451,7 @@ async def post_json(
             url, data=body, headers=request_headers, timeout=aiohttp.ClientTimeout(total=policy.timeout_s)
         ) as response:
             raw = await response.read()
-        try:
-            data: Any = json.loads(raw) if raw else None
-        except (ValueError, RecursionError):  # not JSON, or pathological JSON
-            data = None
+        data = _json_or_none(raw)
         if response.status < 300:
             try:
                 if check is not None:
@@ -445,11 +460,8 @@ async def post_json(
                 raise _TryAgain(str(exc)) from None
             return data
         error = f"HTTP {response.status}: {raw[:300].decode('utf-8', 'replace')}"
-        if response.status == 429:
-            raise _TryAgain(error, _retry_after(response, data))
-        if response.status < 500:
-            raise DeliveryRefused(_scrub(f"{what} refused the reply: {error}", hidden))
-        raise _TryAgain(error)
+        refused = DeliveryRefused(_scrub(f"{what} refused the reply: {error}", hidden))
+        _failed(response.status, error, _retry_after(response, data), refused)
 
     return await _with_retries(attempt, policy=policy, what=what, secrets=hidden, failure=DeliveryError)
 
@@ -486,11 +498,8 @@ async def get_bytes(
                     raise _TryAgain(f"the file ended after {len(data)} of {response.content_length} bytes")
                 return Download(bytes(data), response.headers.get("Content-Type", ""))
             error = f"HTTP {response.status}: {(await response.content.read(300)).decode('utf-8', 'replace')}"
-            if response.status == 429:
-                raise _TryAgain(error, _retry_after(response, None))
-            if response.status < 500:
-                raise DownloadError(_scrub(f"{what} refused: {error}", hidden))
-            raise _TryAgain(error)
+            refused = DownloadError(_scrub(f"{what} refused: {error}", hidden))
+            _failed(response.status, error, _retry_after(response, None), refused)
 
     return await _with_retries(attempt, policy=policy, what=what, secrets=hidden, failure=DownloadError)
 
@@ -506,10 +515,7 @@ async def get_json(
 ) -> dict[str, Any]:
     """GET a JSON object (a platform's file metadata) with ``get_bytes``'s retries."""
     body = await get_bytes(session, url, policy=policy, what=what, max_bytes=1 << 20, headers=headers, secrets=secrets)
-    try:
-        data = json.loads(body.data)
-    except (ValueError, RecursionError):
-        data = None
+    data = _json_or_none(body.data)
     if not isinstance(data, dict):
         raise DownloadError(f"{what}: the answer is not a JSON object")
     return data
