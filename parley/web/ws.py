@@ -96,6 +96,15 @@ class _RateLimited(InputError):
         return body
 
 
+def _signed_in_only(conversation_id: str | None) -> InputError:
+    """What an anonymous client gets for a conversation a signed-in user wrote in."""
+    return InputError(
+        "forbidden_conversation",
+        f"conversation {conversation_id!r} belongs to a signed-in user; connect with their token",
+        status=403,
+    )
+
+
 def _application_limit(config: Any, settings: Settings) -> float:
     """Messages per minute for the application: its chatbot's ``rate_limit_per_minute``, else
     the setting (0: unlimited)."""
@@ -230,11 +239,7 @@ class _Session:
                     status=403,
                 )
         elif await self.runtime.documents.has_signed_in_sender(application_id, conversation_id):
-            raise InputError(
-                "forbidden_conversation",
-                f"conversation {conversation_id!r} belongs to a signed-in user; connect with their token",
-                status=403,
-            )
+            raise _signed_in_only(conversation_id)
         await self._stop_forwarding()
         self.application_id, self.conversation_id, self.user_id = application_id, conversation_id, user_id
         released: asyncio.Future[frozenset[str]] = asyncio.get_running_loop().create_future()
@@ -396,11 +401,7 @@ class _Session:
         (the hello check reads the archive) stops following it at the user's first live message."""
         conversation_id = self.conversation_id
         self.application_id = self.conversation_id = None  # its next message gets not_ready
-        await self.send(InputError(
-            "forbidden_conversation",
-            f"conversation {conversation_id!r} belongs to a signed-in user; connect with their token",
-            status=403,
-        ).body())
+        await self.send(_signed_in_only(conversation_id).body())
 
     async def _stop_forwarding(self) -> None:
         if self._forwarder is not None:
