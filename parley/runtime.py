@@ -5,6 +5,7 @@ One ``Runtime`` per process, started by the Faust app before its consumers and a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ from parley.storage.cache import Cache, cache_from_settings
 from parley.storage.documents import DocumentStore
 from parley.storage.files import FileLinkingModel, FileStore, file_store_from_settings
 from parley.streams.config import ConfigStore
+from parley.streams.platform_files import MAX_CONCURRENT_DOWNLOADS
 from parley.topics import ALL_TOPICS, INCOMING
 from parley.tools import ToolRegistry, default_registry
 
@@ -34,6 +36,7 @@ class Runtime(Service):
     cache: Cache
     configs: ConfigStore
     http: aiohttp.ClientSession
+    downloads: asyncio.Semaphore  # slots for platform file downloads (streams.platform_files)
     files: FileStore
 
     def __init__(
@@ -76,6 +79,7 @@ class Runtime(Service):
         self.cache = cache_from_settings(settings)
         self.configs = ConfigStore(self.documents, settings, self.cache)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        self.downloads = asyncio.Semaphore(MAX_CONCURRENT_DOWNLOADS)
         if self.seed_demo:
             await self.configs.seed_demo()
         logger.info(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import weakref
 from typing import Any
 
 from parley.channels import channel_for
@@ -38,18 +37,17 @@ logger = logging.getLogger(__name__)
 
 #: The most time one file may take, its platform lookup, download attempts and backoff included.
 FILE_BUDGET_S = 30.0
-#: Files downloaded at once by one worker (each holds up to PARLEY_MAX_UPLOAD_BYTES in memory).
+#: Files downloaded at once by one worker (each holds up to PARLEY_MAX_UPLOAD_BYTES in memory):
+#: the size of ``Runtime.downloads``.
 MAX_CONCURRENT_DOWNLOADS = 8
-_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
-def _downloads() -> asyncio.Semaphore:
-    """This event loop's download slots."""
-    return _slots.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(MAX_CONCURRENT_DOWNLOADS))
+def _is_platform_file(attachment: Any) -> bool:
+    return isinstance(attachment, dict) and "platform" in attachment
 
 
 def has_platform_files(event: IncomingEvent) -> bool:
-    return any(isinstance(a, dict) and "platform" in a for a in event.attachments)
+    return any(_is_platform_file(a) for a in event.attachments)
 
 
 def stored_key(event: IncomingEvent, index: int, extension: str) -> str:
@@ -63,14 +61,14 @@ async def fetch_platform_files(event: IncomingEvent, runtime: Any, settings: Set
     application = await runtime.documents.get_application(event.application_id)
 
     async def resolve(index: int, attachment: Any) -> Any:
-        if not (isinstance(attachment, dict) and "platform" in attachment):
+        if not _is_platform_file(attachment):
             return attachment
         described = {k: attachment.get(k) for k in ("name", "content_type", "size")}
         try:
             refused = _refused_as_declared(attachment, settings)
             if refused:
                 raise DownloadError(refused)
-            async with _downloads():
+            async with runtime.downloads:
                 return await asyncio.wait_for(
                     _fetch(event, index, attachment, application, runtime, settings), FILE_BUDGET_S
                 )
