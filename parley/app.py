@@ -17,7 +17,7 @@ from mode.utils.queues import FlowControlEvent
 
 from parley.settings import Settings
 
-__all__ = ["ParleyApp", "StreamFlowControl", "create_app", "tables_dir"]
+__all__ = ["ParleyApp", "StreamFlowControl", "all_tables_dir", "create_app", "tables_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,12 @@ def tables_dir(settings: Settings) -> Path:
     """Where this app's table stores (RocksDB) live: one directory per app id, since the stored
     changelog offsets belong to that app's changelog topics (a changed ``PARLEY_APP_ID`` would
     otherwise find offsets ahead of its new, empty changelogs, and Faust refuses to start)."""
-    return settings.data_dir / "tables" / settings.app_id
+    return all_tables_dir(settings.data_dir) / settings.app_id
+
+
+def all_tables_dir(data_dir: Path) -> Path:
+    """The table stores of every app id under ``data_dir``."""
+    return data_dir / "tables"
 
 
 def warn_without_compiled_streams() -> bool:

@@ -90,7 +90,9 @@ def forget_tables(data_dir: Path) -> None:
     that is no longer anywhere else. Conversations start empty; the archive is kept."""
     import shutil
 
-    stores = data_dir / "tables"
+    from parley.app import all_tables_dir
+
+    stores = all_tables_dir(data_dir)
     if stores.exists():
         shutil.rmtree(stores)
         print(
