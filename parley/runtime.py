@@ -19,6 +19,7 @@ from parley.storage.bus import Bus, InProcessBus, RedisBus, conversation_channel
 from parley.storage.cache import Cache, cache_from_settings
 from parley.storage.documents import DocumentStore
 from parley.storage.files import FileLinkingModel, FileStore, file_store_from_settings
+from parley.storage.owners import ConversationOwners
 from parley.streams.config import ConfigStore
 from parley.streams.platform_files import MAX_CONCURRENT_DOWNLOADS
 from parley.topics import ALL_TOPICS, INCOMING
@@ -38,6 +39,8 @@ class Runtime(Service):
     http: aiohttp.ClientSession
     downloads: asyncio.Semaphore  # slots for platform file downloads (streams.platform_files)
     files: FileStore
+    owners: ConversationOwners  # who each conversation belongs to (hello, first message)
+    store_reads: asyncio.Semaphore  # document store reads at the edges at once
 
     def __init__(
         self, settings: Settings, *, seed_demo: bool = False, worker_group: str | None = None, **kwargs: Any
@@ -62,8 +65,12 @@ class Runtime(Service):
             )
             if self.worker_group is not None:
                 await report_new_group(settings.kafka_url, self.worker_group, settings.new_group_start)
-        self.documents = DocumentStore(settings.mongo_url, settings.mongo_database)
+        self.documents = DocumentStore(
+            settings.mongo_url, settings.mongo_database,
+            batch_max_docs=settings.store_batch_max_docs, batch_wait_s=settings.store_batch_wait_ms / 1000,
+        )
         await self.documents.start()
+        await self.documents.backfill_owner_records()
         self.bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
         await self.bus.start()
         self.files = file_store_from_settings(settings)
@@ -78,6 +85,11 @@ class Runtime(Service):
         )
         self.cache = cache_from_settings(settings)
         self.configs = ConfigStore(self.documents, settings, self.cache)
+        self.store_reads = asyncio.Semaphore(settings.store_read_concurrency)
+        self.owners = ConversationOwners(
+            self.documents, self.cache, reads=self.store_reads,
+            ttl_s=settings.owner_cache_ttl_s, negative_ttl_s=settings.owner_negative_ttl_s,
+        )
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         self.downloads = asyncio.Semaphore(MAX_CONCURRENT_DOWNLOADS)
         if self.seed_demo:

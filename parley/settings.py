@@ -131,6 +131,36 @@ class Settings(BaseSettings):
         3, ge=1, le=20, description="Tries of a failing handler before the event is dead-lettered."
     )
 
+    # --- document store load (docs/operations.md) -------------------------------------------
+    store_batch_max_docs: int = Field(
+        500, ge=1, le=10_000,
+        description="Archive writes and conversation claims go to the document store in batches of at most this many documents.",
+    )
+    store_batch_wait_ms: float = Field(
+        5.0, ge=0, le=1000,
+        description="How long a document waits for others to share its batch; each caller still returns only once its own documents are written.",
+    )
+    store_read_concurrency: int = Field(
+        32, ge=1, le=1000,
+        description="Document store reads at the edges (conversation owners, resume and history) at once per process; the rest wait their turn.",
+    )
+    store_edge_timeout_s: float = Field(
+        10.0, gt=0, le=300,
+        description="How long a websocket frame or webhook waits for the document store (queue included) before it is answered `unavailable` / 503.",
+    )
+    archive_retry_budget_s: float = Field(
+        300.0, gt=0, le=86_400,
+        description="How long the persister keeps retrying an archive write while the document store is down (events stay unacked) before the event is dead-lettered.",
+    )
+    owner_cache_ttl_s: float = Field(
+        24 * 3600.0, gt=0, le=30 * 86_400,
+        description="Seconds a conversation's owner stays cached (it never changes once claimed).",
+    )
+    owner_negative_ttl_s: float = Field(
+        2.0, gt=0, le=3600,
+        description="Seconds \"nobody owns this conversation yet\" stays cached; a claim made meanwhile by another gateway is still enforced at the next message.",
+    )
+
     # --- websocket gateway (docs/websocket-protocol.md) -----------------------------------
     ws_heartbeat_s: float = Field(
         30.0, gt=0, le=3600, description="Websocket ping interval; a client that does not answer within half of it is dropped."

@@ -1,5 +1,9 @@
 """persister: archives every message (incoming, function_call, outgoing) and delivers replies
-to the websocket (over the bus) or to the application's callback URL."""
+to the websocket (over the bus) or to the application's callback URL (``streams.persist``).
+
+Archive writes of all events in flight go out together in batches (``DocumentStore.archive``);
+each event is acked only once its own documents are written.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,14 @@ import logging
 import faust
 
 from parley.agents import produce, raw_event
-from parley.records import DeadLetter, FunctionCallEvent, IncomingEvent, ReplyEvent
+from parley.records import DeadLetter, ReplyEvent
 from parley.runtime import Runtime
 from parley.settings import Settings
-from parley.streams.archive import document_for_calls, document_for_reply, documents_for_incoming
-from parley.streams.codec import decode, encode
+from parley.streams.codec import encode
 from parley.streams.deadletters import RawEvent, guarded
 from parley.streams.delivery import deliver
 from parley.streams.keyed import KeyedRunner
+from parley.streams.persist import ArchiveWriter, persist
 from parley.topics import FUNCTION_CALL, INCOMING, OUTGOING, Topics
 
 __all__ = ["register"]
@@ -28,20 +32,19 @@ def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Setting
         INCOMING, OUTGOING, FUNCTION_CALL,
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
     )
+    writer: ArchiveWriter | None = None
 
     async def send_dead_letter(letter: DeadLetter) -> None:
         await produce(topics.dead_letters, letter.key or letter.dead_letter_id, encode(letter))
 
-    async def persist(raw: RawEvent) -> None:
-        if raw.topic == OUTGOING:
-            reply = decode(raw.value, ReplyEvent)
-            await runtime.documents.archive(document_for_reply(reply))
-            await deliver(reply, runtime, settings)
-        elif raw.topic == FUNCTION_CALL:
-            await runtime.documents.archive(document_for_calls(decode(raw.value, FunctionCallEvent)))
-        else:
-            for doc in documents_for_incoming(decode(raw.value, IncomingEvent)):
-                await runtime.documents.archive(doc)
+    async def deliver_reply(reply: ReplyEvent, maybe_delivered: bool) -> None:
+        await deliver(reply, runtime, settings, maybe_delivered=maybe_delivered)
+
+    async def work_for(raw: RawEvent) -> None:
+        nonlocal writer
+        if writer is None:  # the runtime's clients exist once the app has started
+            writer = ArchiveWriter(runtime.documents.archive, budget_s=settings.archive_retry_budget_s)
+        await persist(raw, writer, deliver_reply)
 
     runner = KeyedRunner(settings.max_turns_in_flight, "persister")
 
@@ -52,7 +55,7 @@ def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Setting
 
             async def work(raw: RawEvent = raw) -> None:
                 await guarded(
-                    f"persister.{raw.topic}", raw, lambda: persist(raw), send_dead_letter,
+                    f"persister.{raw.topic}", raw, lambda: work_for(raw), send_dead_letter,
                     max_attempts=settings.handler_max_attempts,
                 )
 

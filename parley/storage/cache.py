@@ -30,6 +30,11 @@ class Cache(Protocol):
 
     async def get(self, key: str) -> bytes | None: ...
     async def set(self, key: str, value: bytes, ttl_s: float) -> None: ...
+    async def add(self, key: str, value: bytes, ttl_s: float) -> None:
+        """``set`` unless the key holds an entry (a negative entry never hides a positive one
+        written meanwhile by another process)."""
+        ...
+
     async def delete(self, key: str) -> None: ...
     async def close(self) -> None: ...
 
@@ -70,6 +75,10 @@ class InMemoryCache:
         self._entries.move_to_end(key)
         if len(self._entries) > self._max_entries:
             self._evict()
+
+    async def add(self, key: str, value: bytes, ttl_s: float) -> None:
+        if await self.get(key) is None:
+            await self.set(key, value, ttl_s)
 
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)
@@ -136,6 +145,16 @@ class RedisCache:
             return
         try:
             await self._redis.set(key, value, px=max(1, int(ttl_s * 1000)))
+        except Exception as exc:  # noqa: BLE001 - a cache failure is a miss
+            self._failed("set", exc)
+            return
+        self._ok()
+
+    async def add(self, key: str, value: bytes, ttl_s: float) -> None:
+        if self._skipping():
+            return
+        try:
+            await self._redis.set(key, value, px=max(1, int(ttl_s * 1000)), nx=True)
         except Exception as exc:  # noqa: BLE001 - a cache failure is a miss
             self._failed("set", exc)
             return

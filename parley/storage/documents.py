@@ -1,7 +1,9 @@
-"""The document store: applications, chatbots and the message archive, in MongoDB.
+"""The document store: applications, chatbots, the message archive and who each conversation
+belongs to, in MongoDB.
 
-Reached through PyMongo's async API. Every write is idempotent: the archive upserts by
-message id, so a repeated event never duplicates a message.
+Reached through PyMongo's async API. Every write is idempotent: the archive inserts by message
+id (the first write wins), so a repeated event never duplicates a message. Archive writes and
+conversation claims are batched (``parley.storage.bulk``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
+
+from parley.storage.bulk import BulkInserter
 
 __all__ = ["DocumentStore", "ARCHIVE_ROLES"]
 
@@ -23,7 +27,15 @@ ARCHIVE_ROLES = ("user", "tool_call", "tool", "assistant")
 class DocumentStore:
     """Applications, chatbots and the message archive."""
 
-    def __init__(self, url: str, database: str, *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        *,
+        timeout_s: float = 5.0,
+        batch_max_docs: int = 500,
+        batch_wait_s: float = 0.005,
+    ) -> None:
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             url,
             serverSelectionTimeoutMS=int(timeout_s * 1000),
@@ -34,11 +46,19 @@ class DocumentStore:
         self.applications = self._db["applications"]
         self.chatbots = self._db["chatbots"]
         self.messages = self._db["messages"]
+        self.conversations = self._db["conversations"]  # one owner record per conversation
+        self._archive = BulkInserter(self.messages, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
+        self._claims = BulkInserter(self.conversations, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
 
     async def start(self) -> None:
         await self.messages.create_index([("conversation_id", ASCENDING), ("created_at", ASCENDING)])
 
     async def close(self) -> None:
+        for writer in (self._archive, self._claims):
+            try:
+                await writer.close()
+            except Exception as exc:  # noqa: BLE001 - closing: the callers have their errors
+                logger.warning("document store: a batched write failed while closing: %s", exc)
         await self._client.close()
 
     async def ping(self) -> bool:
@@ -118,12 +138,11 @@ class DocumentStore:
         return bool(result.matched_count == 1)
 
     # --- archive -------------------------------------------------------------------------
-    async def archive(self, doc: dict[str, Any]) -> None:
-        """Insert-or-keep by ``_id``: the first write wins, a repeat changes nothing."""
-        try:
-            await self.messages.insert_one(doc)
-        except DuplicateKeyError:
-            pass  # already archived: the first write wins
+    async def archive(self, docs: list[dict[str, Any]]) -> list[bool]:
+        """Insert-or-keep by ``_id``: the first write wins, a repeat changes nothing. Returns, per
+        document, whether this call wrote it (False: it was archived already). Written in
+        batches with other callers' documents; returns once these are on the store."""
+        return await self._archive.insert(docs)
 
     async def was_delivered(self, message_id: str) -> bool:
         doc = await self.messages.find_one({"_id": message_id}, {"delivered_at": 1})
@@ -178,6 +197,46 @@ class DocumentStore:
         docs = [doc async for doc in cursor]
         truncated = len(docs) > limit
         return list(reversed(docs[:limit])), anchor is not None, truncated
+
+    # --- conversation owners (parley.storage.owners) -------------------------------------------
+    async def find_owner_record(self, record_id: str) -> dict[str, Any] | None:
+        return await self.conversations.find_one({"_id": record_id})
+
+    async def insert_owner_records(self, records: list[dict[str, Any]]) -> list[bool]:
+        """Per record, True if it was written, False if the conversation had an owner already."""
+        return await self._claims.insert(records)
+
+    async def backfill_owner_records(self) -> int:
+        """Once per database: owner records for conversations archived before they existed (a
+        signed-in sender's conversation is theirs, any other is anonymous). Returns how many were
+        written. Safe to run in several processes at once: the first record written wins."""
+        marker = {"_id": "owner-records-v1"}
+        migrations = self._db["migrations"]
+        if await migrations.find_one(marker) is not None:
+            return 0
+        owners: dict[str, dict[str, Any]] = {}
+        cursor = self.messages.find(
+            {"role": "user", "replay_id": None},
+            {"application_id": 1, "conversation_id": 1, "sender": 1, "signed_in": 1, "created_at": 1},
+        ).sort("created_at", ASCENDING)
+        async for doc in cursor:
+            app, conv = doc.get("application_id"), doc.get("conversation_id")
+            if not isinstance(app, str) or not isinstance(conv, str):
+                continue
+            record = owners.setdefault(f"{app}/{conv}", {
+                "_id": f"{app}/{conv}", "application_id": app, "conversation_id": conv,
+                "user_id": None, "signed_in": False, "created_at": doc.get("created_at") or 0.0,
+            })
+            if doc.get("signed_in") is True and not record["signed_in"]:
+                record.update(user_id=str(doc.get("sender") or ""), signed_in=True)
+        written = 0
+        records = list(owners.values())
+        for start in range(0, len(records), 500):
+            written += sum(await self._claims.insert(records[start : start + 500]))
+        await migrations.replace_one(marker, {**marker, "conversations": len(records)}, upsert=True)
+        if records:
+            logger.info("document store: owner records written for %d archived conversations", written)
+        return written
 
     async def has_signed_in_sender(self, application_id: str, conversation_id: str) -> bool:
         """Whether a user message of the conversation came from a signed-in user (a token)."""

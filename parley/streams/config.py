@@ -7,6 +7,12 @@ invalidation reaches them all at once; there is no second in-process layer. With
 process has its own ``InMemoryCache`` with a short TTL (``PARLEY_CONFIG_LOCAL_CACHE_TTL_S``).
 When Redis fails, reads fall through to MongoDB.
 
+Whole application documents, with the write-only ``secret`` and ``channels`` (the credentials
+that verify tokens and webhooks and send to platforms), are cached too, but only in the process
+that read them and only for ``PARLEY_CONFIG_LOCAL_CACHE_TTL_S``: they never go to Redis, and a
+webhook or hello costs no store read per request. After a secret is rotated, another process
+may accept the old one for up to that many seconds.
+
 Stored documents are checked against the admin schemas when loaded: a field that does not fit
 (e.g. a hand-edited ``temperature: "hot"``) is ignored with a warning and takes its default.
 """
@@ -89,6 +95,7 @@ class ConfigStore:
         # read racing an admin write cannot put the old document back (within this process)
         self._invalidations = 0
         self._loading: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self._credentials: Cache = InMemoryCache()  # never shared: holds secrets
 
     async def application(self, application_id: str) -> ApplicationConfig | None:
         """The application's config, or None when no such application exists."""
@@ -122,9 +129,19 @@ class ConfigStore:
             allowed_origins=tuple(origins),
         )
 
+    async def application_document(self, application_id: str) -> dict[str, Any] | None:
+        """The whole stored application document, credentials included (this process's cache)."""
+        doc = await self._cached(
+            "credentials:" + application_key(application_id), application_id,
+            self._documents.get_application, None, (), cache=self._credentials,
+            ttl_s=self._settings.config_local_cache_ttl_s,
+        )
+        return dict(doc) if doc is not None else None
+
     async def invalidate(self, application_id: str) -> None:
         """Forget the cached application document (every process, with Redis)."""
         self._invalidations += 1
+        await self._credentials.delete("credentials:" + application_key(application_id))
         await self._cache.delete(application_key(application_id))
 
     async def invalidate_chatbot(self, chatbot_id: str) -> None:
@@ -146,10 +163,16 @@ class ConfigStore:
         key: str,
         doc_id: str,
         load: Callable[[str], Awaitable[dict[str, Any] | None]],
-        kind: Kind,
+        kind: Kind | None,
         fields: tuple[str, ...],
+        *,
+        cache: Cache | None = None,
+        ttl_s: float | None = None,
     ) -> dict[str, Any] | None:
-        raw = await self._cache.get(key)
+        """The document through ``cache`` (the config cache by default); ``kind`` None: the
+        stored document as it is, else its known ``fields`` checked against the schema."""
+        cache = cache if cache is not None else self._cache
+        raw = await cache.get(key)
         if raw is not None:
             try:
                 entry = json.loads(raw)
@@ -169,9 +192,12 @@ class ConfigStore:
         try:
             invalidations = self._invalidations
             stored = await load(doc_id)
-            doc = _checked(kind, doc_id, stored, fields) if stored is not None else None
+            if stored is None or kind is None:
+                doc = stored
+            else:
+                doc = _checked(kind, doc_id, stored, fields)
             if invalidations == self._invalidations:
-                await self._cache.set(key, json.dumps({"doc": doc}).encode(), self._ttl_s)
+                await cache.set(key, json.dumps({"doc": doc}, default=str).encode(), ttl_s or self._ttl_s)
             future.set_result(doc)
             return doc
         except BaseException as exc:

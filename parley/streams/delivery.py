@@ -38,9 +38,11 @@ def send_policy(settings: Settings) -> SendPolicy:
     return SendPolicy(timeout_s=settings.delivery_timeout_s, max_attempts=settings.delivery_max_attempts)
 
 
-async def deliver(reply: ReplyEvent, runtime: Any, settings: Settings) -> None:
+async def deliver(reply: ReplyEvent, runtime: Any, settings: Settings, *, maybe_delivered: bool = True) -> None:
     """Send ``reply`` to its client or platform; raise ``DeliveryError`` when the platform does
-    not take it (``DeliveryRefused``: a 4xx, retrying will not help) so the caller dead-letters it."""
+    not take it (``DeliveryRefused``: a 4xx, retrying will not help) so the caller dead-letters it.
+    ``maybe_delivered=False`` (this reply was archived just now, for the first time) skips the
+    check for an earlier delivery: replies are delivered only after they are archived."""
     if reply.replay_id and not reply.deliver:
         logger.info("replay %s: reply %s archived, not delivered", reply.replay_id, reply.event_id)
         return
@@ -49,13 +51,13 @@ async def deliver(reply: ReplyEvent, runtime: Any, settings: Settings) -> None:
         return
     # A reply already taken by the platform is not sent again (a redelivered `outgoing` event
     # after a worker restart). The window between the platform's answer and the mark remains.
-    if await runtime.documents.was_delivered(reply.event_id):
+    if maybe_delivered and await runtime.documents.was_delivered(reply.event_id):
         logger.info("reply %s was already delivered to %s", reply.event_id, reply.channel)
         return
     channel = channel_for(reply.channel)
     if channel is None:
         raise DeliveryRefused(f"reply {reply.event_id} is for an unknown channel {reply.channel!r}")
-    application = await runtime.documents.get_application(reply.application_id)
+    application = await runtime.configs.application_document(reply.application_id)
     if application is None:
         logger.warning(
             "application %s no longer exists: reply %s archived only", reply.application_id, reply.event_id

@@ -37,6 +37,7 @@ from parley.channels.base import (
     SendPolicy,
 )
 from parley.channels.whatsapp import WhatsAppChannel
+from parley.retry import ThrottledLog
 from parley.web.ingress import IngressUnavailable, user_event
 from parley.web.keys import INGRESS, RUNTIME, SETTINGS
 from parley.web.uploads import MAX_ATTACHMENTS
@@ -46,12 +47,18 @@ __all__ = ["add_webhook_routes", "channel_webhook", "webhook_handler", "whatsapp
 
 logger = logging.getLogger(__name__)
 
+#: seconds a platform is asked to wait before retrying a webhook Parley could not take
+RETRY_AFTER_S = 5
+
 #: typing indicators in flight (kept referenced, cancelled on shutdown)
 TYPING_TASKS = web.AppKey("typing_tasks", set)
+#: one warning per interval for failures many requests share (a store outage)
+FAILURES = web.AppKey("webhook_failures", ThrottledLog)
 
 
 def add_webhook_routes(app: web.Application) -> None:
     app[TYPING_TASKS] = set()
+    app[FAILURES] = ThrottledLog(logger)
     app.on_shutdown.append(_cancel_typing)
     for name, channel in CHANNELS.items():
         app.router.add_post(f"/v1/webhooks/{name}/{{application_id}}", webhook_handler(channel))
@@ -59,16 +66,18 @@ def add_webhook_routes(app: web.Application) -> None:
 
 
 def error_response(exc: InputError) -> web.Response:
-    return web.json_response(exc.body(), status=exc.status)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
+    return web.json_response(exc.body(), status=exc.status, headers=headers)
 
 
 async def _application(request: web.Request, application_id: str) -> dict[str, Any]:
     try:
-        application = await request.app[RUNTIME].documents.get_application(application_id)
+        async with asyncio.timeout(request.app[SETTINGS].store_edge_timeout_s):
+            application = await request.app[RUNTIME].configs.application_document(application_id)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 - the store is down: the platform should retry
-        logger.warning("webhook: cannot load application %s: %s", application_id, exc)
+        request.app[FAILURES].warning("webhook: cannot load application %s: %s: %s", application_id, type(exc).__name__, exc)
         raise InputError("unavailable", "the document store did not answer; retry later", status=503) from exc
     if application is None:
         raise InputError("unknown_application", f"no application {application_id!r}", status=404)
@@ -124,6 +133,18 @@ def webhook_handler(channel: Channel) -> Callable[[web.Request], Awaitable[web.R
 
 
 async def channel_webhook(channel: Channel, request: web.Request) -> web.Response:
+    """A platform's request; any failure of Parley's own (not the request's) is a 503 with
+    ``Retry-After``, so the platform sends it again."""
+    try:
+        return await _channel_webhook(channel, request)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - never a 500 with a traceback per request
+        request.app[FAILURES].warning("webhook %s failed: %s: %s", channel.name, type(exc).__name__, exc)
+        return error_response(InputError("unavailable", "the request could not be handled now; retry later", status=503))
+
+
+async def _channel_webhook(channel: Channel, request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     event_ids: list[str] = []
     try:

@@ -21,14 +21,17 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
 from parley import metrics
 from parley.channels import CHANNELS
+from parley.retry import ThrottledLog
 from parley.settings import Settings
 from parley.storage.bus import conversation_channel
+from parley.storage.owners import Owner
 from parley.streams.archive import documents_for_incoming
 from parley.web.auth import TokenError, origin_allowed, verify_user_token
 from parley.web.ingress import IngressUnavailable, user_event
@@ -49,6 +52,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Close codes (4000-4999 are the application's): an HTTP status plus 4000.
 CLOSE_UNAUTHORIZED = 4401
@@ -65,6 +69,8 @@ RESUME_ROLES = ("user", "assistant")
 _PLATFORM_PREFIXES = tuple(f"{name}:" for name in CHANNELS if name != "generic")
 
 APPLICATION_BUCKETS = web.AppKey("ws_application_buckets", ApplicationBuckets)
+#: one warning per interval for failures many sockets share (a store outage)
+FAILURES = web.AppKey("ws_failures", ThrottledLog)
 
 
 def frame_limit(settings: Settings) -> int:
@@ -96,11 +102,43 @@ class _RateLimited(InputError):
         return body
 
 
+class Unavailable(InputError):
+    """The document store (or another service) did not answer: retry the same frame later.
+    Carries the client's ``id`` when a message caused it."""
+
+    def __init__(self, message: str, retry_after: float, client_id: str | None = None) -> None:
+        super().__init__("unavailable", message, status=503)
+        self.retry_after = retry_after
+        self.client_id = client_id
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["retry_after"] = round(self.retry_after, 3)
+        if self.client_id is not None:
+            body["id"] = self.client_id
+        return body
+
+
+#: what a client is told to wait before retrying a frame the store could not serve
+RETRY_AFTER_S = 1.0
+
+
 def _signed_in_only(conversation_id: str | None) -> InputError:
     """What an anonymous client gets for a conversation a signed-in user wrote in."""
     return InputError(
         "forbidden_conversation",
         f"conversation {conversation_id!r} belongs to a signed-in user; connect with their token",
+        status=403,
+    )
+
+
+def _not_theirs(conversation_id: str, owner: Owner) -> InputError:
+    """What a client gets for a conversation that belongs to someone else."""
+    if owner.signed_in:
+        return _signed_in_only(conversation_id)
+    return InputError(
+        "forbidden_conversation",
+        f"conversation {conversation_id!r} belongs to another user; start a new conversation",
         status=403,
     )
 
@@ -154,9 +192,11 @@ class _Session:
         self.settings = request.app[SETTINGS]
         self.ingress = request.app[INGRESS]
         self.application_buckets = request.app[APPLICATION_BUCKETS]
+        self.failures = request.app[FAILURES]
         self.application_id: str | None = None
         self.conversation_id: str | None = None
         self.user_id: str | None = None  # None: anonymous
+        self.claimed = False  # this socket's conversation is claimed for its identity
         # hello and message frames each have a bucket: switching conversations does not eat
         # into the messages a client may send, and hello spam (each may read the archive) is
         # limited on its own
@@ -228,20 +268,12 @@ class _Session:
                 CLOSE_FORBIDDEN_ORIGIN,
             )
         user_id = await self._authenticate(frame, application_id, getattr(config, "allow_anonymous", True))
-        if user_id is not None:
-            other = await self.runtime.documents.conversation_user_not(
-                application_id, conversation_id, sender=user_id
-            )
-            if other is not None:
-                raise InputError(
-                    "forbidden_conversation",
-                    f"conversation {conversation_id!r} belongs to another user; start a new conversation",
-                    status=403,
-                )
-        elif await self.runtime.documents.has_signed_in_sender(application_id, conversation_id):
-            raise _signed_in_only(conversation_id)
+        owner = await self._store(self.runtime.owners.owner(application_id, conversation_id))
+        if owner is not None and not owner.admits(user_id):
+            raise _not_theirs(conversation_id, owner)
         await self._stop_forwarding()
         self.application_id, self.conversation_id, self.user_id = application_id, conversation_id, user_id
+        self.claimed = False
         released: asyncio.Future[frozenset[str]] = asyncio.get_running_loop().create_future()
         await self._start_forwarding(released)
         sent: frozenset[str] = frozenset()
@@ -256,6 +288,20 @@ class _Session:
                 sent = await self._resume(resume_from)  # None: the whole (recent) conversation
         finally:
             released.set_result(sent)
+
+    async def _store(self, call: Awaitable[T], client_id: str | None = None) -> T:
+        """A document store call at the edge: bounded by ``PARLEY_STORE_EDGE_TIMEOUT_S``; a store
+        that does not answer (or fails) becomes an ``unavailable`` frame, never a dropped socket."""
+        try:
+            async with asyncio.timeout(self.settings.store_edge_timeout_s):
+                return await call
+        except (InputError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any store failure: the client retries
+            self.failures.warning("websocket: the document store did not answer: %s: %s", type(exc).__name__, exc)
+            raise Unavailable(
+                "the document store did not answer; retry in a moment", RETRY_AFTER_S, client_id
+            ) from exc
 
     @staticmethod
     def _resume_from(frame: dict[str, Any]) -> str | None:
@@ -277,7 +323,7 @@ class _Session:
                 f"application {application_id!r} requires a user token: send 'token' in the hello frame",
                 CLOSE_UNAUTHORIZED,
             )
-        application = await self.runtime.documents.get_application(application_id) or {}
+        application = await self._store(self.runtime.configs.application_document(application_id)) or {}
         secret = application.get("secret")
         try:
             return verify_user_token(token, secret if isinstance(secret, str) else "", application_id)
@@ -289,12 +335,14 @@ class _Session:
         limit, for None); return their ids."""
         assert self.application_id is not None and self.conversation_id is not None
         try:
-            docs, found, truncated = await self.runtime.documents.messages_after(
-                self.application_id, self.conversation_id, last_message_id,
-                roles=RESUME_ROLES, limit=self.settings.ws_resume_limit,
-            )
+            async with asyncio.timeout(self.settings.store_edge_timeout_s):
+                async with self.runtime.store_reads:  # archive reads wait their turn
+                    docs, found, truncated = await self.runtime.documents.messages_after(
+                        self.application_id, self.conversation_id, last_message_id,
+                        roles=RESUME_ROLES, limit=self.settings.ws_resume_limit,
+                    )
         except Exception as exc:  # noqa: BLE001 - any archive failure: let the client retry
-            logger.warning("resume of %s failed: %s", self.conversation_id, exc)
+            self.failures.warning("resume of %s failed: %s: %s", self.conversation_id, type(exc).__name__, exc)
             raise _Close(
                 "unavailable", "the archive could not be read; reconnect and resume again",
                 CLOSE_TRY_AGAIN_LATER,
@@ -327,6 +375,8 @@ class _Session:
         retry_after = admit([self.message_bucket, application_bucket], time.monotonic())
         if retry_after:
             raise _RateLimited(retry_after, client_id)
+        if not self.claimed:
+            await self._claim(client_id)
         attachments = await resolve_attachments(self.runtime, self.application_id, frame.get("attachments"))
         event = user_event(
             application_id=self.application_id,
@@ -341,11 +391,25 @@ class _Session:
         try:
             await self.ingress.submit(event)
         except IngressUnavailable as exc:
-            raise InputError("unavailable", f"{exc}; retry with the same id", status=503) from exc
+            raise Unavailable(f"{exc}; retry with the same id", RETRY_AFTER_S, client_id) from exc
         await self.send({"type": "ack", "id": client_id, "event_id": event.event_id})
         # The gateway's part of a typing indicator: the message is in, an answer is coming.
         await self.send({"type": "typing", "state": "started", "in_reply_to": event.event_id})
         await self._show_to_other_sockets(event)
+
+    async def _claim(self, client_id: str) -> None:
+        """The socket's first message claims its conversation for its identity (the first
+        message's sender owns a conversation). Another owner's conversation is left."""
+        assert self.application_id is not None and self.conversation_id is not None
+        owner = await self._store(
+            self.runtime.owners.claim(self.application_id, self.conversation_id, self.user_id), client_id
+        )
+        if not owner.admits(self.user_id):
+            refusal = _not_theirs(self.conversation_id, owner)
+            await self._stop_forwarding()
+            self.application_id = self.conversation_id = None  # its next message gets not_ready
+            raise refusal
+        self.claimed = True
 
     async def _show_to_other_sockets(self, event: Any) -> None:
         """The user's other sockets on this conversation (other tabs and devices) show the
@@ -397,8 +461,9 @@ class _Session:
                 await self.send(frame)
 
     async def _leave_signed_in_conversation(self) -> None:
-        """An anonymous socket that joined a conversation before a signed-in user wrote in it
-        (the hello check reads the archive) stops following it at the user's first live message."""
+        """An anonymous socket that joined a conversation before a signed-in user claimed it
+        (the hello check reads the owner record) stops following it at the user's first live
+        message."""
         conversation_id = self.conversation_id
         self.application_id = self.conversation_id = None  # its next message gets not_ready
         await self.send(_signed_in_only(conversation_id).body())
@@ -451,6 +516,12 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
                     break
                 except InputError as exc:
                     await session.send(exc.body())
+                except Exception as exc:  # noqa: BLE001 - a failed frame never drops the socket
+                    self.failures.warning("websocket frame failed: %s: %s", type(exc).__name__, exc)
+                    await session.send(Unavailable(
+                        "the server could not handle this frame; retry in a moment", RETRY_AFTER_S,
+                        _client_id(msg.data),
+                    ).body())
             elif msg.type == WSMsgType.BINARY:
                 await session.send(
                     InputError("invalid_frame", "binary frames are not supported; send JSON text").body()
@@ -461,7 +532,18 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+def _client_id(data: str) -> str | None:
+    """The ``id`` of a message frame, for an error about it (best effort)."""
+    try:
+        frame = parse_json_object(data)
+    except InputError:
+        return None
+    value = frame.get("id")
+    return value if isinstance(value, str) and frame.get("type") == "message" else None
+
+
 def add_websocket_routes(app: web.Application) -> None:
     """``GET /ws`` and the state it shares across connections (per-application rate limits)."""
     app[APPLICATION_BUCKETS] = ApplicationBuckets()
+    app[FAILURES] = ThrottledLog(logger)
     app.router.add_get("/ws", websocket_handler)

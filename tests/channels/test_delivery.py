@@ -13,6 +13,7 @@ from parley.channels.base import DeliveryRefused
 from parley.records import ReplyEvent
 from parley.settings import Settings
 from parley.streams.delivery import deliver
+from tests.support.stores import DocumentConfigs
 from tests.channels import test_slack as slack
 from tests.channels import test_telegram as telegram
 from tests.channels import test_whatsapp as whatsapp
@@ -39,6 +40,7 @@ class Runtime:
     def __init__(self, http: aiohttp.ClientSession, applications: dict[str, dict[str, Any]]) -> None:
         self.http = http
         self.documents = Documents(applications)
+        self.configs = DocumentConfigs(self.documents)
         self.published: list[tuple[str, str, dict[str, Any]]] = []
 
     async def publish(self, application_id: str, conversation_id: str, frame: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from tests.channels.test_generic import BODY as GENERIC_BODY
 from tests.channels.test_generic import SECRET as GENERIC_SECRET
 from tests.channels.test_generic import signature as generic_signature
 from tests.support.produced import Produced
+from tests.support.stores import DocumentConfigs
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
@@ -47,6 +48,7 @@ class Documents:
 class Runtime:
     def __init__(self, http: aiohttp.ClientSession) -> None:
         self.documents = Documents()
+        self.configs = DocumentConfigs(self.documents)
         self.bus = InProcessBus()
         self.http = http
 
@@ -250,9 +252,33 @@ async def test_a_document_store_outage_is_503_so_the_platform_retries(
     client: TestClient, runtime: Runtime, produced: Produced
 ) -> None:
     runtime.documents.down = True
-    status, body = await post(client, "/v1/webhooks/telegram/tg", telegram.body(telegram.TEXT_UPDATE), tg_headers())
-    assert (status, body["code"]) == (503, "unavailable")
+    response = await client.post(
+        "/v1/webhooks/telegram/tg", data=telegram.body(telegram.TEXT_UPDATE), headers=tg_headers()
+    )
+    assert (response.status, (await response.json())["code"]) == (503, "unavailable")
+    assert int(response.headers["Retry-After"]) > 0
     assert produced.events == []
+    runtime.documents.down = False  # back: the platform's retry goes through
+    status, _ = await post(client, "/v1/webhooks/telegram/tg", telegram.body(telegram.TEXT_UPDATE), tg_headers())
+    assert status == 200 and len(produced.events) == 1
+
+
+async def test_an_unexpected_failure_is_503_with_retry_after_not_a_500(
+    client: TestClient, runtime: Runtime, produced: Produced, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(application_id: str) -> None:
+        raise KeyError("nobody expected this")
+
+    runtime.configs.application_document = broken  # type: ignore[method-assign]
+    for _ in range(5):
+        response = await client.post(
+            "/v1/webhooks/telegram/tg", data=telegram.body(telegram.TEXT_UPDATE), headers=tg_headers()
+        )
+        assert response.status == 503 and response.headers["Retry-After"]
+        assert (await response.json())["code"] == "unavailable"
+    assert produced.events == []
+    assert "Traceback" not in caplog.text
+    assert sum("nobody expected this" in r.getMessage() for r in caplog.records) == 1
 
 
 async def test_a_broker_that_does_not_ack_is_503(aiohttp_client: ClientFactory, runtime: Runtime) -> None:

@@ -43,6 +43,8 @@ from parley.storage.bus import InProcessBus
 from parley.streams.codec import decode
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
+from parley.web.keys import RUNTIME
+from tests.support.stores import OwnerRecords, memory_owners
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
@@ -298,12 +300,6 @@ class Documents:
         doc = self.applications.get(application_id)
         return json.loads(json.dumps(doc)) if doc is not None else None
 
-    async def conversation_user_not(self, application_id: str, conversation_id: str, *, sender: str) -> str | None:
-        return None
-
-    async def has_signed_in_sender(self, application_id: str, conversation_id: str) -> bool:
-        return False  # the ARCHIVED messages come from an anonymous client
-
     async def messages_after(
         self, application_id: str, conversation_id: str, last_message_id: str, *, roles: Any, limit: int
     ) -> tuple[list[dict[str, Any]], bool, bool]:
@@ -313,6 +309,12 @@ class Documents:
 
 
 class Configs:
+    def __init__(self, documents: Documents) -> None:
+        self._documents = documents
+
+    async def application_document(self, application_id: str) -> dict[str, Any] | None:
+        return await self._documents.get_application(application_id)
+
     async def application(self, application_id: str) -> Any:
         policy = WS_POLICIES.get(application_id)
         if policy is None:
@@ -323,9 +325,12 @@ class Configs:
 class Runtime:
     def __init__(self, http: aiohttp.ClientSession, api_base: str) -> None:
         self.documents = Documents(applications(api_base))
-        self.configs = Configs()
+        self.configs = Configs(self.documents)
         self.bus = InProcessBus()
         self.http = http
+        self.owner_records = OwnerRecords()  # the first message of a conversation claims it
+        self.owners = memory_owners(self.owner_records)
+        self.store_reads = asyncio.Semaphore(8)
 
 
 async def _ready() -> tuple[bool, dict[str, Any]]:
@@ -366,6 +371,9 @@ class Example:
     def reset(self) -> None:
         self.produced.reset()
         self.error_log.clear()
+        runtime = self.client.app[RUNTIME]
+        runtime.owner_records.records.clear()
+        runtime.owners = memory_owners(runtime.owner_records)  # and an empty owner cache
 
     def assert_clean(self) -> None:
         self.produced.assert_valid()

@@ -326,7 +326,11 @@ def _origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
     return origin is None or not allowed or any(a == "*" or normal(a) == normal(origin) for a in allowed)
 
 
-def judge(frame: Frame, session: Session, connection: Connection) -> Expect:
+#: who each conversation belongs to: (application, conversation) -> user id, None for anonymous
+Owners = dict[tuple[str, str], "str | None"]
+
+
+def judge(frame: Frame, session: Session, connection: Connection, owners: Owners) -> Expect:
     if frame.binary is not None:
         return Expect("error", frozenset({"invalid_frame"}))
     wire = frame.wire()
@@ -343,13 +347,13 @@ def judge(frame: Frame, session: Session, connection: Connection) -> Expect:
     if kind == "ping":
         return Expect("pong")
     if kind == "hello":
-        return judge_hello(payload, frame, connection)
+        return judge_hello(payload, frame, connection, owners)
     if kind == "message":
-        return judge_message(payload, session)
+        return judge_message(payload, session, owners)
     return Expect("error", frozenset({"unknown_type"}))
 
 
-def judge_hello(payload: dict[str, Any], frame: Frame, connection: Connection) -> Expect:
+def judge_hello(payload: dict[str, Any], frame: Frame, connection: Connection, owners: Owners) -> Expect:
     refused = Expect("error", HELLO_FIELD_CODES)
     application_id, conversation_id = _id(payload.get("application_id")), _id(payload.get("conversation_id"))
     if application_id is None or conversation_id is None:
@@ -379,12 +383,15 @@ def judge_hello(payload: dict[str, Any], frame: Frame, connection: Connection) -
             return Expect("error", frozenset({"unauthorized"}), close_code=4401)
     elif application_id != "private" or user is None:
         return Expect("error", frozenset({"unauthorized"}), close_code=4401)
+    key = (application_id, conversation_id)
+    if key in owners and owners[key] != user:  # another identity sent its first message
+        return Expect("error", frozenset({"forbidden_conversation"}))
     return Expect(
         "ready", session=Session(application_id, conversation_id, user), resume_id=resume_id, history=history is True
     )
 
 
-def judge_message(payload: dict[str, Any], session: Session) -> Expect:
+def judge_message(payload: dict[str, Any], session: Session, owners: Owners) -> Expect:
     if session.application_id is None:
         return Expect("error", frozenset({"not_ready"}))
     client_id = _id(payload.get("id"))
@@ -400,6 +407,9 @@ def judge_message(payload: dict[str, Any], session: Session) -> Expect:
         sender = ""
     elif not isinstance(sender, str) or len(sender) > 256:
         return Expect("error", frozenset({"invalid_field"}))
+    key = (session.application_id, session.conversation_id or "")
+    if key in owners and owners[key] != session.user_id:  # claimed meanwhile: the socket leaves it
+        return Expect("error", frozenset({"forbidden_conversation"}), session=Session())
     return Expect("ack", message={
         "application_id": session.application_id, "conversation_id": session.conversation_id,
         "client_message_id": client_id, "text": text, "sender": sender,
@@ -454,11 +464,12 @@ async def _run_connection(example: Example, connection: Connection) -> None:
     headers = {"Origin": connection.origin} if connection.origin is not None else {}
     params = {"token": connection.query_token} if connection.query_token is not None else {}
     session = Session()
+    owners: Owners = {}
     expected_events: list[dict[str, Any]] = []
     acked: list[str] = []
     async with example.client.ws_connect("/ws", headers=headers, params=params, autoping=True) as ws:
         for index, frame in enumerate(connection.frames):
-            expect = judge(frame, session, connection)
+            expect = judge(frame, session, connection, owners)
             hypothesis.event(f"websocket: {frame.label} -> {expect.kind}")
             context = f"frame {index} {frame.label} {str(frame.wire())[:300]!r} expecting {expect}"
             received, close_code = await exchange(ws, frame, 2 if expect.kind == "pong" else 1)
@@ -479,6 +490,8 @@ async def _run_connection(example: Example, connection: Connection) -> None:
                 [error] = received
                 check_error(error, context)
                 assert error["code"] in expect.codes, context
+                if expect.session is not None:  # the refusal ended the session
+                    session = expect.session
             elif expect.kind == "ready":
                 assert expect.session is not None
                 session = expect.session
@@ -505,6 +518,8 @@ async def _run_connection(example: Example, connection: Connection) -> None:
                 assert typing == {"type": "typing", "state": "started", "in_reply_to": ack["event_id"]}, context
                 acked.append(ack["event_id"])
                 expected_events.append(expect.message)
+                assert session.application_id is not None and session.conversation_id is not None
+                owners.setdefault((session.application_id, session.conversation_id), session.user_id)
     produced = example.produced.events
     example.assert_clean()
     assert [e.event_id for e in produced] == acked

@@ -16,6 +16,7 @@ from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from parley.web.keys import RUNTIME
 from tests.support.produced import Produced
+from tests.support.stores import memory_owners
 
 MAX_TEXT = 64
 WEBHOOK = "/v1/webhooks/generic/demo"
@@ -24,6 +25,9 @@ ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
 
 class Configs:
+    async def application_document(self, application_id: str) -> dict[str, Any] | None:
+        return await Documents().get_application(application_id)
+
     async def application(self, application_id: str) -> object | None:
         return object() if application_id == "demo" else None
 
@@ -32,8 +36,6 @@ class Documents:
     async def get_application(self, application_id: str) -> dict[str, Any] | None:
         return {"_id": "demo"} if application_id == "demo" else None
 
-    async def has_signed_in_sender(self, application_id: str, conversation_id: str) -> bool:
-        return False  # no archive here: no conversation has a signed-in user
 
 
 class Runtime:
@@ -41,6 +43,8 @@ class Runtime:
         self.configs = Configs()
         self.documents = Documents()
         self.bus = InProcessBus()
+        self.owners = memory_owners()
+        self.store_reads = asyncio.Semaphore(8)
 
 
 

@@ -26,6 +26,7 @@ from parley.web.auth import make_user_token
 from parley.web.ingress import Ingress
 from parley.web.uploads import _MIN_READ, MAX_ATTACHMENTS, _read_part, resolve_attachments, sniff
 from parley.web.validation import InputError
+from tests.support.stores import memory_owners
 
 LIMIT = 64 * 1024
 SECRET = "app-secret"
@@ -45,6 +46,9 @@ APPLICATIONS = {
 
 
 class Configs:
+    async def application_document(self, application_id: str) -> dict[str, Any] | None:
+        return await Documents().get_application(application_id)
+
     async def application(self, application_id: str) -> ApplicationConfig | None:
         entry = APPLICATIONS.get(application_id)
         return entry[1] if entry else None
@@ -55,8 +59,6 @@ class Documents:
         entry = APPLICATIONS.get(application_id)
         return {"_id": application_id, **entry[0]} if entry else None
 
-    async def has_signed_in_sender(self, application_id: str, conversation_id: str) -> bool:
-        return False  # no archive here: no conversation has a signed-in user
 
 
 class Runtime:
@@ -64,6 +66,8 @@ class Runtime:
         self.configs = Configs()
         self.documents = Documents()
         self.bus = InProcessBus()
+        self.owners = memory_owners()
+        self.store_reads = asyncio.Semaphore(8)
         self.files = files
 
 

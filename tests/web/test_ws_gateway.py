@@ -23,6 +23,7 @@ from parley.web.auth import make_user_token
 from parley.web.ingress import Ingress
 from parley.web.keys import RUNTIME
 from tests.support.produced import Produced
+from tests.support.stores import OwnerRecords, memory_owners
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
@@ -39,6 +40,10 @@ APPLICATIONS: dict[str, dict[str, Any]] = {
 
 
 class Configs:
+    async def application_document(self, application_id: str) -> dict[str, Any] | None:
+        doc = APPLICATIONS.get(application_id)
+        return dict(doc) if doc is not None else None
+
     async def application(self, application_id: str) -> ApplicationConfig | None:
         doc = APPLICATIONS.get(application_id)
         if doc is None:
@@ -65,25 +70,6 @@ class Documents:
         doc = APPLICATIONS.get(application_id)
         return dict(doc) if doc is not None else None
 
-    async def has_signed_in_sender(self, application_id: str, conversation_id: str) -> bool:
-        return any(
-            (m["application_id"], m["conversation_id"], m["role"]) == (application_id, conversation_id, "user")
-            and m.get("signed_in") is True
-            for m in self.messages
-        )
-
-    async def conversation_user_not(
-        self, application_id: str, conversation_id: str, *, sender: str
-    ) -> dict[str, Any] | None:
-        return next(
-            (
-                m for m in self.messages
-                if (m["application_id"], m["conversation_id"], m["role"]) == (application_id, conversation_id, "user")
-                and (m.get("sender") != sender or m.get("signed_in") is False)
-            ),
-            None,
-        )
-
     async def messages_after(
         self, application_id: str, conversation_id: str, after_id: str | None, *, roles: tuple[str, ...], limit: int
     ) -> tuple[list[dict[str, Any]], bool, bool]:
@@ -108,6 +94,9 @@ class Runtime:
         self.configs = Configs()
         self.documents = Documents()
         self.bus = InProcessBus()
+        self.owner_records = OwnerRecords()
+        self.owners = memory_owners(self.owner_records)
+        self.store_reads = asyncio.Semaphore(8)
 
 
 
@@ -234,10 +223,7 @@ async def test_an_application_without_a_secret_accepts_no_token(client: TestClie
 
 
 async def test_a_signed_in_user_cannot_join_another_users_conversation(client: TestClient) -> None:
-    client.app[RUNTIME].documents.messages.append({
-        "_id": "u-1", "application_id": "secure", "conversation_id": "c-alice", "role": "user",
-        "sender": "alice", "text": "my secrets", "created_at": 1.0, "order": 0,
-    })
+    client.app[RUNTIME].owner_records.own("secure", "c-alice", "alice")  # alice wrote first
     async with client.ws_connect("/ws") as ws:
         error = await say_hello(ws, "secure", "c-alice", token=token_for("secure", "mallory"))
         assert error["code"] == "forbidden_conversation"

@@ -1,0 +1,192 @@
+"""What the benchmarks share: percentiles, the fake LLM in a process of its own, a `parley dev`
+started on a free port, the direct-SDK baseline, and CPU/RSS readings from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.net import free_port  # noqa: E402
+
+__all__ = [
+    "ROOT", "BENCH_LIMITS", "pct", "summary", "FakeLLMProcess", "DevProcess", "direct_llm_calls",
+    "cpu_seconds", "rss_bytes", "process_tree",
+]
+
+#: A benchmark sends many turns: lift the per-connection and per-application rate limits of the
+#: servers it starts (against your own `parley dev`, set these yourself).
+BENCH_LIMITS = {
+    "PARLEY_WS_MESSAGES_PER_MINUTE": "1000000", "PARLEY_WS_MESSAGE_BURST": "100000",
+    "PARLEY_WS_APP_MESSAGES_PER_MINUTE": "0",
+}
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def summary(name: str, values_s: list[float]) -> str:
+    if not values_s:
+        return f"{name:<24} n=0"
+    ms = [v * 1000 for v in values_s]
+    return (
+        f"{name:<24} n={len(ms):<6} p50={pct(ms, 50):8.1f} ms  p95={pct(ms, 95):8.1f} ms  "
+        f"p99={pct(ms, 99):8.1f} ms  max={max(ms):8.1f} ms  mean={statistics.fmean(ms):8.1f} ms"
+    )
+
+
+class FakeLLMProcess:
+    """The tests' fake OpenAI-compatible server in a process of its own (its CPU is not the
+    benchmark client's)."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.fake_llm", "--port", str(self.port), "--delay", str(delay_s)],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class DevProcess:
+    """`parley dev` (or any `parley` command) on a free port with its own data directory."""
+
+    def __init__(self, args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+        self.env = {**base, **BENCH_LIMITS, "PARLEY_LOG_LEVEL": "WARNING", **(env or {})}
+        self.args = args or ["dev", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        self.log_path = self.data_dir / "parley.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self, timeout_s: float = 120) -> DevProcess:
+        log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it for its life
+        self.proc = subprocess.Popen([sys.executable, "-m", "parley", *self.args], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{self.http}/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.2)
+        self.stop()
+        raise SystemExit(f"parley {' '.join(self.args)} did not become ready; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def log_lines(self, needle: str) -> int:
+        try:
+            return sum(needle in line for line in self.log_path.read_text(errors="replace").splitlines())
+        except OSError:
+            return 0
+
+
+async def direct_llm_calls(base_url: str, n: int, concurrency: int | None = None) -> tuple[float, list[float]]:
+    """``n`` streamed calls straight to the fake LLM with the same SDK and transport as the
+    worker, ``concurrency`` at a time (all at once by default): (wall seconds, per-call seconds)."""
+    import openai
+
+    client = openai.AsyncOpenAI(api_key="test-key", base_url=base_url, max_retries=0, timeout=120,
+                                http_client=openai.DefaultAioHttpClient(timeout=120))
+    gate = asyncio.Semaphore(concurrency or n)
+    times: list[float] = []
+
+    async def one(i: int) -> None:
+        async with gate:
+            t0 = time.perf_counter()
+            stream = await client.chat.completions.create(
+                model="fake-model", stream=True, messages=[{"role": "user", "content": f"floor {i}"}]
+            )
+            async for _ in stream:
+                pass
+            times.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    wall = time.perf_counter() - t0
+    await client.close()
+    return wall, times
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0

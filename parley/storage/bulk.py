@@ -1,0 +1,140 @@
+"""Batched inserts into one MongoDB collection.
+
+Many callers insert a few documents each (the persister archiving one event, a gateway claiming
+one conversation); one round trip per document caps a store at ~1,000 writes/s, while one
+unordered ``insert_many`` of a few hundred costs about the same as a single insert (measured on
+the embedded document server: 1,000 ``insert_one`` 0.67 s, ten ``insert_many`` of 100: 0.06 s).
+
+``BulkInserter.insert`` queues the documents and returns once *they* are on the store (so a
+caller acks only what is written): the queue is written when it holds ``max_docs`` documents or
+when its oldest one has waited ``max_wait_s``, whichever comes first. An ``_id`` already present
+is not an error: the first write wins and the caller learns that the document was there. Any
+other failure reaches exactly the callers whose documents it concerns; the others are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from pymongo.errors import BulkWriteError
+
+__all__ = ["BulkInserter", "BulkWriteFailed", "DUPLICATE_KEY"]
+
+logger = logging.getLogger(__name__)
+
+#: MongoDB's error code for a duplicate key.
+DUPLICATE_KEY = 11000
+
+
+class BulkWriteFailed(RuntimeError):
+    """A document was not written (nothing to do with a duplicate ``_id``); retry it."""
+
+
+class _Collection(Protocol):
+    async def insert_many(self, documents: list[dict[str, Any]], *, ordered: bool) -> Any: ...
+
+
+class BulkInserter:
+    def __init__(
+        self,
+        collection: _Collection,
+        *,
+        max_docs: int = 500,
+        max_wait_s: float = 0.005,
+        max_writes: int = 4,
+        max_queued: int = 50_000,
+    ) -> None:
+        if max_docs < 1 or max_writes < 1 or max_queued < max_docs:
+            raise ValueError("max_docs and max_writes must be at least 1, max_queued at least max_docs")
+        self._collection = collection
+        self._max_docs = max_docs
+        self._max_wait_s = max_wait_s
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._writes = asyncio.Semaphore(max_writes)  # batches on the wire at once
+        self._room = asyncio.Semaphore(max_queued)  # documents queued or being written
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def insert(self, docs: list[dict[str, Any]]) -> list[bool]:
+        """Write ``docs`` (each with its ``_id``); per document, True if this call inserted it,
+        False if a document with that ``_id`` was already there. Raises ``BulkWriteFailed`` (or
+        the driver's error) when any of them was not written; the others may have been."""
+        if not docs:
+            return []
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[bool]] = []
+        for doc in docs:
+            await self._room.acquire()
+            future: asyncio.Future[bool] = loop.create_future()
+            future.add_done_callback(lambda _: self._room.release())
+            self._queue.append((doc, future))
+            futures.append(future)
+        if len(self._queue) >= self._max_docs:
+            self._write_queued()
+        elif self._timer is None:
+            self._timer = loop.call_later(self._max_wait_s, self._write_queued)
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return [bool(outcome) for outcome in outcomes]
+
+    async def close(self) -> None:
+        """Write what is queued and wait for every write in flight."""
+        self._write_queued()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _write_queued(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._queue:
+            batch, self._queue = self._queue[: self._max_docs], self._queue[self._max_docs :]
+            task = asyncio.get_running_loop().create_task(self._write(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
+        async with self._writes:
+            batch = [(doc, future) for doc, future in batch if not future.done()]  # callers gone
+            if not batch:
+                return
+            try:
+                await self._collection.insert_many([doc for doc, _ in batch], ordered=False)
+            except BulkWriteError as exc:
+                _settle_partial(batch, exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(True)
+
+
+def _settle_partial(batch: list[tuple[dict[str, Any], asyncio.Future[bool]]], exc: BulkWriteError) -> None:
+    """An unordered insert went on past its failed documents: duplicates were there already (not
+    an error), any other failure is its document's caller's; a write-concern error is everyone's."""
+    details = exc.details or {}
+    if details.get("writeConcernErrors"):
+        failure = BulkWriteFailed(f"write concern not satisfied: {details['writeConcernErrors'][0].get('errmsg')}")
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(failure)
+        return
+    errors = {int(error["index"]): error for error in details.get("writeErrors", ())}
+    for index, (_, future) in enumerate(batch):
+        if future.done():
+            continue
+        error = errors.get(index)
+        if error is None:
+            future.set_result(True)
+        elif error.get("code") == DUPLICATE_KEY:
+            future.set_result(False)
+        else:
+            future.set_exception(BulkWriteFailed(f"document not written: {error.get('errmsg')} (code {error.get('code')})"))
