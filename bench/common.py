@@ -28,7 +28,7 @@ __all__ = [
 #: A benchmark sends many turns: lift the per-connection and per-application rate limits of the
 #: servers it starts (against your own `parley dev`, set these yourself).
 BENCH_LIMITS = {
-    "PARLEY_WS_MESSAGES_PER_MINUTE": "1000000", "PARLEY_WS_MESSAGE_BURST": "100000",
+    "PARLEY_WS_MESSAGES_PER_MINUTE": "1000000", "PARLEY_WS_MESSAGE_BURST": "10000",
     "PARLEY_WS_APP_MESSAGES_PER_MINUTE": "0",
 }
 

@@ -38,7 +38,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DevProcess, FakeLLMProcess, direct_llm_calls, pct, rss_bytes, summary  # noqa: E402
+from common import (  # noqa: E402
+    DevProcess, FakeLLMProcess, cpu_seconds, direct_llm_calls, process_tree, rss_bytes, summary,
+)
 
 import websockets  # noqa: E402
 
@@ -48,6 +50,8 @@ ADMIN_KEY = "bench-admin-key"
 @dataclass
 class Tally:
     latencies: list[float] = field(default_factory=list)
+    #: burst phases per client, from the moment all clients start: connected, ready, acked
+    phases: dict[str, list[float]] = field(default_factory=lambda: {"connected": [], "ready": [], "acked": []})
     answered: int = 0
     dropped: int = 0
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -85,23 +89,30 @@ async def recv_until(ws: websockets.ClientConnection, kinds: set[str], tally: Ta
 async def converse(url: str, conversation_id: str, messages: int, tally: Tally, start: asyncio.Event,
                    timeout_s: float, record: dict[str, str] | None = None) -> None:
     await start.wait()
+    began = time.perf_counter()
     try:
         ws = await connect(url, timeout_s)
     except Exception as exc:  # noqa: BLE001 - a refused or timed-out connection is a drop
         tally.drop(exc)
         return
+    tally.phases["connected"].append(time.perf_counter() - began)
     try:
         hello = {"type": "hello", "application_id": "demo", "conversation_id": conversation_id}
         while True:
             await ws.send(json.dumps(hello))
             if (await recv_until(ws, {"ready"}, tally, timeout_s)).get("type") == "ready":
                 break
+        tally.phases["ready"].append(time.perf_counter() - began)
         for n in range(messages):
             message = {"type": "message", "id": f"{conversation_id}-{n}", "text": f"question {n}"}
             t0 = time.perf_counter()
             while True:  # an unavailable or rate_limited frame: send the same id again
                 await ws.send(json.dumps(message))
-                frame = await recv_until(ws, {"message"}, tally, timeout_s)
+                frame = await recv_until(ws, {"message", "ack"}, tally, timeout_s)
+                if frame.get("type") == "ack":
+                    if n == 0:
+                        tally.phases["acked"].append(time.perf_counter() - began)
+                    frame = await recv_until(ws, {"message"}, tally, timeout_s)
                 if frame.get("type") == "message" and frame.get("role") == "assistant":
                     break
                 if frame.get("type") == "message":  # our own message shown back: keep reading
@@ -189,6 +200,23 @@ async def idle(url: str, clients: int, tokens: list[str], timeout_s: float) -> t
     return sockets, dropped
 
 
+class CpuMeter:
+    """CPU seconds each process used from its creation to ``report``."""
+
+    def __init__(self, dev: DevProcess | None, fake: FakeLLMProcess) -> None:
+        self.groups: dict[str, list[int]] = {"bench client": [os.getpid()], "fake LLM": [fake.proc.pid]}
+        if dev is not None and dev.proc is not None:
+            tree = process_tree(dev.proc.pid)
+            self.groups["parley"] = [dev.proc.pid]
+            self.groups["broker + document server"] = [p for p in tree if p != dev.proc.pid]
+        self.start = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
+
+    def report(self, wall: float) -> str:
+        used = {name: cpu_seconds(pids) - self.start[name] for name, pids in self.groups.items()}
+        parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in used.items())
+        return f"CPU seconds during the run ({wall:.2f} s wall, {os.cpu_count()} cores): {parts}"
+
+
 def admin(http: str, method: str, path: str, body: dict) -> dict:
     request = urllib.request.Request(f"{http}/v1/admin{path}", method=method, data=json.dumps(body).encode(),
                                      headers={"Authorization": f"Bearer {ADMIN_KEY}",
@@ -225,9 +253,13 @@ def main() -> None:
         asyncio.run(burst(url, 20, 1, args.timeout))  # warm-up: connections, caches, model client
         if args.mode == "burst":
             floor, calls = asyncio.run(direct_llm_calls(fake.base_url, args.clients))
+            meter = CpuMeter(dev, fake)
             tally, wall = asyncio.run(burst(url, args.clients, args.messages, args.timeout))
             print(f"clients={args.clients} messages_each={args.messages}")
+            print(meter.report(wall))
             tally.report(args.clients * args.messages)
+            for phase, values in tally.phases.items():
+                print(summary(f"start -> {phase}", values))
             print(summary("send -> final reply", tally.latencies))
             print(f"wall (first connect -> last answer): {wall:.2f} s")
             print(summary("baseline: direct SDK call", calls))

@@ -28,12 +28,30 @@ def _load_settings() -> Settings:
         sys.exit("parley: invalid settings:\n" + "\n".join(lines))
 
 
+def use_event_loop(settings: Settings) -> str:
+    """Install the event loop policy ``PARLEY_EVENT_LOOP`` asks for, before any loop exists;
+    returns the loop in use."""
+    if settings.event_loop == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop
+    except ImportError:
+        if settings.event_loop == "uvloop":
+            sys.exit("parley: PARLEY_EVENT_LOOP=uvloop, but uvloop is not installed: pip install uvloop")
+        return "asyncio"
+    import asyncio
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
 def _run_worker(settings: Settings) -> None:
     from faust.worker import Worker
 
     from parley.app import create_app, tables_dir
 
     tables_dir(settings).mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
+    logger.info("event loop: %s", use_event_loop(settings))
     app = create_app(settings)
     worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
     # Faust's terminal spinner sets the root logger to DEBUG so it can spin on every record:
@@ -122,6 +140,7 @@ def cmd_web(args: argparse.Namespace) -> None:
     if args.port is not None:
         settings = settings.model_copy(update={"web_port": args.port})
     logging.basicConfig(level=settings.log_level, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    logger.info("event loop: %s", use_event_loop(settings))
     try:
         asyncio.run(run_gateway(settings))
     except GatewayConfigError as exc:

@@ -249,6 +249,11 @@ class Settings(BaseSettings):
     seed_demo: bool = Field(
         False, description="create the `demo` application at start (dev: on)."
     )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto",
+        description="Event loop of workers and gateways: `uvloop` (installed with Parley on Linux and macOS; "
+        "less CPU per socket and per event), `asyncio`, or `auto`: uvloop when it can be imported.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="DEBUG, INFO, WARNING or ERROR."
     )

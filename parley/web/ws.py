@@ -481,7 +481,9 @@ class _Session:
 
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
-    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s, max_msg_size=frame_limit(settings))
+    ws = web.WebSocketResponse(
+        heartbeat=settings.ws_heartbeat_s, max_msg_size=frame_limit(settings), compress=False
+    )
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
     session = _Session(request, ws)
