@@ -11,6 +11,8 @@ Behaviour, chosen by the last message:
 - model "slow-Ns" (slow-2s, slow-6s…): answers normally after N seconds.
 - user text containing "hang-once": the first call for that text never answers (until its
   client goes away); later calls answer normally.
+- user text containing "drop-once": the first call for that text streams "You said" and then
+  drops the connection mid-stream; later calls answer normally.
 - otherwise: streams "You said: <text>" in three chunks.
 """
 
@@ -86,6 +88,14 @@ class FakeLLM(ThreadedServer):
 
         tool_names = {t["function"]["name"] for t in body.get("tools", [])}
         text_content = last.get("content") if isinstance(last.get("content"), str) else ""  # not parts
+        if last["role"] == "user" and "drop-once" in text_content:
+            key = "drop-once:" + text_content
+            self.failures[key] = self.failures.get(key, 0) + 1
+            if self.failures[key] == 1:
+                await chunk({"role": "assistant", "content": "You said"})
+                assert request.transport is not None
+                request.transport.close()  # no [DONE], no end of the chunked body
+                return response
         match = re.search(r"time in ([A-Za-z_/]+)", text_content)
         if last["role"] == "tool":
             text = "The tool said: " + last["content"]
