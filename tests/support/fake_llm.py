@@ -9,6 +9,7 @@ Behaviour, chosen by the last message:
 - model "flaky-429": HTTP 429 for the first two calls of each conversation text, then answers.
 - model "always-slow": never answers within any sane timeout.
 - model "slow-Ns" (slow-2s, slow-6s…): answers normally after N seconds.
+- model "words-N" (words-200…): streams N words, one chunk each (a long answer, for benchmarks).
 - user text containing "hang-once": the first call for that text never answers (until its
   client goes away); later calls answer normally.
 - user text containing "drop-once": the first call for that text streams "You said" and then
@@ -97,6 +98,7 @@ class FakeLLM(ThreadedServer):
                 request.transport.close()  # no [DONE], no end of the chunked body
                 return response
         match = re.search(r"time in ([A-Za-z_/]+)", text_content)
+        words = re.fullmatch(r"words-(\d+)", body["model"])
         if last["role"] == "tool":
             text = "The tool said: " + last["content"]
             await self._stream_text(chunk, text)
@@ -115,6 +117,11 @@ class FakeLLM(ThreadedServer):
                 {"index": 1, "id": "call_b", "type": "function",
                  "function": {"name": "calculate", "arguments": json.dumps({"expression": "1/0"})}}]})
             await chunk({}, "tool_calls")
+        elif words:
+            await chunk({"role": "assistant", "content": ""})
+            for i in range(int(words.group(1))):
+                await chunk({"content": f"w{i} "})
+            await chunk({}, "stop")
         else:
             await self._stream_text(chunk, "You said: " + str(last.get("content")))
         await self._usage(response, body, 40)
