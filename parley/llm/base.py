@@ -16,7 +16,8 @@ class LLMError(RuntimeError):
     """A model call failed; the message names the provider, the model and the cause.
 
     ``retryable`` is True for rate limits, 5xx, timeouts and connection errors; ``streamed`` is
-    True when text had already reached the client (a retry would show it twice)."""
+    True when text had already reached a client (a retry would show it twice): the router sets
+    it, as only the router knows whether anyone received the deltas."""
 
     def __init__(self, message: str, *, retryable: bool = False, streamed: bool = False) -> None:
         super().__init__(message)

@@ -2,20 +2,32 @@
 
 The SDK's own retries are off: ``parley.llm.router`` retries with backoff and falls back, so
 there is one retry policy. Errors are classified as retryable or not.
+
+The SDK builds the request (auth, base URL, timeouts) and turns error statuses into its
+exceptions, but the body is read raw and each SSE chunk parsed with orjson into plain dicts:
+the SDK's own stream builds a pydantic object per chunk, which cost ~6x the CPU of everything
+else in a long streamed answer (``bench/llm_stream.py``, figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
+import orjson
 
 from parley.llm.base import Completion, DeltaCallback, LLMError, ToolCall
 
 __all__ = ["OpenAICompatibleModel"]
 
 logger = logging.getLogger(__name__)
+
+#: How long the rest of a body may take to arrive after ``[DONE]``; reading it to its end lets
+#: HTTP/1.1 reuse the connection (aiohttp closes one released mid-body).
+DRAIN_TIMEOUT_S = 0.1
 
 
 def _retryable(exc: openai.OpenAIError) -> bool:
@@ -24,6 +36,118 @@ def _retryable(exc: openai.OpenAIError) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code == 429 or exc.status_code >= 500
     return False
+
+
+class _BrokenStream(Exception):
+    """The body broke off, or a chunk is not what a chat completion chunk looks like: as with
+    a dropped connection, another attempt (or the fallback model) may answer."""
+
+
+async def _read(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in body:
+            yield chunk
+    except Exception as exc:
+        # The transport's read errors are the HTTP library's own types (httpx or httpx2,
+        # depending on the SDK's version), which this module does not name.
+        raise _BrokenStream(f"the stream broke off: {type(exc).__name__}: {exc}") from exc
+
+
+async def _drain(body: AsyncIterator[bytes]) -> None:
+    """Read what follows ``[DONE]`` (usually just the end of the body)."""
+    try:
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            async for _ in body:
+                pass
+    except (TimeoutError, _BrokenStream):
+        pass  # the answer is complete; only the connection is not reused
+
+
+async def _sse_data(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The ``data`` of each server-sent event in ``body``, until ``[DONE]``. Other fields
+    (``event:``, ``id:``, ``: keep-alive`` comments) mean nothing to chat completions."""
+    pending = b""
+    data: list[bytes] = []
+    async for chunk in body:
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()  # an incomplete line waits for the next chunk
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line.startswith(b"data:"):
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif not line and data:  # a blank line ends an event
+                event = data[0] if len(data) == 1 else b"\n".join(data)
+                data = []
+                if event == b"[DONE]":
+                    return
+                yield event
+    if data:  # the body ended without the blank line
+        yield b"\n".join(data)
+
+
+class _Chunks:
+    """What the chunks of one completion add up to."""
+
+    def __init__(self, request: Any) -> None:
+        self.request = request  # the SDK's request, which its APIError names
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, str]] = {}
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def add(self, data: bytes) -> str:
+        """Take in one event's JSON; return the text it adds (empty if none)."""
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise _BrokenStream(f"a chunk is not JSON ({exc}): {data[:200]!r}") from exc
+        if not isinstance(chunk, dict):
+            raise _BrokenStream(f"a chunk is not a JSON object: {data[:200]!r}")
+        error = chunk.get("error")
+        if error:
+            # How OpenAI reports a failure once the stream has begun; the SDK's own stream
+            # raises APIError for it, so it is classified as before (not retryable).
+            message = error.get("message") if isinstance(error, dict) else None
+            raise openai.APIError(str(message or "the stream reported an error"), self.request, body=error)
+        try:
+            return self._take(chunk)
+        except (AttributeError, TypeError) as exc:  # e.g. a choice that is not an object
+            raise _BrokenStream(f"a chunk has an unexpected shape ({exc}): {data[:200]!r}") from exc
+
+    def _take(self, chunk: dict[str, Any]) -> str:
+        usage = chunk.get("usage")
+        if usage:  # the last chunk when stream_options.include_usage is set
+            self.prompt_tokens = usage.get("prompt_tokens") or 0
+            self.completion_tokens = usage.get("completion_tokens") or 0
+        text = ""
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta")
+            if not delta:
+                continue
+            text += delta.get("content") or ""
+            for call in delta.get("tool_calls") or ():
+                # A call's id and name come in its first delta, its arguments in pieces after.
+                slot = self.calls.setdefault(call.get("index") or 0, {"id": "", "name": "", "arguments": ""})
+                if call.get("id"):
+                    slot["id"] = call["id"]
+                function = call.get("function") or {}
+                slot["name"] += function.get("name") or ""
+                slot["arguments"] += function.get("arguments") or ""
+        if text:
+            self.text.append(text)
+        return text
+
+    def completion(self) -> Completion:
+        return Completion(
+            text="".join(self.text),
+            tool_calls=[
+                ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
+                for i, c in sorted(self.calls.items())
+            ],
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+        )
 
 
 class OpenAICompatibleModel:
@@ -64,40 +188,21 @@ class OpenAICompatibleModel:
             kwargs["temperature"] = temperature
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
-        text: list[str] = []
-        calls: dict[int, dict[str, str]] = {}
-        result = Completion()
         try:
-            stream = await self._client.chat.completions.create(**kwargs)
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    result.prompt_tokens = chunk.usage.prompt_tokens or 0
-                    result.completion_tokens = chunk.usage.completion_tokens or 0
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    if delta is None:
-                        continue
-                    if delta.content:
-                        text.append(delta.content)
-                        await on_delta(delta.content)
-                    for tc in delta.tool_calls or ():
-                        slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                        if tc.id:
-                            slot["id"] = tc.id
-                        if tc.function is not None:
-                            if tc.function.name:
-                                slot["name"] += tc.function.name
-                            if tc.function.arguments:
-                                slot["arguments"] += tc.function.arguments
+            # The context manager closes the response however the block ends (cancellation too).
+            # Error statuses raise before it is entered, as the SDK's APIStatusError subclasses.
+            async with self._client.chat.completions.with_streaming_response.create(**kwargs) as response:
+                chunks = _Chunks(response.http_response.request)
+                body_bytes = _read(response.iter_bytes())
+                async for data in _sse_data(body_bytes):
+                    text = chunks.add(data)
+                    if text:
+                        await on_delta(text)
+                await _drain(body_bytes)
         except openai.OpenAIError as exc:
             raise LLMError(
-                f"{self.provider} model {model!r} failed: {type(exc).__name__}: {exc}",
-                retryable=_retryable(exc),
-                streamed=bool(text),
+                f"{self.provider} model {model!r} failed: {type(exc).__name__}: {exc}", retryable=_retryable(exc)
             ) from exc
-        result.text = "".join(text)
-        result.tool_calls = [
-            ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
-            for i, c in sorted(calls.items())
-        ]
-        return result
+        except _BrokenStream as exc:
+            raise LLMError(f"{self.provider} model {model!r} failed: {exc}", retryable=True) from exc
+        return chunks.completion()

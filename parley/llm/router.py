@@ -7,6 +7,8 @@ timeouts, connection errors) with exponential backoff and full jitter; a non-ret
 moves on to the next model at once. Every attempt has a timeout (``PARLEY_LLM_TIMEOUT_S``) and the
 whole answer a budget (``PARLEY_LLM_TOTAL_TIMEOUT_S``). Once text has been streamed to the client
 the call is not retried (the client would see it twice): the turn fails with an apology instead.
+A caller with no client listening (a platform turn, a silent replay) passes no delta callback:
+nothing is streamed then, so a call that fails part way is retried.
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ class ModelRouter:
         self,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
-        on_delta: DeltaCallback,
+        on_delta: DeltaCallback | None,
         *,
         chatbot: Any,
     ) -> Completion:
@@ -153,20 +155,23 @@ class ModelRouter:
         target: Target,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
-        on_delta: DeltaCallback,
+        on_delta: DeltaCallback | None,
         chatbot: Any,
         timeout_s: float,
     ) -> Completion:
         labels = (target.provider, target.model)
         started = self._clock()
-        streamed = False
+        first = True
+        streamed = False  # text reached a client: this attempt must not be repeated
 
         async def tracked(text: str) -> None:
-            nonlocal streamed
-            if not streamed:
-                streamed = True
+            nonlocal first, streamed
+            if first:
+                first = False
                 metrics.LLM_FIRST_TOKEN_SECONDS.labels(*labels).observe(self._clock() - started)
-            await on_delta(text)
+            if on_delta is not None:
+                streamed = True
+                await on_delta(text)
 
         client = self.client(target.provider)
         try:
@@ -180,8 +185,9 @@ class ModelRouter:
         except TimeoutError as exc:
             metrics.LLM_ERRORS.labels(*labels).inc()
             raise LLMError(f"{target} timed out after {timeout_s:g}s", retryable=True, streamed=streamed) from exc
-        except LLMError:
+        except LLMError as exc:
             metrics.LLM_ERRORS.labels(*labels).inc()
+            exc.streamed = streamed  # the client model cannot know whether its text reached anyone
             raise
         finally:
             metrics.LLM_SECONDS.labels(*labels).observe(self._clock() - started)

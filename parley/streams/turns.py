@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from parley.llm import Completion, LLMError
+from parley.llm import Completion, DeltaCallback, LLMError
 from parley.records import KIND_TOOL_RESULTS, KIND_USER, FunctionCallEvent, IncomingEvent, ReplyEvent
 from parley.streams.codec import message_id
 from parley.streams.memory import clip_summary, should_fold, split_for_budget, summary_request
@@ -31,7 +31,12 @@ class Answerer(Protocol):
     """What answers a prompt for a chatbot: ``parley.llm.ModelRouter`` in production."""
 
     async def complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_delta: Any, *, chatbot: Any
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        on_delta: DeltaCallback | None,  # None: no client is listening, nothing is streamed
+        *,
+        chatbot: Any,
     ) -> Completion: ...
 
 
@@ -229,12 +234,17 @@ class TurnHandler:
             output.extend(await self._answer(next_turn, state, config))
         return output
 
+    @staticmethod
+    def _has_listeners(turn: _Turn) -> bool:
+        """Whether a socket may see the turn's ephemeral frames: only websocket conversations
+        have sockets (a platform gets the final reply alone), and a replay with ``deliver`` off
+        must reach none."""
+        return turn.channel == "websocket" and not (turn.replay_id and not turn.deliver)
+
     async def _frame(self, turn: _Turn, frame: dict[str, Any]) -> None:
-        """Publish an ephemeral frame (delta, tool, interrupted) to the conversation's clients,
-        unless the turn is a replay that must not reach them."""
-        if turn.replay_id and not turn.deliver:
-            return
-        await self._publish(turn.application_id, turn.conversation_id, frame)
+        """Publish an ephemeral frame (delta, tool, interrupted) to the conversation's sockets."""
+        if self._has_listeners(turn):
+            await self._publish(turn.application_id, turn.conversation_id, frame)
 
     def _turn_for(self, event: IncomingEvent, turn_id: str, tool_round: int) -> _Turn:
         return _Turn(
@@ -273,7 +283,10 @@ class TurnHandler:
             seq += 1
             await self._frame(turn, frame)
 
-        call = self._model.complete(prompt, tools if may_call_tools else [], on_delta, chatbot=config)
+        # No callback when no socket listens: then nothing counts as streamed, and the router
+        # may retry a call that fails part way (a client would otherwise see the text twice).
+        listener = on_delta if self._has_listeners(turn) else None
+        call = self._model.complete(prompt, tools if may_call_tools else [], listener, chatbot=config)
         try:
             if interrupt is None:
                 completion = await call
@@ -313,12 +326,9 @@ class TurnHandler:
         if not should_fold(older, config.history_token_budget):
             return None
 
-        async def ignore(text: str) -> None:
-            return None
-
-        try:
+        try:  # the summary is not shown to anyone: no delta callback, so it may be retried
             completion = await self._model.complete(
-                summary_request(state.summary, older), [], ignore, chatbot=config
+                summary_request(state.summary, older), [], None, chatbot=config
             )
         except LLMError as exc:
             logger.warning("turn %s: could not update the summary, keeping history: %s", turn.turn_id, exc)

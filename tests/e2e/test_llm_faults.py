@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
+
+import aiohttp
 
 from tests.e2e.test_pipeline import dead_letters
 from tests.support.wsclient import ChatClient
@@ -57,3 +60,27 @@ async def test_primary_model_down_the_fallback_answers(worker, mongo_db, fake_ll
     assert turn.final["text"] == "You said: anyone home?"
     models = [r["model"] for r in fake_llm.requests if r["messages"][-1].get("content") == "anyone home?"]
     assert models == ["down-500", "down-500", "down-500", "fake-model"]
+
+
+async def test_a_platform_turn_whose_model_call_drops_mid_stream_is_retried(worker, mongo_db, fake_llm, callbacks):
+    application_id = make_application(mongo_db, model="fake-model")
+    mongo_db.applications.update_one({"_id": application_id}, {"$set": {"callback_url": callbacks.url(f"/{application_id}")}})
+    text = f"drop-once {uuid.uuid4().hex[:6]}"
+    body = {"conversation_id": f"wh-{uuid.uuid4().hex[:6]}", "id": uuid.uuid4().hex, "text": text}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{worker.http}/v1/webhooks/generic/{application_id}", json=body) as response:
+            assert response.status == 202
+    await asyncio.to_thread(callbacks.wait_for, lambda r: r["path"] == f"/{application_id}")
+    await asyncio.sleep(1.0)  # give a second answer time to arrive
+    replies = [r["body"]["text"] for r in callbacks.received if r["path"] == f"/{application_id}"]
+    assert replies == [f"You said: {text}"]  # the retried answer, once; no apology
+    assert fake_llm.failures[f"drop-once:{text}"] == 2
+
+
+async def test_a_websocket_turn_that_streamed_before_the_drop_is_not_retried(worker, mongo_db, fake_llm):
+    application_id = make_application(mongo_db, model="fake-model")
+    text = f"drop-once {uuid.uuid4().hex[:6]}"
+    _, turn, _ = await ask(worker, application_id, text)
+    assert [d["text"] for d in turn.deltas] == ["You said"]
+    assert turn.final["text"].startswith("Sorry")  # the client saw text: a retry would repeat it
+    assert fake_llm.failures[f"drop-once:{text}"] == 1

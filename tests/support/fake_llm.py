@@ -9,8 +9,11 @@ Behaviour, chosen by the last message:
 - model "flaky-429": HTTP 429 for the first two calls of each conversation text, then answers.
 - model "always-slow": never answers within any sane timeout.
 - model "slow-Ns" (slow-2s, slow-6s…): answers normally after N seconds.
+- model "words-N" (words-200…): streams N words, one chunk each (a long answer, for benchmarks).
 - user text containing "hang-once": the first call for that text never answers (until its
   client goes away); later calls answer normally.
+- user text containing "drop-once": the first call for that text streams "You said" and then
+  drops the connection mid-stream; later calls answer normally.
 - otherwise: streams "You said: <text>" in three chunks.
 """
 
@@ -86,7 +89,16 @@ class FakeLLM(ThreadedServer):
 
         tool_names = {t["function"]["name"] for t in body.get("tools", [])}
         text_content = last.get("content") if isinstance(last.get("content"), str) else ""  # not parts
+        if last["role"] == "user" and "drop-once" in text_content:
+            key = "drop-once:" + text_content
+            self.failures[key] = self.failures.get(key, 0) + 1
+            if self.failures[key] == 1:
+                await chunk({"role": "assistant", "content": "You said"})
+                assert request.transport is not None
+                request.transport.close()  # no [DONE], no end of the chunked body
+                return response
         match = re.search(r"time in ([A-Za-z_/]+)", text_content)
+        words = re.fullmatch(r"words-(\d+)", body["model"])
         if last["role"] == "tool":
             text = "The tool said: " + last["content"]
             await self._stream_text(chunk, text)
@@ -105,6 +117,11 @@ class FakeLLM(ThreadedServer):
                 {"index": 1, "id": "call_b", "type": "function",
                  "function": {"name": "calculate", "arguments": json.dumps({"expression": "1/0"})}}]})
             await chunk({}, "tool_calls")
+        elif words:
+            await chunk({"role": "assistant", "content": ""})
+            for i in range(int(words.group(1))):
+                await chunk({"content": f"w{i} "})
+            await chunk({}, "stop")
         else:
             await self._stream_text(chunk, "You said: " + str(last.get("content")))
         await self._usage(response, body, 40)

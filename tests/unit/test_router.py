@@ -1,4 +1,5 @@
-"""ModelRouter: presets, fallback chain, bounded retries with backoff, timeouts."""
+"""ModelRouter: presets, fallback chain, bounded retries with backoff, timeouts, and no retry
+once text reached a client (only websocket turns stream it)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import pytest
 
 from parley.llm.base import Completion, LLMError
 from parley.llm.router import ModelRouter, Target, targets_for
+from parley.records import IncomingEvent
 from parley.settings import Settings
-from parley.streams.turns import ChatbotConfig
+from parley.streams.conversation import ConversationState
+from parley.streams.turns import APOLOGY, ChatbotConfig, TurnHandler
+from parley.tools import default_registry
 
 
 class ScriptedClient:
@@ -32,7 +36,7 @@ class ScriptedClient:
             await asyncio.sleep(10)
         if outcome == "partial-then-fail":
             await on_delta("Hel")
-            raise LLMError("connection dropped", retryable=True, streamed=True)
+            raise LLMError("connection dropped", retryable=True)  # the router knows if it was streamed
         await on_delta(outcome)
         return Completion(text=outcome)
 
@@ -96,6 +100,46 @@ async def test_no_retry_once_text_reached_the_client():
     router, _ = router_with(client)
     with pytest.raises(LLMError, match="after streaming"):
         await router.complete([], [], noop, chatbot=ChatbotConfig(fallback_models=("backup",)))
+    assert client.calls == ["main"]
+
+
+async def test_a_call_that_fails_part_way_is_retried_when_no_client_listens():
+    client = ScriptedClient({"main": ["partial-then-fail", "hi"]})
+    router, _ = router_with(client)
+    completion = await router.complete([], [], None, chatbot=ChatbotConfig())
+    assert completion.text == "hi"
+    assert client.calls == ["main", "main"]
+
+
+async def answer_turn(router: ModelRouter, channel: str) -> tuple[list[Any], list[dict[str, Any]]]:
+    """One user message through the turn handler and the real router; the replies and frames."""
+    frames: list[dict[str, Any]] = []
+
+    async def publish(application_id: str, conversation_id: str, frame: dict[str, Any]) -> None:
+        frames.append(frame)
+
+    handler = TurnHandler(router, default_registry(), publish)
+    event = IncomingEvent(event_id="e1", conversation_id="c1", application_id="demo", created_at=1.0,
+                          text="hi", channel=channel)
+    out = await handler.handle(event, ConversationState(), ChatbotConfig())
+    return out.replies, frames
+
+
+@pytest.mark.parametrize("channel", ["telegram", "generic"])
+async def test_a_platform_turn_gets_the_retried_answer_after_a_call_failed_part_way(channel):
+    client = ScriptedClient({"main": ["partial-then-fail", "Hello again"]})
+    router, _ = router_with(client)
+    replies, frames = await answer_turn(router, channel)
+    assert [(r.text, r.is_error) for r in replies] == [("Hello again", False)]
+    assert client.calls == ["main", "main"] and frames == []
+
+
+async def test_a_websocket_turn_streams_and_is_not_retried_after_streaming():
+    client = ScriptedClient({"main": ["partial-then-fail", "never shown"]})
+    router, _ = router_with(client)
+    replies, frames = await answer_turn(router, "websocket")
+    assert [(r.text, r.is_error) for r in replies] == [(APOLOGY, True)]
+    assert [(f["type"], f["text"]) for f in frames] == [("delta", "Hel")]
     assert client.calls == ["main"]
 
 

@@ -38,7 +38,8 @@ class ScriptedModel:
         if isinstance(step, Completion):
             return step
         for word in step.split(" "):
-            await on_delta(word + " ")
+            if on_delta is not None:  # None: nobody listens to this turn's deltas
+                await on_delta(word + " ")
         return Completion(text=step)
 
     async def close(self) -> None:
@@ -68,9 +69,10 @@ class Harness:
         return [f for _, _, f in self.frames if f["type"] == "delta"]
 
 
-def user(event_id: str, text: str) -> IncomingEvent:
+def user(event_id: str, text: str, channel: str = "websocket") -> IncomingEvent:
     return IncomingEvent(
-        event_id=event_id, conversation_id="c1", application_id="demo", created_at=1.0, text=text
+        event_id=event_id, conversation_id="c1", application_id="demo", created_at=1.0, text=text,
+        channel=channel,
     )
 
 
@@ -91,6 +93,18 @@ async def test_a_user_message_gets_one_streamed_reply() -> None:
     prompt, tools = h.model.calls[0]
     assert prompt == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
     assert {t["function"]["name"] for t in tools} == {"calculate", "current_time"}
+
+
+@pytest.mark.parametrize("channel", ["telegram", "generic"])
+async def test_a_platform_turn_publishes_no_frames(channel: str) -> None:
+    # No socket can see a platform conversation's frames: the platform gets the final reply alone.
+    h = Harness(CALC, "It is 42")
+    [call] = (await h.handle(user("e1", "6*7?", channel))).function_calls
+    out = await h.handle(await h.results_for(call))
+
+    [reply] = out.replies
+    assert (reply.text, reply.channel) == ("It is 42", channel)
+    assert h.frames == [], "no delta or tool frame for a platform turn"
 
 
 async def test_the_same_event_twice_is_answered_once() -> None:
