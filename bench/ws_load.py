@@ -283,7 +283,7 @@ def main() -> None:
             from parley.web.auth import make_user_token
 
             secret = "bench-secret-" + uuid.uuid4().hex
-            admin(dev.http, "POST", "/applications", {"id": "bench-idle", "chatbot_id": "demo", "secret": secret})
+            admin(dev.http, "POST", "/applications", {"id": "bench-idle", "name": "bench idle", "chatbot_id": "demo", "secret": secret})
             tokens = [make_user_token(secret, "bench-idle", f"user-{i}", 3600) for i in range(args.clients)]
             time.sleep(1)
             before = rss_bytes(dev.proc.pid)

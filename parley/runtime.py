@@ -87,7 +87,7 @@ class Runtime(Service):
         self.configs = ConfigStore(self.documents, settings, self.cache)
         self.store_reads = asyncio.Semaphore(settings.store_read_concurrency)
         self.owners = ConversationOwners(
-            self.documents, self.cache, reads=self.store_reads,
+            self.documents, self.cache,
             ttl_s=settings.owner_cache_ttl_s, negative_ttl_s=settings.owner_negative_ttl_s,
         )
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from pymongo.errors import BulkWriteError
 
-__all__ = ["BulkInserter", "BulkWriteFailed", "DUPLICATE_KEY"]
+__all__ = ["BulkFinder", "BulkInserter", "BulkWriteFailed", "DUPLICATE_KEY"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,10 @@ class BulkWriteFailed(RuntimeError):
 
 class _Collection(Protocol):
     async def insert_many(self, documents: list[dict[str, Any]], *, ordered: bool) -> Any: ...
+
+
+class _Findable(Protocol):
+    def find(self, query: dict[str, Any]) -> Any: ...
 
 
 class BulkInserter:
@@ -138,3 +142,54 @@ def _settle_partial(batch: list[tuple[dict[str, Any], asyncio.Future[bool]]], ex
             future.set_result(False)
         else:
             future.set_exception(BulkWriteFailed(f"document not written: {error.get('errmsg')} (code {error.get('code')})"))
+
+
+class BulkFinder:
+    """Lookups by ``_id`` from many callers, answered by one ``{"_id": {"$in": [...]}}`` query per
+    batch (``max_ids`` ids, or what ``max_wait_s`` gathered): a thousand hellos on new
+    conversations cost a few queries, not a thousand round trips through the driver."""
+
+    def __init__(self, collection: _Findable, *, max_ids: int = 500, max_wait_s: float = 0.002, max_reads: int = 4) -> None:
+        self._collection = collection
+        self._max_ids = max_ids
+        self._max_wait_s = max_wait_s
+        self._waiting: dict[Any, list[asyncio.Future[dict[str, Any] | None]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._reads = asyncio.Semaphore(max_reads)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def find(self, doc_id: Any) -> dict[str, Any] | None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any] | None] = loop.create_future()
+        self._waiting.setdefault(doc_id, []).append(future)
+        if len(self._waiting) >= self._max_ids:
+            self._read_waiting()
+        elif self._timer is None:
+            self._timer = loop.call_later(self._max_wait_s, self._read_waiting)
+        return await future
+
+    def _read_waiting(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiting:
+            ids = list(self._waiting)[: self._max_ids]
+            batch = {doc_id: self._waiting.pop(doc_id) for doc_id in ids}
+            task = asyncio.get_running_loop().create_task(self._read(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _read(self, batch: dict[Any, list[asyncio.Future[dict[str, Any] | None]]]) -> None:
+        async with self._reads:
+            try:
+                found = {doc["_id"]: doc async for doc in self._collection.find({"_id": {"$in": list(batch)}})}
+            except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it
+                for futures in batch.values():
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(exc)
+                return
+            for doc_id, futures in batch.items():
+                for future in futures:
+                    if not future.done():
+                        future.set_result(found.get(doc_id))

@@ -9,12 +9,15 @@ archive, and a reconnecting client reads them from there).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
+
+import orjson
+
+from parley.frames import frame_text
 
 __all__ = ["Bus", "InProcessBus", "RedisBus", "Subscription", "conversation_channel"]
 
@@ -108,7 +111,7 @@ class RedisBus:
 
     async def publish(self, channel: str, frame: dict[str, Any]) -> None:
         try:
-            await self._redis.publish(channel, json.dumps(frame))
+            await self._redis.publish(channel, frame_text(frame))
         except Exception as exc:  # noqa: BLE001 - the bus is best effort; finals are archived
             logger.warning("bus publish to %s failed: %s", channel, exc)
 
@@ -141,7 +144,7 @@ class RedisBus:
                     continue
                 channel = message["channel"]
                 channel = channel.decode() if isinstance(channel, bytes) else channel
-                await self._local.publish(channel, json.loads(message["data"]))
+                await self._local.publish(channel, orjson.loads(message["data"]))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001

@@ -14,7 +14,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-from parley.storage.bulk import BulkInserter
+from parley.storage.bulk import BulkFinder, BulkInserter
 
 __all__ = ["DocumentStore", "ARCHIVE_ROLES"]
 
@@ -49,6 +49,7 @@ class DocumentStore:
         self.conversations = self._db["conversations"]  # one owner record per conversation
         self._archive = BulkInserter(self.messages, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
         self._claims = BulkInserter(self.conversations, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
+        self._owner_reads = BulkFinder(self.conversations, max_ids=batch_max_docs)
 
     async def start(self) -> None:
         await self.messages.create_index([("conversation_id", ASCENDING), ("created_at", ASCENDING)])
@@ -202,7 +203,7 @@ class DocumentStore:
 
     # --- conversation owners (parley.storage.owners) -------------------------------------------
     async def find_owner_record(self, record_id: str) -> dict[str, Any] | None:
-        return await self.conversations.find_one({"_id": record_id})
+        return await self._owner_reads.find(record_id)
 
     async def insert_owner_records(self, records: list[dict[str, Any]]) -> list[bool]:
         """Per record, True if it was written, False if the conversation had an owner already."""

@@ -11,9 +11,8 @@ gateways claiming at once agree). A ``hello`` reads the record through the cache
   the cache holds nothing for the key (``Cache.add``), so it never hides a claim another gateway
   cached meanwhile.
 
-Store reads on a cache miss are coalesced per conversation and bounded per process
-(``PARLEY_STORE_READ_CONCURRENCY``, shared with archive reads); claims go out in batches
-(``BulkInserter``). A stale "nobody" answer lasts at most the negative TTL, and the claim that
+Store reads on a cache miss are coalesced per conversation, and go out in batches
+(``BulkFinder``: one ``$in`` query for the hellos of a burst), as claims do (``BulkInserter``). A stale "nobody" answer lasts at most the negative TTL, and the claim that
 follows (the socket's first message) is checked against the stored record, so the record, not
 the cache, has the last word.
 """
@@ -79,13 +78,11 @@ class ConversationOwners:
         records: OwnerRecords,
         cache: Cache,
         *,
-        reads: asyncio.Semaphore,
         ttl_s: float = 24 * 3600.0,
         negative_ttl_s: float = 2.0,
     ) -> None:
         self._records = records
         self._cache = cache
-        self._reads = reads
         self._ttl_s = ttl_s
         self._negative_ttl_s = negative_ttl_s
         self._loading: dict[str, asyncio.Future[Owner | None]] = {}
@@ -148,8 +145,7 @@ class ConversationOwners:
         future: asyncio.Future[Owner | None] = asyncio.get_running_loop().create_future()
         self._loading[record_id] = future
         try:
-            async with self._reads:
-                record = await self._records.find_owner_record(record_id)
+            record = await self._records.find_owner_record(record_id)
             owner = _owner_of(record) if record is not None else None
             if owner is not None:
                 await self._remember(owner_cache_key(application_id, conversation_id), owner)

@@ -13,6 +13,10 @@ that read them and only for ``PARLEY_CONFIG_LOCAL_CACHE_TTL_S``: they never go t
 webhook or hello costs no store read per request. After a secret is rotated, another process
 may accept the old one for up to that many seconds.
 
+While the document store is down, a document whose cache entry has expired is served as this
+process last read it (``LAST_KNOWN_ENTRIES`` of them), so turns go on through an outage instead
+of failing; an invalidation forgets it.
+
 Stored documents are checked against the admin schemas when loaded: a field that does not fit
 (e.g. a hand-edited ``temperature: "hot"``) is ignored with a warning and takes its default.
 """
@@ -22,10 +26,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from parley.retry import ThrottledLog, store_outage
 from parley.schemas import CHATBOT_SCHEMA, Kind, validate_document
 from parley.settings import Settings
 from parley.storage.cache import Cache, InMemoryCache
@@ -43,6 +50,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Documents remembered per process for a document store outage (least recently used dropped).
+LAST_KNOWN_ENTRIES = 10_000
+
+#: After the document store failed to answer, how long loads of documents this process has
+#: read before go straight to those (no store timeout per read while it is down).
+OUTAGE_HOLD_S = 2.0
 
 #: Part of every cache key: bump it when the cached layout changes, so processes of two versions
 #: running side by side never read each other's entries.
@@ -96,6 +110,9 @@ class ConfigStore:
         self._invalidations = 0
         self._loading: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
         self._credentials: Cache = InMemoryCache()  # never shared: holds secrets
+        self._last_known: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
+        self._outage_log = ThrottledLog(logger)
+        self._store_down_until = 0.0
 
     async def application(self, application_id: str) -> ApplicationConfig | None:
         """The application's config, or None when no such application exists."""
@@ -141,12 +158,15 @@ class ConfigStore:
     async def invalidate(self, application_id: str) -> None:
         """Forget the cached application document (every process, with Redis)."""
         self._invalidations += 1
+        for key in (application_key(application_id), "credentials:" + application_key(application_id)):
+            self._last_known.pop(key, None)
         await self._credentials.delete("credentials:" + application_key(application_id))
         await self._cache.delete(application_key(application_id))
 
     async def invalidate_chatbot(self, chatbot_id: str) -> None:
         """Forget the cached chatbot document: every application using it reloads it."""
         self._invalidations += 1
+        self._last_known.pop(chatbot_key(chatbot_id), None)
         await self._cache.delete(chatbot_key(chatbot_id))
 
     async def seed_demo(self) -> None:
@@ -191,13 +211,31 @@ class ConfigStore:
         self._loading[key] = future
         try:
             invalidations = self._invalidations
-            stored = await load(doc_id)
+            if key in self._last_known and time.monotonic() < self._store_down_until:
+                doc = self._last_known[key]  # the store was down a moment ago: do not wait on it
+                future.set_result(doc)
+                return doc
+            try:
+                stored = await load(doc_id)
+            except Exception as exc:
+                if not store_outage(exc):
+                    raise
+                self._store_down_until = time.monotonic() + OUTAGE_HOLD_S
+                if key not in self._last_known:
+                    raise
+                self._outage_log.warning(
+                    "the document store did not answer (%s: %s); using the configs last read", type(exc).__name__, exc
+                )
+                doc = self._last_known[key]
+                future.set_result(doc)
+                return doc
             if stored is None or kind is None:
                 doc = stored
             else:
                 doc = _checked(kind, doc_id, stored, fields)
             if invalidations == self._invalidations:
                 await cache.set(key, json.dumps({"doc": doc}, default=str).encode(), ttl_s or self._ttl_s)
+                self._remember(key, doc)
             future.set_result(doc)
             return doc
         except BaseException as exc:
@@ -206,6 +244,13 @@ class ConfigStore:
             raise
         finally:
             del self._loading[key]
+
+
+    def _remember(self, key: str, doc: dict[str, Any] | None) -> None:
+        self._last_known[key] = doc
+        self._last_known.move_to_end(key)
+        while len(self._last_known) > LAST_KNOWN_ENTRIES:
+            self._last_known.popitem(last=False)
 
 
 def _checked(kind: Kind, doc_id: str, stored: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from parley.channels import channel_for
 from parley.channels.base import ChannelNotConfigured, DeliveryRefused, SendPolicy
 from parley.records import ReplyEvent
+from parley.retry import retry_while, store_outage
 from parley.settings import Settings
 
 __all__ = ["deliver", "send_policy", "websocket_frame"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def websocket_frame(reply: ReplyEvent) -> dict[str, Any]:
@@ -51,7 +54,7 @@ async def deliver(reply: ReplyEvent, runtime: Any, settings: Settings, *, maybe_
         return
     # A reply already taken by the platform is not sent again (a redelivered `outgoing` event
     # after a worker restart). The window between the platform's answer and the mark remains.
-    if maybe_delivered and await runtime.documents.was_delivered(reply.event_id):
+    if maybe_delivered and await _through_outage(lambda: runtime.documents.was_delivered(reply.event_id), settings):
         logger.info("reply %s was already delivered to %s", reply.event_id, reply.channel)
         return
     channel = channel_for(reply.channel)
@@ -67,4 +70,10 @@ async def deliver(reply: ReplyEvent, runtime: Any, settings: Settings, *, maybe_
         await channel.send(runtime.http, application, reply, send_policy(settings))
     except ChannelNotConfigured as exc:
         raise DeliveryRefused(f"cannot deliver reply {reply.event_id}: {exc}") from exc
-    await runtime.documents.mark_delivered(reply.event_id, time.time())
+    delivered_at = time.time()
+    # the platform has the reply: waiting out an outage here beats sending it again on a retry
+    await _through_outage(lambda: runtime.documents.mark_delivered(reply.event_id, delivered_at), settings)
+
+
+async def _through_outage(call: Callable[[], Awaitable[T]], settings: Settings) -> T:
+    return await retry_while(call, store_outage, budget_s=settings.archive_retry_budget_s)

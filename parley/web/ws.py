@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 import uuid
@@ -28,6 +29,7 @@ from aiohttp import WSMsgType, web
 
 from parley import metrics
 from parley.channels import CHANNELS
+from parley.frames import frame_text
 from parley.retry import ThrottledLog
 from parley.settings import Settings
 from parley.storage.bus import conversation_channel
@@ -150,6 +152,9 @@ def _application_limit(config: Any, settings: Settings) -> float:
     return float(per_minute) if per_minute else settings.ws_app_messages_per_minute
 
 
+#: unique across gateways (the bus is shared) and cheap: one random part per process
+_SOCKET_IDS = (f"{uuid.uuid4().hex[:12]}-{n}" for n in itertools.count())
+
 #: bus-only fields of a user message frame (never sent to clients): the socket it came from,
 #: and whether its sender is signed in (an anonymous socket may not follow such a conversation)
 ORIGIN = "_origin_socket"
@@ -209,14 +214,14 @@ class _Session:
         )
         self._forwarder: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
-        self.socket_id = uuid.uuid4().hex  # marks this socket's own frames on the bus
+        self.socket_id = next(_SOCKET_IDS)  # marks this socket's own frames on the bus
 
     async def send(self, frame: dict[str, Any]) -> None:
         if self.ws.closed:
             return
         async with self._send_lock:
             try:
-                await self.ws.send_json(frame)
+                await self.ws.send_str(frame_text(frame))
             except (ConnectionResetError, RuntimeError) as exc:
                 logger.debug("websocket send failed: %s", exc)
 

@@ -96,14 +96,13 @@ async def test_an_outage_fails_every_caller_of_the_batch() -> None:
 
 
 async def test_two_gateways_claiming_one_conversation_agree_on_its_owner(store: DocumentStore) -> None:
-    reads = asyncio.Semaphore(4)
-    gateway_a = ConversationOwners(store, InMemoryCache(), reads=reads)
-    gateway_b = ConversationOwners(store, InMemoryCache(), reads=reads)
+    gateway_a = ConversationOwners(store, InMemoryCache())
+    gateway_b = ConversationOwners(store, InMemoryCache())
     assert await gateway_a.owner("app", "c-1") is None
     owners = await asyncio.gather(gateway_a.claim("app", "c-1", "alice"), gateway_b.claim("app", "c-1", None))
     assert owners[0] == owners[1], "both gateways see the winner"
     assert await store.conversations.count_documents({"_id": "app/c-1"}) == 1
-    later = ConversationOwners(store, InMemoryCache(), reads=reads)  # a gateway started later
+    later = ConversationOwners(store, InMemoryCache())  # a gateway started later
     assert await later.owner("app", "c-1") == owners[0]
 
 
@@ -120,7 +119,7 @@ async def test_conversations_archived_before_owner_records_get_them_once(store: 
         user("c-anon", 1, "bob", False), user("c-old", 1, "carol", None),
     ])
     assert await store.backfill_owner_records() == 3
-    owners = ConversationOwners(store, InMemoryCache(), reads=asyncio.Semaphore(1))
+    owners = ConversationOwners(store, InMemoryCache())
     assert (await owners.owner("app", "c-alice")).user_id == "alice"  # type: ignore[union-attr]
     assert (await owners.owner("app", "c-anon")).user_id is None  # type: ignore[union-attr]
     assert (await owners.owner("app", "c-old")).user_id is None  # type: ignore[union-attr]

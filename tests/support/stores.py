@@ -44,7 +44,7 @@ class OwnerRecords:
 
 
 def memory_owners(records: OwnerRecords | None = None) -> ConversationOwners:
-    return ConversationOwners(records or OwnerRecords(), InMemoryCache(), reads=asyncio.Semaphore(8))
+    return ConversationOwners(records or OwnerRecords(), InMemoryCache())
 
 
 class DocumentConfigs:

@@ -108,7 +108,7 @@ async def test_a_claim_made_on_another_gateway_is_enforced_despite_a_stale_cache
     hello before alice's first message (on the other gateway) may not write after it."""
     runtime = client.app[RUNTIME]
     records: OwnerRecords = runtime.owner_records
-    other_gateway = ConversationOwners(records, InMemoryCache(), reads=asyncio.Semaphore(1))
+    other_gateway = ConversationOwners(records, InMemoryCache())
     async with client.ws_connect("/ws") as anonymous:
         assert (await say_hello(anonymous, "open", "c-race"))["type"] == "ready"  # "nobody" cached
         assert (await other_gateway.claim("open", "c-race", "alice")).user_id == "alice"
