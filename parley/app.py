@@ -50,8 +50,9 @@ class StreamFlowControl(FlowControlEvent):
 
 
 class ParleyApp(faust.App):
-    """A Faust app that uses Parley's Kafka transport (configurable fetch wait) and starts
-    Parley's runtime (stores, bus, model) before its consumers and agents."""
+    """A Faust app that uses Parley's Kafka transport (configurable fetch wait, a consumer that
+    pauses while idle and is woken by the app's own produces) and starts Parley's runtime
+    (stores, bus, model) before its consumers and agents."""
 
     parley_runtime: Any = None
     parley_runner_stages: list[list[Any]] = []  # noqa: RUF012 - replaced per app by wiring
@@ -151,6 +152,7 @@ def create_app(settings: Settings) -> ParleyApp:
         canonical_url=advertised_url(settings),
     )
     app.conf.parley_fetch_wait_ms = settings.consumer_fetch_wait_ms  # type: ignore[attr-defined]
+    app.conf.parley_idle_fetch_wait_ms = settings.consumer_idle_fetch_wait_ms  # type: ignore[attr-defined]
     app.parley_settings = settings  # type: ignore[attr-defined]
 
     from parley.wiring import wire

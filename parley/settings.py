@@ -53,6 +53,18 @@ class Settings(BaseSettings):
         description="max broker long-poll wait. Keep ~10 on the "
         "embedded broker (it does not wake long polls); 100-500 on real Kafka.",
     )
+    consumer_idle_fetch_wait_ms: int = Field(
+        500,
+        ge=0,
+        le=60_000,
+        description="Longest time an idle worker's consumer goes between two fetches (the embedded "
+        "broker answers an empty fetch only after its full wait, so polling it every 10 ms costs CPU). "
+        "After a few empty fetches in a row the consumer pauses before the next, doubling the pause up "
+        "to this; data, or a message this process produces (its web ingress, its agents), ends the "
+        "pause. So it bounds the extra delay of the first message another process (`parley web`, "
+        "another worker) sends to an idle worker. 0 (or at most `PARLEY_CONSUMER_FETCH_WAIT_MS`): "
+        "never pause; use it on Kafka, which wakes long polls.",
+    )
     producer_max_batch_bytes: int = Field(
         16384,
         ge=1,

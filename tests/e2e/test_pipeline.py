@@ -242,14 +242,10 @@ async def test_bad_frames_get_error_frames_and_the_socket_stays_open(worker):
     assert turn.final is not None and turn.final["text"] == "You said: after the errors"
 
 
-async def test_metrics_count_events_model_calls_and_tools(worker):
-    client = await ChatClient.connect(worker.ws)
-    try:
-        await client.turn("calculate please: what is the time in UTC")
-    finally:
-        await client.close()
+async def metric_samples(base_url: str) -> dict[str, float]:
+    """Every sample of a process's ``/metrics``, by name with labels."""
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{worker.http}/metrics") as response:
+        async with http.get(f"{base_url}/metrics") as response:
             assert response.status == 200
             text = await response.text()
     samples = {}
@@ -257,6 +253,16 @@ async def test_metrics_count_events_model_calls_and_tools(worker):
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
             samples[name] = float(value)
+    return samples
+
+
+async def test_metrics_count_events_model_calls_and_tools(worker):
+    client = await ChatClient.connect(worker.ws)
+    try:
+        await client.turn("calculate please: what is the time in UTC")
+    finally:
+        await client.close()
+    samples = await metric_samples(worker.http)
 
     def value(prefix: str) -> float:
         return sum(v for k, v in samples.items() if k.startswith(prefix))
@@ -267,6 +273,24 @@ async def test_metrics_count_events_model_calls_and_tools(worker):
     assert value('parley_tool_seconds_count{tool="current_time"}') >= 1
     assert value('parley_handler_seconds_count{stage="processor"}') >= 2
     assert "parley_websocket_connections" in samples
+
+
+async def test_an_idle_worker_pauses_its_fetches_and_its_own_ingress_wakes_it(worker):
+    # Idle, the worker's consumer pauses between fetches (up to PARLEY_CONSUMER_IDLE_FETCH_WAIT_MS)
+    # instead of polling the broker every 10 ms ...
+    deadline = time.monotonic() + 30
+    while (await metric_samples(worker.http)).get("parley_consumer_fetch_pause_seconds", 0) <= 0:
+        assert time.monotonic() < deadline, "an idle worker never paused its fetches"
+        await asyncio.sleep(0.05)
+    wakeups = (await metric_samples(worker.http))["parley_consumer_wakeups_total"]
+    # ... and a message its websocket ingress accepts ends the pause (no wait for it)
+    client = await ChatClient.connect(worker.ws)
+    try:
+        turn = await client.turn("are you awake?")
+    finally:
+        await client.close()
+    assert turn.final is not None and turn.final["text"] == "You said: are you awake?"
+    assert (await metric_samples(worker.http))["parley_consumer_wakeups_total"] > wakeups
 
 
 async def test_usage_is_counted_per_application_and_readable_over_http(worker, mongo_db):
