@@ -117,9 +117,9 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=1.0, help="fake LLM seconds per call")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--in-flight", type=int, default=2048, help="PARLEY_MAX_TURNS_IN_FLIGHT")
-    parser.add_argument("--producer-batch-bytes", type=int, default=1,
-                        help="PARLEY_PRODUCER_MAX_BATCH_BYTES of the worker (1, as `parley dev` runs on the "
-                        "embedded broker; production's default is 16384)")
+    parser.add_argument("--producer-batch-bytes", type=int, default=16384,
+                        help="PARLEY_PRODUCER_MAX_BATCH_BYTES of the worker (default: the setting's default, as "
+                        "`parley dev` runs; 1: one record per batch)")
     args = parser.parse_args()
 
     data = Path(tempfile.mkdtemp(prefix="parley-bench-"))

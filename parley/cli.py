@@ -74,7 +74,6 @@ def cmd_dev(args: argparse.Namespace) -> None:
             if "broker" in servers:
                 forget_tables(data_dir)
                 update["kafka_url"] = servers["broker"].url
-                update["producer_max_batch_bytes"] = 1  # see Settings.producer_max_batch_bytes
             if "documents" in servers:
                 update["mongo_url"] = servers["documents"].url
             settings = settings.model_copy(update=update)

@@ -20,22 +20,28 @@ while idle, and a commit that never skips an event still in flight.
   longer broker-side wait could not be cut short; a pause on the client side can. Data in a fetch
   ends the pause, and so does a produce from this process (the web ingress, the agents' outputs):
   Parley's producer wakes the consumer once the broker has acked (``_Producer``).
+- Table recovery reads each changelog up to its end offset. The embedded broker reports too small
+  an end for a partition whose last batch holds several records, so recovery takes the ends from
+  a fetch's high watermark (``_ConsumerThread._highwaters``, ``parley.kafka_offsets``) and
+  producers may batch on it too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
 from faust.types import TP
 from faust.utils.functional import consecutive_numbers
 
 from parley import metrics
+from parley.kafka_offsets import fetched_ends
 
 __all__ = ["EMPTY_FETCHES_BEFORE_PAUSING", "FetchPacer", "Transport", "pace_fetches"]
 
@@ -202,6 +208,26 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             self._parley_wake = pace_fetches(self._consumer._fetcher, pacer)
             self._parley_pacer = pacer
 
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        """Faust's table recovery reads each changelog up to these offsets: take them from the
+        fetch high watermark (``parley.kafka_offsets``), since the embedded broker reports too
+        small an end for a partition whose last batch holds several records."""
+        reported = await super()._highwaters(partitions)
+        if self.consumer.in_transaction or not any(reported.values()):
+            return reported
+        transport = self.transport
+        probe = aiokafka.AIOKafkaConsumer(
+            bootstrap_servers=server_list(transport.url, transport.default_port),
+            client_id=f"{self.app.conf.broker_client_id}-highwaters", group_id=None,
+            enable_auto_commit=False, fetch_max_wait_ms=self.app.conf.parley_fetch_wait_ms,  # type: ignore[attr-defined]
+            **credentials_to_aiokafka_auth(self.app.conf.broker_credentials, self.app.conf.ssl_context),
+        )
+        await probe.start()
+        try:
+            return await fetched_ends(probe, reported)
+        finally:
+            await probe.stop()
+
     def wake_fetches(self) -> None:
         """Data was produced to the broker: end an idle pause now. Any thread; costs nothing
         while the consumer is not about to pause."""
@@ -242,6 +268,26 @@ class _Consumer(faust_aiokafka.Consumer):
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        """Faust's table recovery reads each changelog up to these offsets: take them from the
+        fetch high watermark (``parley.kafka_offsets``), since the embedded broker reports too
+        small an end for a partition whose last batch holds several records."""
+        reported = await super()._highwaters(partitions)
+        if self.consumer.in_transaction or not any(reported.values()):
+            return reported
+        transport = self.transport
+        probe = aiokafka.AIOKafkaConsumer(
+            bootstrap_servers=server_list(transport.url, transport.default_port),
+            client_id=f"{self.app.conf.broker_client_id}-highwaters", group_id=None,
+            enable_auto_commit=False, fetch_max_wait_ms=self.app.conf.parley_fetch_wait_ms,  # type: ignore[attr-defined]
+            **credentials_to_aiokafka_auth(self.app.conf.broker_credentials, self.app.conf.ssl_context),
+        )
+        await probe.start()
+        try:
+            return await fetched_ends(probe, reported)
+        finally:
+            await probe.stop()
 
     def wake_fetches(self) -> None:
         """This process produced to the broker: a consumer pausing while idle fetches now."""

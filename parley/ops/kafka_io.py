@@ -16,6 +16,7 @@ from types import TracebackType
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from parley.kafka_admin import bootstrap_servers
+from parley.kafka_offsets import fetched_ends
 from parley.ops.common import OpsError
 
 __all__ = [
@@ -188,37 +189,12 @@ class KafkaSource:
     async def _true_end(
         self, tps: Sequence[TopicPartition], beginning: Mapping[int, int], reported: Mapping[int, int]
     ) -> dict[int, int]:
-        """End offsets as the fetch high watermark reports them.
-
-        The embedded broker (Tansu 0.6) answers ListOffsets(latest) with the base offset of the
-        partition's last record batch + 1, so when the last batch holds several records (Faust's
-        producer batches per partition) the end is too small and the tail of the range would be
-        missed. A fetch of the last reported record returns its whole batch and the true high
-        watermark; on Kafka both agree, and this costs one fetch per non-empty partition.
-        """
-        consumer = self._consumer
-        end = dict(reported)
-        probe = {tp: tp for tp in tps if reported[tp.partition] > beginning.get(tp.partition, 0)}
-        if not probe:
-            return end
-        consumer.assign(list(probe))
-        for tp in probe:
-            consumer.seek(tp, reported[tp.partition] - 1)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10.0
-        pending = set(probe)
-        while pending and loop.time() < deadline:
-            await consumer.getmany(*pending, timeout_ms=200, max_records=1)
-            for tp in list(pending):
-                highwater = consumer.highwater(tp)
-                if highwater is not None:
-                    end[tp.partition] = max(end[tp.partition], highwater)
-                    pending.discard(tp)
-        for tp in pending:
-            logger.warning("%s[%d]: no high watermark from the broker; using end offset %d",
-                           tp.topic, tp.partition, end[tp.partition])
-        consumer.unsubscribe()
-        return end
+        """End offsets as the fetch high watermark reports them (``parley.kafka_offsets``)."""
+        ends = await fetched_ends(
+            self._consumer, {tp: reported[tp.partition] for tp in tps},
+            empty_below={tp: beginning.get(tp.partition, 0) for tp in tps},
+        )
+        return {tp.partition: offset for tp, offset in ends.items()}
 
     async def _offsets_for_time(self, tps: Sequence[TopicPartition], epoch_s: float) -> dict[int, int | None]:
         found = await self._consumer.offsets_for_times({tp: int(epoch_s * 1000) for tp in tps})

@@ -77,8 +77,6 @@ def worker_env(*, kafka_url: str, mongo_url: str, data_dir: Path, port: int, **e
         "PARLEY_BROKER_SESSION_TIMEOUT_S": "6",
         "PARLEY_BROKER_REBALANCE_TIMEOUT_S": "10",
         "PARLEY_LOG_LEVEL": "INFO",
-        # one record per batch: the embedded broker misreports end offsets of bigger batches
-        "PARLEY_PRODUCER_MAX_BATCH_BYTES": "1",
     }
     env.update(extra)
     return env
