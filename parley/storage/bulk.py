@@ -6,8 +6,10 @@ unordered ``insert_many`` of a few hundred costs about the same as a single inse
 the embedded document server: 1,000 ``insert_one`` 0.67 s, ten ``insert_many`` of 100: 0.06 s).
 
 ``BulkInserter.insert`` queues the documents and returns once *they* are on the store (so a
-caller acks only what is written): the queue is written when it holds ``max_docs`` documents or
-when its oldest one has waited ``max_wait_s``, whichever comes first. An ``_id`` already present
+caller acks only what is written). A document goes out at once while fewer than ``max_writes``
+batches are on the wire (no added latency when the store keeps up); otherwise it waits for the
+next batch, which leaves as soon as a write finishes, when it holds ``max_docs`` documents, or
+when its oldest one has waited ``max_wait_s``, whichever comes first (a group commit). An ``_id`` already present
 is not an error: the first write wins and the caller learns that the document was there. Any
 other failure reaches exactly the callers whose documents it concerns; the others are written.
 """
@@ -57,7 +59,8 @@ class BulkInserter:
         self._max_wait_s = max_wait_s
         self._queue: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._writes = asyncio.Semaphore(max_writes)  # batches on the wire at once
+        self._max_writes = max_writes
+        self._writing = 0  # batches on the wire
         self._room = asyncio.Semaphore(max_queued)  # documents queued or being written
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -75,7 +78,7 @@ class BulkInserter:
             future.add_done_callback(lambda _: self._room.release())
             self._queue.append((doc, future))
             futures.append(future)
-        if len(self._queue) >= self._max_docs:
+        if len(self._queue) >= self._max_docs or self._writing < self._max_writes:
             self._write_queued()
         elif self._timer is None:
             self._timer = loop.call_later(self._max_wait_s, self._write_queued)
@@ -88,37 +91,51 @@ class BulkInserter:
     async def close(self) -> None:
         """Write what is queued and wait for every write in flight."""
         self._write_queued()
-        while self._tasks:
+        while self._tasks or self._queue:
+            if self._queue and self._writing < self._max_writes:
+                self._write_queued()
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _write_queued(self) -> None:
+        """Send what is queued, in batches of ``max_docs``, as far as ``max_writes`` allows (the
+        rest goes when a write finishes); the timer only matters when nothing finishes."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._queue:
+        while self._queue and self._writing < self._max_writes:
             batch, self._queue = self._queue[: self._max_docs], self._queue[self._max_docs :]
+            self._writing += 1
             task = asyncio.get_running_loop().create_task(self._write(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        if self._queue and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._max_wait_s, self._write_queued)
 
     async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
-        async with self._writes:
-            batch = [(doc, future) for doc, future in batch if not future.done()]  # callers gone
-            if not batch:
-                return
-            try:
-                await self._collection.insert_many([doc for doc, _ in batch], ordered=False)
-            except BulkWriteError as exc:
-                _settle_partial(batch, exc)
-                return
-            except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                return
+        try:
+            await self._write_batch(batch)
+        finally:
+            self._writing -= 1
+            if self._queue:
+                self._write_queued()
+
+    async def _write_batch(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
+        batch = [(doc, future) for doc, future in batch if not future.done()]  # callers gone
+        if not batch:
+            return
+        try:
+            await self._collection.insert_many([doc for doc, _ in batch], ordered=False)
+        except BulkWriteError as exc:
+            _settle_partial(batch, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it
             for _, future in batch:
                 if not future.done():
-                    future.set_result(True)
+                    future.set_exception(exc)
+            return
+        for _, future in batch:
+            if not future.done():
+                future.set_result(True)
 
 
 def _settle_partial(batch: list[tuple[dict[str, Any], asyncio.Future[bool]]], exc: BulkWriteError) -> None:
@@ -146,23 +163,25 @@ def _settle_partial(batch: list[tuple[dict[str, Any], asyncio.Future[bool]]], ex
 
 class BulkFinder:
     """Lookups by ``_id`` from many callers, answered by one ``{"_id": {"$in": [...]}}`` query per
-    batch (``max_ids`` ids, or what ``max_wait_s`` gathered): a thousand hellos on new
-    conversations cost a few queries, not a thousand round trips through the driver."""
+    batch: a lookup goes out at once while fewer than ``max_reads`` queries are on the wire, else
+    with the next batch (``max_ids`` ids, sent when a query finishes or after ``max_wait_s``). A
+    thousand hellos on new conversations cost a few queries, not a thousand driver round trips."""
 
-    def __init__(self, collection: _Findable, *, max_ids: int = 500, max_wait_s: float = 0.002, max_reads: int = 4) -> None:
+    def __init__(self, collection: _Findable, *, max_ids: int = 500, max_wait_s: float = 0.005, max_reads: int = 4) -> None:
         self._collection = collection
         self._max_ids = max_ids
         self._max_wait_s = max_wait_s
+        self._max_reads = max_reads
+        self._reading = 0
         self._waiting: dict[Any, list[asyncio.Future[dict[str, Any] | None]]] = {}
         self._timer: asyncio.TimerHandle | None = None
-        self._reads = asyncio.Semaphore(max_reads)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def find(self, doc_id: Any) -> dict[str, Any] | None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any] | None] = loop.create_future()
         self._waiting.setdefault(doc_id, []).append(future)
-        if len(self._waiting) >= self._max_ids:
+        if len(self._waiting) >= self._max_ids or self._reading < self._max_reads:
             self._read_waiting()
         elif self._timer is None:
             self._timer = loop.call_later(self._max_wait_s, self._read_waiting)
@@ -172,24 +191,30 @@ class BulkFinder:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._waiting:
+        while self._waiting and self._reading < self._max_reads:
             ids = list(self._waiting)[: self._max_ids]
             batch = {doc_id: self._waiting.pop(doc_id) for doc_id in ids}
+            self._reading += 1
             task = asyncio.get_running_loop().create_task(self._read(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        if self._waiting and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._max_wait_s, self._read_waiting)
 
     async def _read(self, batch: dict[Any, list[asyncio.Future[dict[str, Any] | None]]]) -> None:
-        async with self._reads:
-            try:
-                found = {doc["_id"]: doc async for doc in self._collection.find({"_id": {"$in": list(batch)}})}
-            except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it
-                for futures in batch.values():
-                    for future in futures:
-                        if not future.done():
-                            future.set_exception(exc)
-                return
-            for doc_id, futures in batch.items():
+        try:
+            found = {doc["_id"]: doc async for doc in self._collection.find({"_id": {"$in": list(batch)}})}
+        except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it
+            for futures in batch.values():
                 for future in futures:
                     if not future.done():
-                        future.set_result(found.get(doc_id))
+                        future.set_exception(exc)
+            return
+        finally:
+            self._reading -= 1
+            if self._waiting:
+                self._read_waiting()
+        for doc_id, futures in batch.items():
+            for future in futures:
+                if not future.done():
+                    future.set_result(found.get(doc_id))
