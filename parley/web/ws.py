@@ -524,7 +524,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
                 except InputError as exc:
                     await session.send(exc.body())
                 except Exception as exc:  # noqa: BLE001 - a failed frame never drops the socket
-                    self.failures.warning("websocket frame failed: %s: %s", type(exc).__name__, exc)
+                    session.failures.warning("websocket frame failed: %s: %s", type(exc).__name__, exc)
                     await session.send(Unavailable(
                         "the server could not handle this frame; retry in a moment", RETRY_AFTER_S,
                         _client_id(msg.data),

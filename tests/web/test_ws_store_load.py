@@ -89,16 +89,26 @@ async def test_any_failure_in_a_frame_handler_is_an_unavailable_frame(
         async def owner(self, *args: Any) -> None:
             raise RuntimeError("something nobody expected")
 
+    class BrokenConfigs:
+        async def application(self, *args: Any) -> None:
+            raise KeyError("a bug of ours")
+
     runtime.owners = Broken()
     async with client.ws_connect("/ws") as ws:
-        for _ in range(20):
+        for _ in range(10):
             error = await say_hello(ws, conversation_id="c-broken")
             assert (error["type"], error["code"]) == ("error", "unavailable")
+        runtime.configs = BrokenConfigs()  # a failure outside any store call
+        for _ in range(3):
+            error = await say_hello(ws, conversation_id="c-broken")
+            assert (error["type"], error["code"]) == ("error", "unavailable")
+            assert error["retry_after"] > 0
         await ws.send_json({"type": "ping"})
         assert await ws.receive_json(timeout=2) == {"type": "pong"}
     assert "Traceback" not in caplog.text
     assert sum("something nobody expected" in r.getMessage() for r in caplog.records) == 1, \
-        "twenty failures make one log line"
+        "ten failures make one log line"
+    assert sum("a bug of ours" in r.getMessage() for r in caplog.records) <= 1
 
 
 async def test_a_claim_made_on_another_gateway_is_enforced_despite_a_stale_cache(
