@@ -13,11 +13,12 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from parley.frames import frame_text
+from parley.ports import Bus
 
 __all__ = ["Bus", "InProcessBus", "RedisBus", "Subscription", "conversation_channel"]
 
@@ -45,13 +46,6 @@ class Subscription:
 
     async def get(self) -> dict[str, Any]:
         return await self.queue.get()
-
-
-class Bus(Protocol):
-    async def start(self) -> None: ...
-    async def close(self) -> None: ...
-    async def publish(self, channel: str, frame: dict[str, Any]) -> None: ...
-    def subscribe(self, channel: str) -> Any: ...  # async context manager -> Subscription
 
 
 class InProcessBus:

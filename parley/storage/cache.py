@@ -13,8 +13,9 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
+from parley.ports import Cache
 from parley.settings import Settings
 
 __all__ = ["Cache", "InMemoryCache", "RedisCache", "cache_from_settings"]
@@ -22,21 +23,6 @@ __all__ = ["Cache", "InMemoryCache", "RedisCache", "cache_from_settings"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ENTRIES = 10_000
-
-
-class Cache(Protocol):
-    #: True when entries are visible to (and deletes reach) every process, as with Redis.
-    shared: bool
-
-    async def get(self, key: str) -> bytes | None: ...
-    async def set(self, key: str, value: bytes, ttl_s: float) -> None: ...
-    async def add(self, key: str, value: bytes, ttl_s: float) -> None:
-        """``set`` unless the key holds an entry (a negative entry never hides a positive one
-        written meanwhile by another process)."""
-        ...
-
-    async def delete(self, key: str) -> None: ...
-    async def close(self) -> None: ...
 
 
 class InMemoryCache:

@@ -24,11 +24,11 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from parley.storage.cache import Cache
+from parley.ports import Cache, OwnerRecords
 
-__all__ = ["Owner", "ConversationOwners", "OwnerRecords", "owner_record_id", "owner_cache_key"]
+__all__ = ["Owner", "ConversationOwners", "owner_record_id", "owner_cache_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +49,6 @@ class Owner:
     @property
     def signed_in(self) -> bool:
         return self.user_id is not None
-
-
-class OwnerRecords(Protocol):
-    """The store side: one record per claimed conversation."""
-
-    async def find_owner_record(self, record_id: str) -> dict[str, Any] | None: ...
-    async def insert_owner_records(self, records: list[dict[str, Any]]) -> list[bool]: ...
 
 
 def owner_record_id(application_id: str, conversation_id: str) -> str:

@@ -1,0 +1,76 @@
+"""The ports: what Parley's logic and edges need from each outside system, as Protocols.
+
+Layer 0: this module imports nothing of Parley's. Adapters (``parley.storage``, ``parley.llm``,
+``parley.channels``) implement these; the logic (``parley.streams``) and the edges
+(``parley.web``) are given objects of these types, never the adapters' classes, so tests hand
+them the fakes in ``tests/support``.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+__all__ = ["Archive", "Bus", "Cache", "DeliveryLedger", "OwnerRecords", "Subscription"]
+
+
+class Cache(Protocol):
+    """A key/value cache with expiry (Redis, or in-process). Never the source of truth."""
+
+    #: True when entries are visible to (and deletes reach) every process, as with Redis.
+    shared: bool
+
+    async def get(self, key: str) -> bytes | None: ...
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None: ...
+    async def add(self, key: str, value: bytes, ttl_s: float) -> None:
+        """``set`` unless the key holds an entry (a negative entry never hides a positive one
+        written meanwhile by another process)."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+class Subscription(Protocol):
+    """Frames published on one channel, in order, for one subscriber (bounded)."""
+
+    async def get(self) -> dict[str, Any]: ...
+
+
+class Bus(Protocol):
+    """Ephemeral frames between processes (Redis pub/sub, or in-process)."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def publish(self, channel: str, frame: dict[str, Any]) -> None: ...
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]: ...
+
+
+class OwnerRecords(Protocol):
+    """Who each conversation belongs to: one record per claimed conversation."""
+
+    async def find_owner_record(self, record_id: str) -> dict[str, Any] | None: ...
+    async def insert_owner_records(self, records: list[dict[str, Any]]) -> list[bool]:
+        """Per record, True if it was written, False if the conversation had an owner already."""
+        ...
+
+
+class Archive(Protocol):
+    """Every message of every conversation, by message id (insert once)."""
+
+    async def archive(self, docs: list[dict[str, Any]]) -> list[bool]:
+        """Per document, whether this call wrote it (False: it was archived already)."""
+        ...
+
+    async def messages_after(
+        self, application_id: str, conversation_id: str, after_id: str | None, *, roles: tuple[str, ...], limit: int
+    ) -> tuple[list[dict[str, Any]], bool, bool]:
+        """(docs after ``after_id``, oldest first; whether ``after_id`` was found; truncated)."""
+        ...
+
+
+class DeliveryLedger(Protocol):
+    """Which replies a platform has taken (so a redelivered reply is not sent again)."""
+
+    async def was_delivered(self, message_id: str) -> bool: ...
+    async def mark_delivered(self, message_id: str, at: float) -> None: ...
