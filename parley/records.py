@@ -63,10 +63,11 @@ class IncomingEvent(ConversationEvent, serializer="json", coerce=True):
     ``kind`` is ``user`` (``text`` set) or ``tool_results`` (``tool_results`` set: a list of
     ``{"tool_call_id", "name", "content", "is_error"}``, answering ``turn_id``'s tool round).
     ``channel`` says where replies go: ``websocket`` or ``generic`` (callback URL).
-    ``attachments`` (user messages) are uploaded files, each
-    ``{"file_id", "content_type", "size", "name"}`` (``parley.web.uploads.resolve_attachments``),
+    ``attachments`` (user messages) are the wire forms of ``parley.attachments``: uploaded files,
+    each ``{"file_id", "content_type", "size", "name"}`` (``parley.web.uploads.resolve_attachments``),
     or files on a messaging platform, ``{"platform", "ref", "content_type", "size", "name"}``,
-    which the processor fetches and stores first (``parley.streams.platform_files``).
+    which the processor fetches and stores first (``parley.streams.platform_files``), or files
+    that could not be taken, ``{"name", "content_type", "size", "error"}``.
     """
 
     kind: str = KIND_USER

@@ -14,11 +14,12 @@ from mode import Service
 
 from parley.kafka_admin import ensure_topics, retained_for_new_group
 from parley.llm import ModelRouter
+from parley.llm.attachments import FileLinkingModel
 from parley.settings import Settings
 from parley.storage.bus import Bus, InProcessBus, RedisBus, conversation_channel
 from parley.storage.cache import Cache, cache_from_settings
 from parley.storage.documents import DocumentStore
-from parley.storage.files import FileLinkingModel, FileStore, file_store_from_settings
+from parley.storage.files import FileStore, file_store_from_settings
 from parley.storage.owners import ConversationOwners
 from parley.streams.config import ConfigStore
 from parley.streams.platform_files import MAX_CONCURRENT_DOWNLOADS

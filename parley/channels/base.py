@@ -211,7 +211,7 @@ class Channel(ABC):
 
     @abstractmethod
     def parse(self, body: bytes, *, max_text_bytes: int) -> Inbound | DirectAnswer:
-        """The messages in a verified body; raise ``parley.web.validation.InputError`` when the
+        """The messages in a verified body; raise ``parley.validation.InputError`` when the
         body is malformed."""
 
     @abstractmethod

@@ -33,7 +33,7 @@ from parley.channels.base import (
     same,
 )
 from parley.records import ReplyEvent
-from parley.web.validation import optional_str, parse_json_object, require_id, require_text
+from parley.validation import optional_str, parse_json_object, require_id, require_text
 
 __all__ = [
     "SIGNATURE_HEADER",

@@ -54,7 +54,7 @@ from parley.channels.base import (
     same,
 )
 from parley.records import ReplyEvent
-from parley.web.validation import InputError, parse_json_object
+from parley.validation import InputError, parse_json_object
 
 __all__ = ["SlackChannel", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "address"]
 

@@ -49,7 +49,7 @@ from parley.channels.base import (
     split_text,
 )
 from parley.records import ReplyEvent
-from parley.web.validation import InputError, parse_json_object
+from parley.validation import InputError, parse_json_object
 
 __all__ = ["TelegramChannel", "SECRET_HEADER", "MAX_MESSAGE_CHARS", "chat_id"]
 

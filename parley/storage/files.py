@@ -18,7 +18,6 @@ which, with the resolved-path check of ``LocalFileStore``, makes path traversal 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import hmac
@@ -45,11 +44,7 @@ __all__ = [
     "KEY_PATTERN",
     "LocalFileStore",
     "S3FileStore",
-    "EXTENSIONS",
-    "FILE_REF_SCHEME",
-    "FileLinkingModel",
     "LinkError",
-    "file_ref",
     "file_store_from_settings",
     "is_valid_key",
     "make_key",
@@ -58,7 +53,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: ``{application_id}/{yyyy}/{mm}/{uuid hex}{.ext}``; the application id follows the id rule
-#: of ``parley.web.validation`` (it starts with a letter or digit, so never ``.`` or ``..``).
+#: of ``parley.validation`` (it starts with a letter or digit, so never ``.`` or ``..``).
 KEY_PATTERN = re.compile(
     r"^(?P<application_id>[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127})/[0-9]{4}/[0-9]{2}/[0-9a-f]{32}(?:\.[a-z0-9]{1,8})?$"
 )
@@ -479,112 +474,3 @@ def file_store_from_settings(settings: Settings) -> FileStore:
     if backend == "s3":
         return S3FileStore.from_settings(settings)
     return LocalFileStore.from_settings(settings)
-
-
-# --- links for the model --------------------------------------------------------------------
-
-#: How a prompt refers to an attached image (``build_prompt``): ``parley-file:<file_id>`` in an
-#: ``image_url`` part. ``FileLinkingModel`` swaps it for a fresh link right before each call.
-FILE_REF_SCHEME = "parley-file:"
-
-#: The MIME types Parley knows, with the extension their keys get.
-EXTENSIONS = {
-    "image/png": ".png",
-    "image/jpeg": ".jpg",
-    "image/gif": ".gif",
-    "image/webp": ".webp",
-    "application/pdf": ".pdf",
-    "text/plain": ".txt",
-}
-_TYPES_BY_EXTENSION = {ext: mime for mime, ext in EXTENSIONS.items()}
-
-UNAVAILABLE_IMAGE = "[attached image: it could not be loaded]"
-
-
-def file_ref(file_id: str) -> str:
-    return FILE_REF_SCHEME + file_id
-
-
-class FileLinkingModel:
-    """The model port, with attached images made reachable: every ``parley-file:<file_id>``
-    image URL in a prompt becomes a fresh presigned link (or, with ``inline``, a ``data:`` URL
-    of the bytes, for stores the model provider cannot reach) just before the call. An image
-    whose link cannot be made becomes a text part saying so. Everything else is the wrapped
-    model's (``parley.llm.ModelRouter``)."""
-
-    def __init__(self, model: Any, store: FileStore, *, expires_s: int, inline: bool = False) -> None:
-        self.inner = model
-        self._store = store
-        self._expires_s = expires_s
-        self._inline = inline
-
-    @property
-    def name(self) -> str:
-        return str(self.inner.name)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "inner":  # not set yet: do not recurse
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_delta: Any, **options: Any
-    ) -> Any:
-        return await self.inner.complete(await self.link(messages), tools, on_delta, **options)
-
-    async def link(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """``messages`` with file references replaced (a new list; the input is not changed)."""
-        refs = {
-            part["image_url"]["url"][len(FILE_REF_SCHEME):]
-            for message in messages
-            for part in _parts(message)
-            if _is_ref(part)
-        }
-        if not refs:
-            return messages
-        links = {file_id: await self._link(file_id) for file_id in sorted(refs)}
-        linked = []
-        for message in messages:
-            if not any(_is_ref(part) for part in _parts(message)):
-                linked.append(message)
-                continue
-            content = []
-            for part in message["content"]:
-                if not _is_ref(part):
-                    content.append(part)
-                    continue
-                url = links.get(part["image_url"]["url"][len(FILE_REF_SCHEME):])
-                if url is None:
-                    content.append({"type": "text", "text": UNAVAILABLE_IMAGE})
-                else:
-                    content.append({**part, "image_url": {**part["image_url"], "url": url}})
-            linked.append({**message, "content": content})
-        return linked
-
-    async def _link(self, file_id: str) -> str | None:
-        try:
-            if not is_valid_key(file_id):
-                raise ValueError("not a file id")
-            if not self._inline:
-                return await self._store.presigned_url(file_id, self._expires_s)
-            data = await self._store.get(file_id)
-            mime = _TYPES_BY_EXTENSION.get(Path(file_id).suffix, "application/octet-stream")
-            return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-        except (FileStoreError, ValueError) as exc:
-            logger.warning("no link for attached image %s: %s", file_id, exc)
-            return None
-
-
-def _parts(message: Mapping[str, Any]) -> list[Any]:
-    content = message.get("content")
-    return content if isinstance(content, list) else []
-
-
-def _is_ref(part: Any) -> bool:
-    if not isinstance(part, dict) or part.get("type") != "image_url":
-        return False
-    url = (part.get("image_url") or {}).get("url")
-    return isinstance(url, str) and url.startswith(FILE_REF_SCHEME)

@@ -52,7 +52,7 @@ class Owner:
 
 
 def owner_record_id(application_id: str, conversation_id: str) -> str:
-    # ids are letters, digits and _.:@- (parley.web.validation.require_id): "/" cannot occur
+    # ids are letters, digits and _.:@- (parley.validation.require_id): "/" cannot occur
     return f"{application_id}/{conversation_id}"
 
 

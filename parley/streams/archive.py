@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from parley.attachments import parse_all, to_wire
 from parley.records import KIND_TOOL_RESULTS, KIND_USER, FunctionCallEvent, IncomingEvent, ReplyEvent
 from parley.streams.codec import message_id
 
@@ -36,8 +37,8 @@ def documents_for_incoming(event: IncomingEvent) -> list[dict[str, Any]]:
             channel=event.channel,
             client_message_id=event.client_message_id,
         )
-        if event.attachments:  # references ({"file_id", "content_type", "size", "name"}), not bytes
-            doc["attachments"] = [dict(a) for a in event.attachments]
+        if event.attachments:  # references (``parley.attachments``' wire forms), never bytes
+            doc["attachments"] = to_wire(parse_all(event.attachments))
         return [doc]
     if event.kind == KIND_TOOL_RESULTS:
         docs = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from parley.storage.files import file_ref
+from parley.attachments import parse_all, prompt_content
 
 __all__ = ["ConversationState", "build_prompt", "trim_history", "with_attachments"]
 
@@ -90,32 +90,8 @@ def build_prompt(
     return messages
 
 
-def with_attachments(text: str, attachments: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    """A user message's content with its attachments: other files are mentioned in the text
-    (``[attached file: name (type, size)]``); images make the content a list of OpenAI parts,
-    the text then one ``image_url`` part per image. An image's URL is a ``parley-file:`` reference
-    that the model port turns into a fresh link right before the call
-    (``parley.storage.files.FileLinkingModel``). A platform file that could not be fetched
-    (``error`` set, no ``file_id``) is mentioned with the reason."""
-    images = [a for a in attachments if str(a.get("content_type", "")).startswith("image/") and a.get("file_id")]
-    notes = [
-        f"[attached file: {a.get('name') or a.get('file_id')} ({a.get('content_type')}, {_size(a.get('size'))})"
-        + (f" could not be read: {a['error']}]" if a.get("error") else "]")
-        for a in attachments
-        if a not in images
-    ]
-    text = "\n".join(part for part in (text, *notes) if part)
-    if not images:
-        return text
-    parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
-    parts.extend({"type": "image_url", "image_url": {"url": file_ref(str(a["file_id"]))}} for a in images)
-    return parts
-
-
-def _size(size: Any) -> str:
-    n = int(size) if isinstance(size, int | float) else 0
-    if n < 1024:
-        return f"{n} bytes"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n / (1024 * 1024):.1f} MiB"
+def with_attachments(text: str, wires: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """A user message's content with its attachments (their wire dicts), as
+    ``parley.attachments.prompt_content`` renders them: other files are lines of the text,
+    images ``parley-file:`` references that the model port links right before the call."""
+    return prompt_content(text, parse_all(wires))

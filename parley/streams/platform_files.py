@@ -1,12 +1,12 @@
 """Files users send through a messaging platform, fetched by the worker before their turn.
 
-The webhook only records the platform's reference (``{"platform", "ref", "content_type", "size",
-"name"}`` in ``IncomingEvent.attachments``), so platforms get their answer at once. Before the
+The webhook only records the platform's reference (a ``parley.attachments.PlatformFile`` in
+``IncomingEvent.attachments``), so platforms get their answer at once. Before the
 turn, ``fetch_platform_files`` downloads each file through its channel, checks it like an upload
 (``PARLEY_MAX_UPLOAD_BYTES``, ``PARLEY_UPLOAD_ALLOWED_TYPES``, the content matching its type) and
-stores it in the file store. The attachment then is a stored file (``{"file_id", ...}``), as an
-upload's is, and the model sees it the same way. A file that cannot be fetched or is refused
-becomes ``{"name", "content_type", "size", "error"}``: the model is told it could not be read.
+stores it in the file store. The attachment then is a ``StoredFile``, as an upload's is, and the
+model sees it the same way. A file that cannot be fetched or is refused becomes an
+``UnreadableFile``: the model is told it could not be read.
 
 The stored key derives from the event and the file's place in it, so a redelivered event stores
 the same file under the same key. A message's files are fetched together, each within
@@ -22,14 +22,15 @@ import hashlib
 import logging
 from typing import Any
 
+from parley.attachments import PlatformFile, StoredFile, parse
 from parley.channels import channel_for
 from parley.channels.base import ChannelNotConfigured, DownloadError
+from parley.filetypes import EXTENSIONS, checked_content_type
 from parley.records import IncomingEvent
 from parley.settings import Settings
-from parley.storage.files import EXTENSIONS, make_key
+from parley.storage.files import make_key
 from parley.streams.delivery import send_policy
-from parley.web.uploads import checked_content_type
-from parley.web.validation import InputError
+from parley.validation import InputError
 
 __all__ = ["fetch_platform_files", "has_platform_files", "stored_key"]
 
@@ -42,12 +43,8 @@ FILE_BUDGET_S = 30.0
 MAX_CONCURRENT_DOWNLOADS = 8
 
 
-def _is_platform_file(attachment: Any) -> bool:
-    return isinstance(attachment, dict) and "platform" in attachment
-
-
 def has_platform_files(event: IncomingEvent) -> bool:
-    return any(_is_platform_file(a) for a in event.attachments)
+    return any(isinstance(parse(a), PlatformFile) for a in event.attachments)
 
 
 def stored_key(event: IncomingEvent, index: int, extension: str) -> str:
@@ -57,59 +54,59 @@ def stored_key(event: IncomingEvent, index: int, extension: str) -> str:
 
 
 async def fetch_platform_files(event: IncomingEvent, runtime: Any, settings: Settings) -> list[dict[str, Any]]:
-    """``event.attachments`` with every platform file fetched and stored (or marked unreadable)."""
+    """``event.attachments`` with every platform file fetched and stored (or marked unreadable),
+    as wire dicts; the other attachments are left as they are."""
     application = await runtime.documents.get_application(event.application_id)
 
-    async def resolve(index: int, attachment: Any) -> Any:
-        if not _is_platform_file(attachment):
-            return attachment
-        described = {k: attachment.get(k) for k in ("name", "content_type", "size")}
+    async def resolve(index: int, wire: Any) -> Any:
+        attachment = parse(wire)
+        if not isinstance(attachment, PlatformFile):
+            return wire
         try:
             refused = _refused_as_declared(attachment, settings)
             if refused:
                 raise DownloadError(refused)
             async with runtime.downloads:
-                return await asyncio.wait_for(
+                stored = await asyncio.wait_for(
                     _fetch(event, index, attachment, application, runtime, settings), FILE_BUDGET_S
                 )
+            return stored.to_wire()
         except TimeoutError:
             reason = f"fetching it took longer than {FILE_BUDGET_S:g}s"
         except (DownloadError, ChannelNotConfigured, InputError) as exc:
             reason = exc.message if isinstance(exc, InputError) else str(exc)
         logger.warning("event %s: file %d not taken: %s", event.event_id, index, reason)
-        return {**described, "error": reason[:300]}
+        return attachment.unreadable(reason).to_wire()
 
     return list(await asyncio.gather(*(resolve(i, a) for i, a in enumerate(event.attachments))))
 
 
-def _refused_as_declared(attachment: dict[str, Any], settings: Settings) -> str | None:
+def _refused_as_declared(attachment: PlatformFile, settings: Settings) -> str | None:
     """Why the file would be refused by what the platform says of it, before fetching it."""
-    size = attachment.get("size")
-    if isinstance(size, int) and size > settings.max_upload_bytes:
+    if attachment.size > settings.max_upload_bytes:
         return f"the file is larger than {settings.max_upload_bytes} bytes"
-    declared = str(attachment.get("content_type") or "").split(";")[0].strip().lower()
+    declared = attachment.content_type.split(";")[0].strip().lower()
     if declared and declared != "application/octet-stream" and declared not in settings.upload_allowed_types:
         return f"files of type {declared!r} are not accepted"
     return None
 
 
 async def _fetch(
-    event: IncomingEvent, index: int, attachment: dict[str, Any], application: Any, runtime: Any, settings: Settings
-) -> dict[str, Any]:
-    channel = channel_for(str(attachment.get("platform")))
+    event: IncomingEvent, index: int, attachment: PlatformFile, application: Any, runtime: Any, settings: Settings
+) -> StoredFile:
+    channel = channel_for(attachment.platform)
     if channel is None or application is None:
         raise DownloadError("the file's platform or application is unknown")
-    ref = attachment.get("ref") if isinstance(attachment.get("ref"), dict) else {}
     download = await channel.download(
-        runtime.http, application, ref, max_bytes=settings.max_upload_bytes, policy=send_policy(settings)
+        runtime.http, application, attachment.ref, max_bytes=settings.max_upload_bytes, policy=send_policy(settings)
     )
-    declared = str(attachment.get("content_type") or "") or download.content_type
+    declared = attachment.content_type or download.content_type
     content_type = checked_content_type(declared, download.data, settings.upload_allowed_types)
     key = stored_key(event, index, EXTENSIONS.get(content_type, ""))
-    name = str(attachment.get("name") or "file")
+    name = attachment.name or "file"
     metadata = {"application_id": event.application_id, "conversation_id": event.conversation_id,
-                "user": event.sender, "platform": str(attachment.get("platform"))}
+                "user": event.sender, "platform": attachment.platform}
     size = await runtime.files.put(key, download.data, content_type, name=name, metadata=metadata)
-    logger.info("event %s: stored %s file %s (%s, %d bytes)", event.event_id, attachment.get("platform"), key,
+    logger.info("event %s: stored %s file %s (%s, %d bytes)", event.event_id, attachment.platform, key,
                 content_type, size)
-    return {"file_id": key, "content_type": content_type, "size": size, "name": name}
+    return StoredFile(file_id=key, content_type=content_type, size=size, name=name)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from parley.attachments import parse_all, to_wire
 from parley.llm import Completion, DeltaCallback, LLMError
 from parley.records import KIND_TOOL_RESULTS, KIND_USER, FunctionCallEvent, IncomingEvent, ReplyEvent
 from parley.streams.codec import message_id
@@ -153,7 +154,7 @@ class TurnHandler:
             "created_at": event.created_at,  # kept: a queued message's answer is stamped after it
         }
         if event.attachments:  # references only; build_prompt shows them to the model
-            message["attachments"] = [dict(a) for a in event.attachments]
+            message["attachments"] = to_wire(parse_all(event.attachments))
         control, conversation = self._control, event.key
         control.started(conversation)
         policy = config.double_texting

@@ -4,8 +4,9 @@ references to put on the event. Protocol and limits: docs/attachments.md.
 
 An upload is read as a stream and never past ``PARLEY_MAX_UPLOAD_BYTES`` (plus one read chunk);
 its type must be on ``PARLEY_UPLOAD_ALLOWED_TYPES`` and, for images and PDFs, match the file's
-magic bytes. ``GET /v1/files/{key}`` serves the files of a ``LocalFileStore`` (``parley dev``)
-through HMAC-signed, expiring links; with S3 the links are presigned S3 URLs instead.
+magic bytes (``parley.filetypes``). ``GET /v1/files/{key}`` serves the files of a
+``LocalFileStore`` (``parley dev``) through HMAC-signed, expiring links; with S3 the links are
+presigned S3 URLs instead.
 """
 
 from __future__ import annotations
@@ -20,33 +21,30 @@ from urllib.parse import quote, unquote
 from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.helpers import parse_mimetype
 
+from parley.attachments import MAX_ATTACHMENTS, StoredFile
+from parley.filetypes import EXTENSIONS, checked_content_type
 from parley.storage.files import (
-    EXTENSIONS,
     KEY_PATTERN,
     FileStoreError,
     LinkError,
     LocalFileStore,
     make_key,
 )
+from parley.validation import InputError, require_id
 from parley.web.auth import TokenError, origin_allowed, verify_user_token
 from parley.web.keys import RUNTIME, SETTINGS
-from parley.web.validation import InputError, require_id
 
 __all__ = [
     "MAX_ATTACHMENTS",
     "add_upload_routes",
-    "checked_content_type",
     "file_handler",
     "openapi_paths",
     "resolve_attachments",
-    "sniff",
     "upload_handler",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Most files one message may carry.
-MAX_ATTACHMENTS = 4
 #: Bytes read from the request at a time.
 READ_CHUNK = 64 * 1024
 #: The smallest read the multipart parser accepts (it must see a whole boundary).
@@ -56,25 +54,6 @@ FORM_OVERHEAD = 16 * 1024
 MAX_PARTS = 8
 MAX_NAME_BYTES = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-#: Types whose magic bytes are checked: a file declared as one of these must start with them.
-_MAGIC: tuple[tuple[bytes, int, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
-    (b"\xff\xd8\xff", 0, "image/jpeg"),
-    (b"GIF87a", 0, "image/gif"),
-    (b"GIF89a", 0, "image/gif"),
-    (b"WEBP", 8, "image/webp"),  # after b"RIFF" + 4 size bytes
-    (b"%PDF-", 0, "application/pdf"),
-)
-_SNIFFED_TYPES = frozenset(mime for _, _, mime in _MAGIC)
-
-
-def sniff(data: bytes) -> str | None:
-    """The type the file's first bytes say it has, among PNG, JPEG, GIF, WebP and PDF."""
-    for magic, offset, mime in _MAGIC:
-        if data[offset : offset + len(magic)] == magic and (offset == 0 or data[:4] == b"RIFF"):
-            return mime
-    return None
 
 
 def _error(exc: InputError, headers: dict[str, str] | None = None) -> web.Response:
@@ -129,10 +108,8 @@ async def _upload(request: web.Request) -> web.Response:
         logger.warning("upload for %s not stored: %s", application_id, exc)
         raise InputError("unavailable", "the file store did not answer; retry later", status=503) from exc
     logger.info("stored upload %s (%s, %d bytes) for %s", key, content_type, size, application_id)
-    return web.json_response(
-        {"file_id": key, "content_type": content_type, "size": size, "name": name, "url": url},
-        status=201,
-    )
+    stored = StoredFile(file_id=key, content_type=content_type, size=size, name=name)
+    return web.json_response({**stored.to_wire(), "url": url}, status=201)
 
 
 async def _application_config(runtime: Any, application_id: str) -> Any:
@@ -238,46 +215,6 @@ async def _read_part(part: BodyPartReader, limit: int, too_large: InputError) ->
         data.extend(chunk)
 
 
-def checked_content_type(declared: str, data: bytes, allowed: tuple[str, ...]) -> str:
-    """The type to store the file as: the declared one (or, when none or generic, the sniffed
-    one), if allowed and not contradicted by the file's magic bytes."""
-    mime = parse_mimetype(declared)
-    content_type = f"{mime.type}/{mime.subtype}".lower() if mime.type else ""
-    sniffed = sniff(data)
-    if content_type in ("", "application/octet-stream"):
-        if sniffed is None:
-            raise InputError(
-                "unsupported_type", "the file's type is not given and could not be recognised", status=415
-            )
-        content_type = sniffed
-    if content_type not in allowed:
-        raise InputError(
-            "unsupported_type",
-            f"files of type {content_type!r} are not accepted; allowed: {', '.join(allowed)}",
-            status=415,
-        )
-    if (content_type in _SNIFFED_TYPES or sniffed is not None) and sniffed != content_type:
-        raise InputError(
-            "type_mismatch",
-            f"the file is declared as {content_type!r} but its content "
-            + (f"is {sniffed!r}" if sniffed else "does not start like one"),
-            status=415,
-        )
-    if content_type.startswith("text/") and not _is_text(data):
-        raise InputError("type_mismatch", f"the file is declared as {content_type!r} but is not UTF-8 text", status=415)
-    return content_type
-
-
-def _is_text(data: bytes) -> bool:
-    if b"\x00" in data:
-        return False
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def _clean_name(filename: str) -> str:
     """The file's base name without control characters, at most ``MAX_NAME_BYTES`` of UTF-8.
     Percent escapes are decoded: browsers escape ``"`` and line breaks, aiohttp everything."""
@@ -324,8 +261,8 @@ async def file_handler(request: web.Request) -> web.StreamResponse:
 
 async def resolve_attachments(runtime: Any, application_id: str, raw: Any) -> list[dict[str, Any]]:
     """The ``attachments`` of a message frame or webhook body (``[{"file_id": ...}]``, at most
-    ``MAX_ATTACHMENTS``) as references for ``IncomingEvent.attachments``:
-    ``{"file_id", "content_type", "size", "name"}``, in the order given, duplicates dropped.
+    ``MAX_ATTACHMENTS``) as references for ``IncomingEvent.attachments``: the wire form of a
+    ``parley.attachments.StoredFile``, in the order given, duplicates dropped.
 
     ``InputError`` (400) when the value is malformed or names a file that is not an upload of
     ``application_id``; 503 when the file store does not answer.
@@ -355,7 +292,7 @@ async def resolve_attachments(runtime: Any, application_id: str, raw: Any) -> li
         if info is None:
             raise InputError("unknown_file", f"no uploaded file {file_id[:200]!r} in application {application_id!r}")
         resolved.append(
-            {"file_id": file_id, "content_type": info.content_type, "size": info.size, "name": info.name}
+            StoredFile(file_id=file_id, content_type=info.content_type, size=info.size, name=info.name).to_wire()
         )
     return resolved
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from parley.attachments import MAX_ATTACHMENTS, PlatformFile, to_wire
 from parley.channels import CHANNELS, channel_for
 from parley.channels.base import (
     Channel,
@@ -38,10 +39,9 @@ from parley.channels.base import (
 )
 from parley.channels.whatsapp import WhatsAppChannel
 from parley.retry import ThrottledLog
+from parley.validation import InputError, require_id
 from parley.web.ingress import IngressUnavailable, user_event
 from parley.web.keys import INGRESS, RUNTIME, SETTINGS
-from parley.web.uploads import MAX_ATTACHMENTS
-from parley.web.validation import InputError, require_id
 
 __all__ = ["add_webhook_routes", "channel_webhook", "webhook_handler", "whatsapp_subscription", "TYPING_TASKS"]
 
@@ -111,17 +111,7 @@ def _verify(channel: Channel, request: web.Request, body: bytes, application: di
 def platform_attachments(platform: str, attachments: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
     """A platform message's files as ``IncomingEvent.attachments``: references the worker fetches
     (``parley.streams.platform_files``) before the turn, at most ``MAX_ATTACHMENTS``."""
-    found = []
-    for item in attachments[:MAX_ATTACHMENTS]:
-        size = item.get("size")
-        found.append({
-            "platform": platform,
-            "ref": dict(item),
-            "content_type": str(item.get("mime_type") or ""),
-            "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
-            "name": str(item.get("file_name") or item.get("type") or "file")[:200],
-        })
-    return found
+    return to_wire(PlatformFile.from_inbound(platform, item) for item in attachments[:MAX_ATTACHMENTS])
 
 
 def webhook_handler(channel: Channel) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from aiohttp import WSMsgType, web
 
 from parley import metrics
+from parley.attachments import parse_all
 from parley.channels import CHANNELS
 from parley.frames import frame_text
 from parley.retry import ThrottledLog
@@ -35,12 +36,12 @@ from parley.settings import Settings
 from parley.storage.bus import conversation_channel
 from parley.storage.owners import Owner
 from parley.streams.archive import documents_for_incoming
+from parley.validation import InputError, optional_str, parse_json_object, require_id, require_text
 from parley.web.auth import TokenError, origin_allowed, verify_user_token
 from parley.web.ingress import IngressUnavailable, user_event
 from parley.web.keys import INGRESS, RUNTIME, SETTINGS, SOCKETS
 from parley.web.ratelimit import ApplicationBuckets, admit, per_minute_bucket
 from parley.web.uploads import resolve_attachments
-from parley.web.validation import InputError, optional_str, parse_json_object, require_id, require_text
 
 __all__ = [
     "websocket_handler",
@@ -181,11 +182,7 @@ def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
         frame["sender"] = doc.get("sender") or ""
         files = [a for a in doc.get("attachments") or () if isinstance(a, dict)]
         if files:
-            frame["attachments"] = [
-                {"name": str(a.get("name") or ""), "content_type": str(a.get("content_type") or ""),
-                 "size": a.get("size") if isinstance(a.get("size"), int) else 0}
-                for a in files
-            ]
+            frame["attachments"] = [a.described() for a in parse_all(files)]
     return frame
 
 

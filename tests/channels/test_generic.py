@@ -15,7 +15,7 @@ import pytest
 from parley.channels.base import ChannelAuthError, DeliveryRefused, Inbound, InboundMessage
 from parley.channels.generic import GenericChannel, sign
 from parley.records import ReplyEvent
-from parley.web.validation import InputError
+from parley.validation import InputError
 from tests.channels.conftest import FAST, FakeAPI
 
 SECRET = "whsec-0123456789"

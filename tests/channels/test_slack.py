@@ -23,7 +23,7 @@ from parley.channels.base import (
 )
 from parley.channels.slack import SlackChannel
 from parley.records import ReplyEvent
-from parley.web.validation import InputError
+from parley.validation import InputError
 from tests.channels.conftest import FAST, FakeAPI
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -20,7 +20,7 @@ from parley.channels.base import (
 )
 from parley.channels.telegram import TelegramChannel
 from parley.records import ReplyEvent
-from parley.web.validation import InputError
+from parley.validation import InputError
 from tests.channels.conftest import FAST, FakeAPI
 
 TOKEN = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"

@@ -17,7 +17,7 @@ import pytest
 from parley.channels.base import ChannelAuthError, DeliveryRefused, Inbound, InboundMessage, Receipt
 from parley.channels.whatsapp import WhatsAppChannel
 from parley.records import ReplyEvent
-from parley.web.validation import InputError
+from parley.validation import InputError
 from tests.channels.conftest import FAST, FakeAPI
 
 APP_SECRET = "0123456789abcdef0123456789abcdef"

@@ -53,7 +53,7 @@ MAX_TEXT = 256
 #: the webhook body limit and the websocket frame limit (both 4 x text + 4 KiB)
 BODY_LIMIT = MAX_TEXT * 4 + 4096
 
-#: the id pattern of ``parley.web.validation`` (kept here on purpose: the test states the contract)
+#: the id pattern of ``parley.validation`` (kept here on purpose: the test states the contract)
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$")
 KNOWN_CHANNELS = frozenset(CHANNELS) | {"websocket"}
 

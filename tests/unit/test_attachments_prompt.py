@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from parley.attachments import file_ref
 from parley.records import IncomingEvent
-from parley.storage.files import file_ref
 from parley.streams.archive import documents_for_incoming
 from parley.streams.codec import decode, encode
 from parley.streams.conversation import ConversationState, build_prompt, with_attachments

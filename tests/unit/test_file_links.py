@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from parley.storage.files import UNAVAILABLE_IMAGE, FileLinkingModel, LocalFileStore, file_ref
+from parley.attachments import UNAVAILABLE_IMAGE, file_ref
+from parley.llm.attachments import FileLinkingModel
+from parley.storage.files import LocalFileStore
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"pixels"
 IMAGE = "demo/2026/02/" + "12" * 16 + ".png"
