@@ -8,15 +8,16 @@ each event is acked only once its own documents are written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
+from typing import Any
 
 import faust
 
-from parley.agents import produce, raw_event
-from parley.records import DeadLetter, ReplyEvent
+from parley.agents.skeleton import guarded_agent
+from parley.records import ReplyEvent
 from parley.runtime import Runtime
 from parley.settings import Settings
-from parley.streams.codec import encode
-from parley.streams.deadletters import RawEvent, guarded
+from parley.streams.deadletters import RawEvent
 from parley.streams.delivery import deliver
 from parley.streams.keyed import KeyedRunner
 from parley.streams.persist import ArchiveWriter, persist
@@ -34,9 +35,6 @@ def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Setting
     )
     writer: ArchiveWriter | None = None
 
-    async def send_dead_letter(letter: DeadLetter) -> None:
-        await produce(topics.dead_letters, letter.key or letter.dead_letter_id, encode(letter))
-
     async def deliver_reply(reply: ReplyEvent, maybe_delivered: bool) -> None:
         await deliver(reply, runtime, settings, maybe_delivered=maybe_delivered)
 
@@ -46,21 +44,14 @@ def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Setting
             writer = ArchiveWriter(runtime.documents.archive, budget_s=settings.archive_retry_budget_s)
         await persist(raw, writer, deliver_reply)
 
+    def topic_and_conversation(event: faust.EventT[Any], raw: RawEvent) -> Hashable:
+        # Per topic and conversation: replies stay in order, and archiving a user message
+        # never delays the delivery of a reply.
+        return (raw.topic, event.key)
+
     runner = KeyedRunner(settings.max_turns_in_flight, "persister")
-
-    @app.agent(archived, name="parley.persister")
-    async def persister(stream: faust.StreamT) -> None:
-        async for event in stream.noack().events():
-            raw = raw_event(event)
-
-            async def work(raw: RawEvent = raw) -> None:
-                await guarded(
-                    f"persister.{raw.topic}", raw, lambda: work_for(raw), send_dead_letter,
-                    max_attempts=settings.handler_max_attempts,
-                )
-
-            # Per topic and conversation: replies stay in order, and archiving a user message
-            # never delays the delivery of a reply.
-            await runner.submit((raw.topic, event.key), work, event.ack)
-
+    guarded_agent(
+        app, archived, name="persister", handler=work_for, runner=runner, key_of=topic_and_conversation,
+        stage_of=lambda raw: f"persister.{raw.topic}", dead_letters=topics.dead_letters, settings=settings,
+    )
     return runner

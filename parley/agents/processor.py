@@ -1,4 +1,9 @@
-"""processor: incoming -> model -> outgoing (a reply) or function_call (a tool round)."""
+"""processor: incoming -> model -> outgoing (a reply) or function_call (a tool round).
+
+What a turn's output becomes (which messages, in which order, the usage record, the dead letter
+of a model failure) is decided by ``streams.turn_plan.plan_outputs``; this module loads what the
+turn needs and carries the plan out.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,18 @@ import logging
 
 import faust
 
-from parley.agents import produce, produce_all, raw_event
-from parley.records import DeadLetter, IncomingEvent
+from parley.agents.skeleton import dead_letter_sender, guarded_agent, produce_all
+from parley.records import IncomingEvent
 from parley.runtime import Runtime
 from parley.settings import Settings
-from parley.streams.codec import decode, encode
+from parley.streams.codec import decode
 from parley.streams.conversation import ConversationState
-from parley.streams.deadletters import RawEvent, dead_letter_for, guarded
+from parley.streams.deadletters import RawEvent
 from parley.streams.keyed import KeyedRunner
-from parley.streams.platform_files import fetch_platform_files, has_platform_files
+from parley.streams.platform_files import fetch_platform_files
 from parley.streams.turn_control import TurnControl, note_arrival
+from parley.streams.turn_plan import Route, fetches_platform_files, plan_outputs
 from parley.streams.turns import ChatbotConfig, TurnHandler
-from parley.streams.usage import usage_event
 from parley.tables import Tables
 from parley.topics import Topics
 
@@ -29,9 +34,10 @@ logger = logging.getLogger(__name__)
 def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, settings: Settings) -> KeyedRunner:
     handler: TurnHandler | None = None
     control = TurnControl()
-
-    async def send_dead_letter(letter: DeadLetter) -> None:
-        await produce(topics.dead_letters, letter.key or letter.dead_letter_id, encode(letter))
+    send_dead_letter = dead_letter_sender(topics.dead_letters)
+    topic_of = {
+        Route.FUNCTION_CALL: topics.function_call, Route.OUTGOING: topics.outgoing, Route.USAGE: topics.usage,
+    }
 
     async def process(raw: RawEvent) -> None:
         nonlocal handler
@@ -41,42 +47,22 @@ def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, s
         app_config = await runtime.configs.application(event.application_id)
         chatbot = app_config.chatbot if app_config is not None else ChatbotConfig()
         state = ConversationState.from_value(tables.conversations.get(event.key))
-        if has_platform_files(event) and not state.seen(event.event_id):
+        if fetches_platform_files(event, state):
             event.attachments = await fetch_platform_files(event, runtime, settings)
         output = await handler.handle(event, state, chatbot)
-        if output.skipped:
+        plan = plan_outputs(raw, event, output, chatbot)
+        if not plan.write_state:
             return
-        messages = [(topics.function_call, c.key, encode(c)) for c in output.function_calls]
-        messages += [(topics.outgoing, r.key, encode(r)) for r in output.replies]
-        if output.prompt_tokens or output.completion_tokens or output.replies:
-            record = usage_event(
-                event_id=event.event_id, application_id=event.application_id,
-                chatbot_id=chatbot.chatbot_id, model=output.model, prompt_tokens=output.prompt_tokens,
-                completion_tokens=output.completion_tokens,
-                turns=sum(1 for r in output.replies if not r.is_error),
-            )
-            messages.append((topics.usage, event.application_id, encode(record)))
-        await produce_all(messages)
+        await produce_all([(topic_of[route], key, value) for route, key, value in plan.messages])
         # State is written only once its outputs are on the broker: a crash before this line
         # repeats the turn (same ids), never loses its reply.
         tables.conversations[event.key] = state.to_value()
-        if output.failure is not None:
-            await send_dead_letter(dead_letter_for(raw, "processor.llm", RuntimeError(output.failure), 1))
+        if plan.dead_letter is not None:
+            await send_dead_letter(plan.dead_letter)
 
     runner = KeyedRunner(settings.max_turns_in_flight, "processor")
-
-    @app.agent(topics.incoming, name="parley.processor")
-    async def processor(stream: faust.StreamT) -> None:
-        async for event in stream.noack().events():
-            raw = raw_event(event)
-            note_arrival(control, raw)
-
-            async def work(raw: RawEvent = raw) -> None:
-                await guarded(
-                    "processor", raw, lambda: process(raw), send_dead_letter,
-                    max_attempts=settings.handler_max_attempts,
-                )
-
-            await runner.submit(event.key, work, event.ack)
-
+    guarded_agent(
+        app, topics.incoming, name="processor", handler=process, runner=runner,
+        on_consumed=lambda raw: note_arrival(control, raw), dead_letters=topics.dead_letters, settings=settings,
+    )
     return runner

@@ -5,11 +5,11 @@ from __future__ import annotations
 import faust
 
 from parley import metrics
-from parley.agents import produce, raw_event
-from parley.records import DeadLetter, UsageEvent
+from parley.agents.skeleton import guarded_agent
+from parley.records import UsageEvent
 from parley.settings import Settings
-from parley.streams.codec import decode, encode
-from parley.streams.deadletters import RawEvent, guarded
+from parley.streams.codec import decode
+from parley.streams.deadletters import RawEvent
 from parley.streams.usage import apply_usage
 from parley.tables import Tables
 from parley.topics import Topics
@@ -18,9 +18,6 @@ __all__ = ["register"]
 
 
 def register(app: faust.App, topics: Topics, tables: Tables, settings: Settings) -> None:
-    async def send_dead_letter(letter: DeadLetter) -> None:
-        await produce(topics.dead_letters, letter.key or letter.dead_letter_id, encode(letter))
-
     async def count(raw: RawEvent) -> None:
         event = decode(raw.value, UsageEvent)
         value, applied = apply_usage(tables.usage.get(event.application_id), event, settings.usage_retention_hours)
@@ -32,10 +29,8 @@ def register(app: faust.App, topics: Topics, tables: Tables, settings: Settings)
         metrics.USAGE_TOKENS.labels(*labels, "prompt").inc(event.prompt_tokens)
         metrics.USAGE_TOKENS.labels(*labels, "completion").inc(event.completion_tokens)
 
-    @app.agent(topics.usage, name="parley.usage")
-    async def usage(stream: faust.StreamT) -> None:
-        # One application's events are applied in order; usage is cheap, so no keyed runner.
-        async for event in stream.events():
-            raw = raw_event(event)
-            await guarded("usage", raw, lambda: count(raw), send_dead_letter,
-                          max_attempts=settings.handler_max_attempts)
+    # One application's events are applied in order; usage is cheap, so no keyed runner: each
+    # event is handled inline.
+    guarded_agent(
+        app, topics.usage, name="usage", handler=count, dead_letters=topics.dead_letters, settings=settings,
+    )

@@ -1,0 +1,78 @@
+"""What the processor does with a turn's output: the policy, free of Kafka and of I/O.
+
+The processor reads an ``incoming`` event, runs the turn (``TurnHandler``) and then carries out
+the ``TurnPlan`` returned here, in this order:
+
+1. produce ``messages`` in order and wait for the broker's acks: the tool round
+   (``function_call``), then the replies (``outgoing``), then the usage record (``usage``);
+2. only then write the conversation state (``write_state``): a crash before this step repeats
+   the turn with the same ids, it never loses a reply;
+3. then produce ``dead_letter``: a model failure answered with an error reply is also recorded,
+   with the event's original bytes, so it can be replayed once the model is back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from parley.records import DeadLetter, IncomingEvent
+from parley.streams.codec import encode
+from parley.streams.conversation import ConversationState
+from parley.streams.deadletters import RawEvent, dead_letter_for
+from parley.streams.platform_files import has_platform_files
+from parley.streams.turns import ChatbotConfig, TurnOutput
+from parley.streams.usage import usage_event
+
+__all__ = ["Route", "TurnPlan", "fetches_platform_files", "plan_outputs"]
+
+#: The dead-letter stage of an event whose model call failed (the turn itself was answered).
+MODEL_FAILURE_STAGE = "processor.llm"
+
+
+class Route(StrEnum):
+    """Where a planned message goes (the processor maps each to its topic)."""
+
+    FUNCTION_CALL = "function_call"
+    OUTGOING = "outgoing"
+    USAGE = "usage"  # keyed by application, not by conversation
+
+
+@dataclass(frozen=True)
+class TurnPlan:
+    messages: list[tuple[Route, str, bytes]] = field(default_factory=list)  # (route, key, value)
+    write_state: bool = False
+    dead_letter: DeadLetter | None = None
+
+
+#: A redelivered or stale event: nothing to produce, no state to write.
+SKIP = TurnPlan()
+
+
+def fetches_platform_files(event: IncomingEvent, state: ConversationState) -> bool:
+    """Whether the event's platform files are to be downloaded before the turn: not for an
+    event the conversation has already applied (a redelivery is skipped; nothing to fetch)."""
+    return has_platform_files(event) and not state.seen(event.event_id)
+
+
+def plan_outputs(raw: RawEvent, event: IncomingEvent, output: TurnOutput, chatbot: ChatbotConfig) -> TurnPlan:
+    """The messages to produce for ``event``'s turn, whether to write its state, and its dead
+    letter (``raw`` is the event as consumed, for the dead letter's original bytes)."""
+    if output.skipped:
+        return SKIP
+    messages: list[tuple[Route, str, bytes]] = [
+        (Route.FUNCTION_CALL, c.key, encode(c)) for c in output.function_calls
+    ]
+    messages += [(Route.OUTGOING, r.key, encode(r)) for r in output.replies]
+    if output.prompt_tokens or output.completion_tokens or output.replies:
+        record = usage_event(
+            event_id=event.event_id, application_id=event.application_id,
+            chatbot_id=chatbot.chatbot_id, model=output.model, prompt_tokens=output.prompt_tokens,
+            completion_tokens=output.completion_tokens,
+            turns=sum(1 for r in output.replies if not r.is_error),
+        )
+        messages.append((Route.USAGE, event.application_id, encode(record)))
+    letter = None
+    if output.failure is not None:
+        letter = dead_letter_for(raw, MODEL_FAILURE_STAGE, RuntimeError(output.failure), 1)
+    return TurnPlan(messages=messages, write_state=True, dead_letter=letter)
