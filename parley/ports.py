@@ -8,10 +8,15 @@ them the fakes in ``tests/support``.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Archive", "Bus", "Cache", "DeliveryLedger", "OwnerRecords", "Subscription"]
+__all__ = [
+    "Archive", "Bus", "Cache", "DeliveryLedger", "FileInfo", "FileStore", "FileStoreError",
+    "OwnerRecords", "Subscription",
+]
 
 
 class Cache(Protocol):
@@ -74,3 +79,45 @@ class DeliveryLedger(Protocol):
 
     async def was_delivered(self, message_id: str) -> bool: ...
     async def mark_delivered(self, message_id: str, at: float) -> None: ...
+
+
+class FileStoreError(RuntimeError):
+    """The store failed or did not answer in time; the caller may retry later."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    key: str
+    content_type: str
+    size: int
+    name: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+class FileStore(Protocol):
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def put(
+        self,
+        key: str,
+        data: bytes | AsyncIterable[bytes],
+        content_type: str,
+        *,
+        name: str = "",
+        metadata: Mapping[str, str] | None = None,
+    ) -> int:
+        """Store ``data`` under ``key``; returns its size in bytes."""
+        ...
+
+    async def stat(self, key: str) -> FileInfo | None:
+        """The file's type, size and name; None when there is no such file."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """The file's bytes (for models that need them: prefer ``presigned_url``)."""
+        ...
+
+    async def presigned_url(self, key: str, expires_s: int) -> str:
+        """A URL anyone holding it may GET the file through, for ``expires_s`` seconds."""
+        ...

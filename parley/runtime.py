@@ -19,7 +19,8 @@ from parley.settings import Settings
 from parley.storage.bus import Bus, InProcessBus, RedisBus, conversation_channel
 from parley.storage.cache import Cache, cache_from_settings
 from parley.storage.documents import DocumentStore
-from parley.storage.files import FileStore, file_store_from_settings
+from parley.ports import FileStore
+from parley.storage.files import file_store_from_settings
 from parley.storage.owners import ConversationOwners
 from parley.streams.config import ConfigStore
 from parley.streams.platform_files import MAX_CONCURRENT_DOWNLOADS

@@ -13,7 +13,8 @@ from typing import Any
 
 from parley.attachments import UNAVAILABLE_IMAGE, referenced_file_id
 from parley.filetypes import TYPES_BY_EXTENSION
-from parley.storage.files import FileStore, FileStoreError, is_valid_key
+from parley.ports import FileStore, FileStoreError
+from parley.storage.files import is_valid_key
 
 __all__ = ["UNAVAILABLE_IMAGE", "FileLinkingModel"]
 

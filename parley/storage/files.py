@@ -29,12 +29,12 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlencode
 
+from parley.ports import FileInfo, FileStore, FileStoreError
 from parley.settings import Settings
 
 __all__ = [
@@ -59,48 +59,6 @@ KEY_PATTERN = re.compile(
 )
 
 T = TypeVar("T")
-
-
-class FileStoreError(RuntimeError):
-    """The store failed or did not answer in time; the caller may retry later."""
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    key: str
-    content_type: str
-    size: int
-    name: str = ""
-    metadata: Mapping[str, str] = field(default_factory=dict)
-
-
-class FileStore(Protocol):
-    async def start(self) -> None: ...
-    async def close(self) -> None: ...
-
-    async def put(
-        self,
-        key: str,
-        data: bytes | AsyncIterable[bytes],
-        content_type: str,
-        *,
-        name: str = "",
-        metadata: Mapping[str, str] | None = None,
-    ) -> int:
-        """Store ``data`` under ``key``; returns its size in bytes."""
-        ...
-
-    async def stat(self, key: str) -> FileInfo | None:
-        """The file's type, size and name; None when there is no such file."""
-        ...
-
-    async def get(self, key: str) -> bytes:
-        """The file's bytes (for models that need them: prefer ``presigned_url``)."""
-        ...
-
-    async def presigned_url(self, key: str, expires_s: int) -> str:
-        """A URL anyone holding it may GET the file through, for ``expires_s`` seconds."""
-        ...
 
 
 def is_valid_key(key: str) -> bool:
