@@ -76,7 +76,7 @@ async def run_gateway(settings: Settings, stop: asyncio.Event | None = None) -> 
 
         app = create_web_app(
             settings=settings,
-            runtime=runtime,
+            deps=runtime.web_deps(),
             ingress=Ingress(produce, settings.produce_timeout_s),
             readiness=readiness,
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
-    "Archive", "Bus", "Cache", "DeliveryLedger", "FileInfo", "FileStore", "FileStoreError",
+    "ApplicationDocuments", "Archive", "Bus", "Cache", "DeliveryLedger", "FileInfo", "FileStore", "FileStoreError",
     "OwnerRecords", "Subscription",
 ]
 
@@ -72,6 +72,13 @@ class Archive(Protocol):
     ) -> tuple[list[dict[str, Any]], bool, bool]:
         """(docs after ``after_id``, oldest first; whether ``after_id`` was found; truncated)."""
         ...
+
+
+class ApplicationDocuments(Protocol):
+    """Whole application documents, credentials included (``ConfigStore.application_document``:
+    cached in the process that reads them, never in Redis)."""
+
+    async def application_document(self, application_id: str) -> dict[str, Any] | None: ...
 
 
 class DeliveryLedger(Protocol):

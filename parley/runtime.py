@@ -23,9 +23,11 @@ from parley.ports import FileStore
 from parley.storage.files import file_store_from_settings
 from parley.storage.owners import ConversationOwners
 from parley.streams.config import ConfigStore
-from parley.streams.platform_files import MAX_CONCURRENT_DOWNLOADS
+from parley.streams.delivery import DeliveryPorts
+from parley.streams.platform_files import MAX_CONCURRENT_DOWNLOADS, FilePorts
 from parley.topics import ALL_TOPICS, INCOMING
 from parley.tools import ToolRegistry, default_registry
+from parley.web.deps import WebDeps
 
 __all__ = ["Runtime"]
 
@@ -111,6 +113,19 @@ class Runtime(Service):
                 await client.close()
             except Exception as exc:  # noqa: BLE001 - keep closing the others
                 logger.warning("error while closing %s: %s", name, exc)
+
+    def web_deps(self) -> WebDeps:
+        """What the web layer uses, from the started clients."""
+        return WebDeps(
+            configs=self.configs, owners=self.owners, archive=self.documents, documents=self.documents,
+            bus=self.bus, files=self.files, http=self.http, store_reads=self.store_reads,
+        )
+
+    def delivery_ports(self) -> DeliveryPorts:
+        return DeliveryPorts(publish=self.publish, applications=self.configs, ledger=self.documents, http=self.http)
+
+    def file_ports(self) -> FilePorts:
+        return FilePorts(applications=self.configs, http=self.http, files=self.files, downloads=self.downloads)
 
     async def publish(self, application_id: str, conversation_id: str, frame: dict[str, Any]) -> None:
         await self.bus.publish(conversation_channel(application_id, conversation_id), frame)

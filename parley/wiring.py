@@ -85,7 +85,7 @@ def wire(app: faust.App, settings: Settings) -> None:
 
     def make_web_app() -> Any:
         return create_web_app(
-            settings=settings, runtime=runtime, ingress=ingress, readiness=readiness, faust_app=app
+            settings=settings, deps=runtime.web_deps(), ingress=ingress, readiness=readiness, faust_app=app
         )
 
     @app.timer(settings.metrics_interval_s, name="parley.consumer_lag")

@@ -36,7 +36,7 @@ def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Setting
     writer: ArchiveWriter | None = None
 
     async def deliver_reply(reply: ReplyEvent, maybe_delivered: bool) -> None:
-        await deliver(reply, runtime, settings, maybe_delivered=maybe_delivered)
+        await deliver(reply, runtime.delivery_ports(), settings, maybe_delivered=maybe_delivered)
 
     async def work_for(raw: RawEvent) -> None:
         nonlocal writer

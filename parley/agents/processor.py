@@ -48,7 +48,7 @@ def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, s
         chatbot = app_config.chatbot if app_config is not None else ChatbotConfig()
         state = ConversationState.from_value(tables.conversations.get(event.key))
         if fetches_platform_files(event, state):
-            event.attachments = await fetch_platform_files(event, runtime, settings)
+            event.attachments = await fetch_platform_files(event, runtime.file_ports(), settings)
         output = await handler.handle(event, state, chatbot)
         plan = plan_outputs(raw, event, output, chatbot)
         if not plan.write_state:

@@ -12,15 +12,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from parley.channels import channel_for
 from parley.channels.base import ChannelNotConfigured, DeliveryRefused, SendPolicy
+from parley.ports import ApplicationDocuments, DeliveryLedger
 from parley.records import ReplyEvent
 from parley.retry import retry_while, store_outage
 from parley.settings import Settings
 
-__all__ = ["deliver", "send_policy", "websocket_frame"]
+if TYPE_CHECKING:
+    from aiohttp import ClientSession
+
+__all__ = ["DeliveryPorts", "deliver", "send_policy", "websocket_frame"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,7 +46,22 @@ def send_policy(settings: Settings) -> SendPolicy:
     return SendPolicy(timeout_s=settings.delivery_timeout_s, max_attempts=settings.delivery_max_attempts)
 
 
-async def deliver(reply: ReplyEvent, runtime: Any, settings: Settings, *, maybe_delivered: bool = True) -> None:
+#: (application_id, conversation_id, frame) -> published on the conversation's bus channel
+Publish = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DeliveryPorts:
+    """What a delivery reaches: the bus, the applications' credentials, the ledger of what the
+    platforms took, and the HTTP client the channels send with."""
+
+    publish: Publish
+    applications: ApplicationDocuments
+    ledger: DeliveryLedger
+    http: ClientSession
+
+
+async def deliver(reply: ReplyEvent, ports: DeliveryPorts, settings: Settings, *, maybe_delivered: bool = True) -> None:
     """Send ``reply`` to its client or platform; raise ``DeliveryError`` when the platform does
     not take it (``DeliveryRefused``: a 4xx, retrying will not help) so the caller dead-letters it.
     ``maybe_delivered=False`` (this reply was archived just now, for the first time) skips the
@@ -50,29 +70,29 @@ async def deliver(reply: ReplyEvent, runtime: Any, settings: Settings, *, maybe_
         logger.info("replay %s: reply %s archived, not delivered", reply.replay_id, reply.event_id)
         return
     if reply.channel == "websocket":
-        await runtime.publish(reply.application_id, reply.conversation_id, websocket_frame(reply))
+        await ports.publish(reply.application_id, reply.conversation_id, websocket_frame(reply))
         return
     # A reply already taken by the platform is not sent again (a redelivered `outgoing` event
     # after a worker restart). The window between the platform's answer and the mark remains.
-    if maybe_delivered and await _through_outage(lambda: runtime.documents.was_delivered(reply.event_id), settings):
+    if maybe_delivered and await _through_outage(lambda: ports.ledger.was_delivered(reply.event_id), settings):
         logger.info("reply %s was already delivered to %s", reply.event_id, reply.channel)
         return
     channel = channel_for(reply.channel)
     if channel is None:
         raise DeliveryRefused(f"reply {reply.event_id} is for an unknown channel {reply.channel!r}")
-    application = await runtime.configs.application_document(reply.application_id)
+    application = await ports.applications.application_document(reply.application_id)
     if application is None:
         logger.warning(
             "application %s no longer exists: reply %s archived only", reply.application_id, reply.event_id
         )
         return
     try:
-        await channel.send(runtime.http, application, reply, send_policy(settings))
+        await channel.send(ports.http, application, reply, send_policy(settings))
     except ChannelNotConfigured as exc:
         raise DeliveryRefused(f"cannot deliver reply {reply.event_id}: {exc}") from exc
     delivered_at = time.time()
     # the platform has the reply: waiting out an outage here beats sending it again on a retry
-    await _through_outage(lambda: runtime.documents.mark_delivered(reply.event_id, delivered_at), settings)
+    await _through_outage(lambda: ports.ledger.mark_delivered(reply.event_id, delivered_at), settings)
 
 
 async def _through_outage(call: Callable[[], Awaitable[T]], settings: Settings) -> T:

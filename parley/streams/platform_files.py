@@ -20,19 +20,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from parley.attachments import PlatformFile, StoredFile, parse
 from parley.channels import channel_for
 from parley.channels.base import ChannelNotConfigured, DownloadError
 from parley.filetypes import EXTENSIONS, checked_content_type
+from parley.ports import ApplicationDocuments, FileStore
 from parley.records import IncomingEvent
 from parley.settings import Settings
 from parley.storage.files import make_key
 from parley.streams.delivery import send_policy
 from parley.validation import InputError
 
-__all__ = ["fetch_platform_files", "has_platform_files", "stored_key"]
+if TYPE_CHECKING:
+    from aiohttp import ClientSession
+
+__all__ = ["FilePorts", "fetch_platform_files", "has_platform_files", "stored_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +58,21 @@ def stored_key(event: IncomingEvent, index: int, extension: str) -> str:
     return make_key(event.application_id, extension, now=event.created_at, unique=digest)
 
 
-async def fetch_platform_files(event: IncomingEvent, runtime: Any, settings: Settings) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class FilePorts:
+    """What fetching platform files reaches: the applications' credentials, the HTTP client the
+    channels download with, the file store, and the process's download slots."""
+
+    applications: ApplicationDocuments
+    http: ClientSession
+    files: FileStore
+    downloads: asyncio.Semaphore
+
+
+async def fetch_platform_files(event: IncomingEvent, ports: FilePorts, settings: Settings) -> list[dict[str, Any]]:
     """``event.attachments`` with every platform file fetched and stored (or marked unreadable),
     as wire dicts; the other attachments are left as they are."""
-    application = await runtime.documents.get_application(event.application_id)
+    application = await ports.applications.application_document(event.application_id)
 
     async def resolve(index: int, wire: Any) -> Any:
         attachment = parse(wire)
@@ -66,9 +82,9 @@ async def fetch_platform_files(event: IncomingEvent, runtime: Any, settings: Set
             refused = _refused_as_declared(attachment, settings)
             if refused:
                 raise DownloadError(refused)
-            async with runtime.downloads:
+            async with ports.downloads:
                 stored = await asyncio.wait_for(
-                    _fetch(event, index, attachment, application, runtime, settings), FILE_BUDGET_S
+                    _fetch(event, index, attachment, application, ports, settings), FILE_BUDGET_S
                 )
             return stored.to_wire()
         except TimeoutError:
@@ -92,13 +108,14 @@ def _refused_as_declared(attachment: PlatformFile, settings: Settings) -> str | 
 
 
 async def _fetch(
-    event: IncomingEvent, index: int, attachment: PlatformFile, application: Any, runtime: Any, settings: Settings
+    event: IncomingEvent, index: int, attachment: PlatformFile, application: dict[str, Any] | None,
+    ports: FilePorts, settings: Settings,
 ) -> StoredFile:
     channel = channel_for(attachment.platform)
     if channel is None or application is None:
         raise DownloadError("the file's platform or application is unknown")
     download = await channel.download(
-        runtime.http, application, attachment.ref, max_bytes=settings.max_upload_bytes, policy=send_policy(settings)
+        ports.http, application, attachment.ref, max_bytes=settings.max_upload_bytes, policy=send_policy(settings)
     )
     declared = attachment.content_type or download.content_type
     content_type = checked_content_type(declared, download.data, settings.upload_allowed_types)
@@ -106,7 +123,7 @@ async def _fetch(
     name = attachment.name or "file"
     metadata = {"application_id": event.application_id, "conversation_id": event.conversation_id,
                 "user": event.sender, "platform": attachment.platform}
-    size = await runtime.files.put(key, download.data, content_type, name=name, metadata=metadata)
+    size = await ports.files.put(key, download.data, content_type, name=name, metadata=metadata)
     logger.info("event %s: stored %s file %s (%s, %d bytes)", event.event_id, attachment.platform, key,
                 content_type, size)
     return StoredFile(file_id=key, content_type=content_type, size=size, name=name)

@@ -33,7 +33,7 @@ from parley.schemas import (
     coerce_integers,
     validate_document,
 )
-from parley.web.keys import RUNTIME, SETTINGS
+from parley.web.keys import DEPS, SETTINGS
 
 __all__ = ["ADMIN_PREFIX", "AdminError", "add_admin_routes", "merge_patch"]
 
@@ -90,10 +90,10 @@ class _Resource:
     def store(self, request: web.Request, op: str) -> Callable[..., Awaitable[Any]]:
         """``DocumentStore.{op}_{kind}``, e.g. ``get_application``, ``list_chatbots``."""
         name = f"list_{self.plural}" if op == "list" else f"{op}_{self.kind}"
-        return getattr(request.app[RUNTIME].documents, name)  # type: ignore[no-any-return]
+        return getattr(request.app[DEPS].documents, name)  # type: ignore[no-any-return]
 
     async def invalidate(self, request: web.Request, doc_id: str) -> None:
-        configs = request.app[RUNTIME].configs
+        configs = request.app[DEPS].configs
         if self.kind == "application":
             await configs.invalidate(doc_id)
         else:
@@ -268,7 +268,7 @@ async def _patch(resource: _Resource, request: web.Request) -> web.Response:
 async def _delete(resource: _Resource, request: web.Request) -> web.Response:
     doc_id = request.match_info["id"]
     if resource.kind == "chatbot":
-        users = await request.app[RUNTIME].documents.applications_using_chatbot(doc_id)
+        users = await request.app[DEPS].documents.applications_using_chatbot(doc_id)
         if users:
             raise AdminError(
                 409, "in_use",
@@ -326,7 +326,7 @@ async def _validate(
     errors = validate_document(doc, resource.kind, require_id=require_id)
     if resource.kind == "application" and not any(e.field == "chatbot_id" for e in errors):
         chatbot_id = doc.get("chatbot_id")
-        if isinstance(chatbot_id, str) and await request.app[RUNTIME].documents.get_chatbot(chatbot_id) is None:
+        if isinstance(chatbot_id, str) and await request.app[DEPS].documents.get_chatbot(chatbot_id) is None:
             errors.append(
                 FieldError("chatbot_id", f"no chatbot {chatbot_id!r}; create it first (POST {CHATBOTS.path})")
             )

@@ -13,7 +13,8 @@ from parley import metrics
 from parley.settings import Settings
 from parley.web.admin import add_admin_routes
 from parley.web.ingress import Ingress
-from parley.web.keys import FAUST_APP, INGRESS, READINESS, RUNTIME, SETTINGS, SOCKETS
+from parley.web.deps import WebDeps
+from parley.web.keys import DEPS, FAUST_APP, INGRESS, READINESS, SETTINGS, SOCKETS
 from parley.web.tables_api import add_table_routes
 from parley.web.openapi import openapi_handler
 from parley.web.uploads import add_upload_routes
@@ -50,14 +51,14 @@ async def _close_sockets(app: web.Application) -> None:
 def create_web_app(
     *,
     settings: Settings,
-    runtime: Any,
+    deps: WebDeps,
     ingress: Ingress,
     readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
     faust_app: Any = None,
 ) -> web.Application:
     app = web.Application(client_max_size=settings.max_text_bytes * 4 + 4096)
     app[SETTINGS] = settings
-    app[RUNTIME] = runtime
+    app[DEPS] = deps
     app[INGRESS] = ingress
     app[READINESS] = readiness
     app[SOCKETS] = weakref.WeakSet()

@@ -9,12 +9,14 @@ from typing import Any
 from aiohttp import web
 
 from parley.settings import Settings
+from parley.web.deps import WebDeps
 from parley.web.ingress import Ingress
 
-__all__ = ["SETTINGS", "RUNTIME", "INGRESS", "READINESS", "SOCKETS"]
+__all__ = ["SETTINGS", "DEPS", "INGRESS", "READINESS", "SOCKETS", "FAUST_APP"]
 
 SETTINGS = web.AppKey("settings", Settings)
-RUNTIME = web.AppKey("runtime", Any)  # parley.runtime.Runtime
+#: every port and service the handlers use
+DEPS = web.AppKey("deps", WebDeps)
 INGRESS = web.AppKey("ingress", Ingress)
 #: () -> (ready, {check: detail})
 READINESS = web.AppKey("readiness", Callable[[], Awaitable[tuple[bool, dict[str, Any]]]])

@@ -30,9 +30,11 @@ from parley.storage.files import (
     LocalFileStore,
     make_key,
 )
+from parley.ports import FileStore
 from parley.validation import InputError, require_id
 from parley.web.auth import TokenError, origin_allowed, verify_user_token
-from parley.web.keys import RUNTIME, SETTINGS
+from parley.web.deps import Configs, WebDeps
+from parley.web.keys import DEPS, SETTINGS
 
 __all__ = [
     "MAX_ATTACHMENTS",
@@ -75,15 +77,15 @@ async def upload_handler(request: web.Request) -> web.Response:
 
 
 async def _upload(request: web.Request) -> web.Response:
-    runtime, settings = request.app[RUNTIME], request.app[SETTINGS]
+    deps, settings = request.app[DEPS], request.app[SETTINGS]
     application_id = require_id(dict(request.match_info), "application_id")
-    config = await _application_config(runtime, application_id)
+    config = await _application_config(deps.configs, application_id)
     origin = request.headers.get(hdrs.ORIGIN)
     if not origin_allowed(origin, getattr(config, "allowed_origins", ())):
         raise InputError(
             "forbidden_origin", f"origin {origin!r} may not upload to application {application_id!r}", status=403
         )
-    user_id = await _authenticate(request, runtime, application_id, getattr(config, "allow_anonymous", True))
+    user_id = await _authenticate(request, deps, application_id, getattr(config, "allow_anonymous", True))
 
     limit = settings.max_upload_bytes
     if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
@@ -100,7 +102,7 @@ async def _upload(request: web.Request) -> web.Response:
     key = make_key(application_id, extension)
     name = _clean_name(form.filename) or f"file{extension}"
     metadata = {"application_id": application_id, "conversation_id": form.conversation_id, "user": user_id or ""}
-    store = runtime.files
+    store = deps.files
     try:
         size = await store.put(key, form.data, content_type, name=name, metadata=metadata)
         url = await store.presigned_url(key, settings.files_url_expiry_s)
@@ -112,9 +114,9 @@ async def _upload(request: web.Request) -> web.Response:
     return web.json_response({**stored.to_wire(), "url": url}, status=201)
 
 
-async def _application_config(runtime: Any, application_id: str) -> Any:
+async def _application_config(configs: Configs, application_id: str) -> Any:
     try:
-        config = await runtime.configs.application(application_id)
+        config = await configs.application(application_id)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 - the document store is down: retry later
@@ -125,7 +127,7 @@ async def _application_config(runtime: Any, application_id: str) -> Any:
     return config
 
 
-async def _authenticate(request: web.Request, runtime: Any, application_id: str, allow_anonymous: bool) -> str | None:
+async def _authenticate(request: web.Request, deps: WebDeps, application_id: str, allow_anonymous: bool) -> str | None:
     """The user id of a valid ``Authorization: Bearer <user token>`` (``parley.web.auth``).
 
     Without one, only an application with neither a ``secret`` nor ``allow_anonymous: false``
@@ -137,7 +139,7 @@ async def _authenticate(request: web.Request, runtime: Any, application_id: str,
         if scheme.lower() != "bearer" or not value.strip():
             raise InputError("unauthorized", "the Authorization header must be 'Bearer <user token>'", status=401)
         token = value.strip()
-    application = await runtime.documents.get_application(application_id) or {}
+    application = await deps.configs.application_document(application_id) or {}
     secret = application.get("secret") if isinstance(application.get("secret"), str) else ""
     if token is None:
         if secret or not allow_anonymous:
@@ -228,7 +230,7 @@ def _clean_name(filename: str) -> str:
 
 async def file_handler(request: web.Request) -> web.StreamResponse:
     """``GET /v1/files/{key}?expires=..&sig=..``: a file of the local store, through a link it signed."""
-    store = request.app[RUNTIME].files
+    store = request.app[DEPS].files
     key = request.match_info["key"]
     if not isinstance(store, LocalFileStore):
         return _error(InputError("not_found", "files are served by the object store's links", status=404))
@@ -259,7 +261,7 @@ async def file_handler(request: web.Request) -> web.StreamResponse:
 # --- referencing files from messages ----------------------------------------------------------
 
 
-async def resolve_attachments(runtime: Any, application_id: str, raw: Any) -> list[dict[str, Any]]:
+async def resolve_attachments(files: FileStore, application_id: str, raw: Any) -> list[dict[str, Any]]:
     """The ``attachments`` of a message frame or webhook body (``[{"file_id": ...}]``, at most
     ``MAX_ATTACHMENTS``) as references for ``IncomingEvent.attachments``: the wire form of a
     ``parley.attachments.StoredFile``, in the order given, duplicates dropped.
@@ -286,7 +288,7 @@ async def resolve_attachments(runtime: Any, application_id: str, raw: Any) -> li
         info = None
         if match is not None and match["application_id"] == application_id:
             try:
-                info = await runtime.files.stat(file_id)
+                info = await files.stat(file_id)
             except FileStoreError as exc:
                 raise InputError("unavailable", "the file store did not answer; retry later", status=503) from exc
         if info is None:

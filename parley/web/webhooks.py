@@ -41,7 +41,7 @@ from parley.channels.whatsapp import WhatsAppChannel
 from parley.retry import ThrottledLog
 from parley.validation import InputError, require_id
 from parley.web.ingress import IngressUnavailable, user_event
-from parley.web.keys import INGRESS, RUNTIME, SETTINGS
+from parley.web.keys import DEPS, INGRESS, SETTINGS
 
 __all__ = ["add_webhook_routes", "channel_webhook", "webhook_handler", "whatsapp_subscription", "TYPING_TASKS"]
 
@@ -73,7 +73,7 @@ def error_response(exc: InputError) -> web.Response:
 async def _application(request: web.Request, application_id: str) -> dict[str, Any]:
     try:
         async with asyncio.timeout(request.app[SETTINGS].store_edge_timeout_s):
-            application = await request.app[RUNTIME].configs.application_document(application_id)
+            application = await request.app[DEPS].configs.application_document(application_id)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 - the store is down: the platform should retry
@@ -204,8 +204,7 @@ async def whatsapp_subscription(request: web.Request) -> web.Response:
 
 def _start_typing(request: web.Request, channel: Channel, application: dict[str, Any], message: InboundMessage) -> None:
     """Show the platform's typing indicator, in the background and best effort."""
-    runtime, settings = request.app[RUNTIME], request.app[SETTINGS]
-    http = runtime.http
+    http, settings = request.app[DEPS].http, request.app[SETTINGS]
     policy = SendPolicy(timeout_s=min(5.0, settings.delivery_timeout_s), max_attempts=1)
 
     async def typing() -> None:

@@ -39,7 +39,7 @@ from parley.streams.archive import documents_for_incoming
 from parley.validation import InputError, optional_str, parse_json_object, require_id, require_text
 from parley.web.auth import TokenError, origin_allowed, verify_user_token
 from parley.web.ingress import IngressUnavailable, user_event
-from parley.web.keys import INGRESS, RUNTIME, SETTINGS, SOCKETS
+from parley.web.keys import DEPS, INGRESS, SETTINGS, SOCKETS
 from parley.web.ratelimit import ApplicationBuckets, admit, per_minute_bucket
 from parley.web.uploads import resolve_attachments
 
@@ -190,7 +190,7 @@ class _Session:
     def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
         self.request = request
         self.ws = ws
-        self.runtime = request.app[RUNTIME]
+        self.deps = request.app[DEPS]
         self.settings = request.app[SETTINGS]
         self.ingress = request.app[INGRESS]
         self.application_buckets = request.app[APPLICATION_BUCKETS]
@@ -257,7 +257,7 @@ class _Session:
                 + ", ".join(repr(p) for p in _PLATFORM_PREFIXES),
                 status=403,
             )
-        config = await self.runtime.configs.application(application_id)
+        config = await self.deps.configs.application(application_id)
         if config is None:
             raise InputError("unknown_application", f"no application {application_id!r}", status=404)
         # ``config`` is an ``ApplicationConfig``; its policy fields are read with their defaults
@@ -270,7 +270,7 @@ class _Session:
                 CLOSE_FORBIDDEN_ORIGIN,
             )
         user_id = await self._authenticate(frame, application_id, getattr(config, "allow_anonymous", True))
-        owner = await self._store(self.runtime.owners.owner(application_id, conversation_id))
+        owner = await self._store(self.deps.owners.owner(application_id, conversation_id))
         if owner is not None and not owner.admits(user_id):
             raise _not_theirs(conversation_id, owner)
         await self._stop_forwarding()
@@ -325,7 +325,7 @@ class _Session:
                 f"application {application_id!r} requires a user token: send 'token' in the hello frame",
                 CLOSE_UNAUTHORIZED,
             )
-        application = await self._store(self.runtime.configs.application_document(application_id)) or {}
+        application = await self._store(self.deps.configs.application_document(application_id)) or {}
         secret = application.get("secret")
         try:
             return verify_user_token(token, secret if isinstance(secret, str) else "", application_id)
@@ -338,8 +338,8 @@ class _Session:
         assert self.application_id is not None and self.conversation_id is not None
         try:
             async with asyncio.timeout(self.settings.store_edge_timeout_s):
-                async with self.runtime.store_reads:  # archive reads wait their turn
-                    docs, found, truncated = await self.runtime.documents.messages_after(
+                async with self.deps.store_reads:  # archive reads wait their turn
+                    docs, found, truncated = await self.deps.archive.messages_after(
                         self.application_id, self.conversation_id, last_message_id,
                         roles=RESUME_ROLES, limit=self.settings.ws_resume_limit,
                     )
@@ -368,7 +368,7 @@ class _Session:
         # a message that carries files may have no text
         text = require_text(frame, "text", self.settings.max_text_bytes, allow_empty=bool(frame.get("attachments")))
         sender = self.user_id if self.user_id is not None else optional_str(frame, "sender")
-        config = await self.runtime.configs.application(self.application_id)
+        config = await self.deps.configs.application(self.application_id)
         if config is None:
             raise InputError("unknown_application", f"no application {self.application_id!r}", status=404)
         application_bucket = self.application_buckets.bucket(
@@ -379,7 +379,7 @@ class _Session:
             raise _RateLimited(retry_after, client_id)
         if not self.claimed:
             await self._claim(client_id)
-        attachments = await resolve_attachments(self.runtime, self.application_id, frame.get("attachments"))
+        attachments = await resolve_attachments(self.deps.files, self.application_id, frame.get("attachments"))
         event = user_event(
             application_id=self.application_id,
             conversation_id=self.conversation_id,
@@ -404,7 +404,7 @@ class _Session:
         message's sender owns a conversation). Another owner's conversation is left."""
         assert self.application_id is not None and self.conversation_id is not None
         owner = await self._store(
-            self.runtime.owners.claim(self.application_id, self.conversation_id, self.user_id), client_id
+            self.deps.owners.claim(self.application_id, self.conversation_id, self.user_id), client_id
         )
         if not owner.admits(self.user_id):
             refusal = _not_theirs(self.conversation_id, owner)
@@ -424,7 +424,7 @@ class _Session:
         }
         channel = conversation_channel(self.application_id, self.conversation_id)
         try:
-            await asyncio.wait_for(self.runtime.bus.publish(channel, frame), SHOW_TIMEOUT_S)
+            await asyncio.wait_for(self.deps.bus.publish(channel, frame), SHOW_TIMEOUT_S)
         except TimeoutError:
             logger.warning("message %s not shown live on other sockets: the bus did not answer", event.event_id)
 
@@ -445,7 +445,7 @@ class _Session:
     async def _forward(self, subscribed: asyncio.Event, released: asyncio.Future[frozenset[str]]) -> None:
         assert self.application_id is not None and self.conversation_id is not None
         channel = conversation_channel(self.application_id, self.conversation_id)
-        async with self.runtime.bus.subscribe(channel) as subscription:
+        async with self.deps.bus.subscribe(channel) as subscription:
             subscribed.set()
             # Live frames wait in the subscription's queue while the archive is sent.
             already_sent = await released

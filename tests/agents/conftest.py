@@ -60,6 +60,7 @@ async def app(settings: Settings, configs: Configs, archive: Archive, bus: InPro
     runtime.bus = bus
     runtime.configs = configs
     runtime.documents = archive  # the persister uses only DocumentStore.archive here
+    runtime.http = None  # websocket replies only: no platform is called
     yield app
     await producer.stop()
 

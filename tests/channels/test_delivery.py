@@ -12,7 +12,7 @@ import pytest
 from parley.channels.base import DeliveryRefused
 from parley.records import ReplyEvent
 from parley.settings import Settings
-from parley.streams.delivery import deliver
+from parley.streams.delivery import DeliveryPorts, deliver
 from tests.support.stores import DocumentConfigs
 from tests.channels import test_slack as slack
 from tests.channels import test_telegram as telegram
@@ -45,6 +45,9 @@ class Runtime:
 
     async def publish(self, application_id: str, conversation_id: str, frame: dict[str, Any]) -> None:
         self.published.append((application_id, conversation_id, frame))
+
+    def ports(self) -> DeliveryPorts:
+        return DeliveryPorts(publish=self.publish, applications=self.configs, ledger=self.documents, http=self.http)
 
 
 SETTINGS = Settings(delivery_timeout_s=2.0, delivery_max_attempts=2)
@@ -84,34 +87,34 @@ def runtime(session: aiohttp.ClientSession, api: FakeAPI) -> Runtime:
 async def test_platform_replies_go_to_the_platform(
     runtime: Runtime, api: FakeAPI, channel: str, conversation_id: str, path: str, payload: dict[str, Any]
 ) -> None:
-    await deliver(reply(channel, conversation_id), runtime, SETTINGS)
+    await deliver(reply(channel, conversation_id), runtime.ports(), SETTINGS)
     [request] = api.requests
     assert (request["path"], request["json"]) == (path, payload)
     assert runtime.published == []
 
 
 async def test_generic_replies_go_to_the_callback_url(runtime: Runtime, api: FakeAPI) -> None:
-    await deliver(reply("generic", "order-1"), runtime, SETTINGS)
+    await deliver(reply("generic", "order-1"), runtime.ports(), SETTINGS)
     [request] = api.requests
     assert request["path"] == "/hook" and request["json"]["message_id"] == "r-1"
 
 
 async def test_websocket_replies_go_over_the_bus(runtime: Runtime, api: FakeAPI) -> None:
-    await deliver(reply("websocket", "c1"), runtime, SETTINGS)
+    await deliver(reply("websocket", "c1"), runtime.ports(), SETTINGS)
     [(application_id, conversation_id, frame)] = runtime.published
     assert (application_id, conversation_id, frame["message_id"], frame["text"]) == ("app", "c1", "r-1", "Hi!")
     assert api.requests == []
 
 
 async def test_a_replayed_reply_is_not_delivered(runtime: Runtime, api: FakeAPI) -> None:
-    await deliver(reply("telegram", "telegram:42", replay_id="rp-1", deliver=False), runtime, SETTINGS)
+    await deliver(reply("telegram", "telegram:42", replay_id="rp-1", deliver=False), runtime.ports(), SETTINGS)
     assert api.requests == []
 
 
 async def test_a_platform_4xx_is_raised_for_the_dead_letters(runtime: Runtime, api: FakeAPI) -> None:
     api.default = (403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}, {})
     with pytest.raises(DeliveryRefused, match="blocked"):
-        await deliver(reply("telegram", "telegram:42"), runtime, SETTINGS)
+        await deliver(reply("telegram", "telegram:42"), runtime.ports(), SETTINGS)
     assert len(api.requests) == 1
 
 
@@ -123,17 +126,17 @@ async def test_undeliverable_replies_are_refused(
     runtime: Runtime, api: FakeAPI, channel: str, conversation_id: str, application_id: str
 ) -> None:
     with pytest.raises(DeliveryRefused):
-        await deliver(reply(channel, conversation_id, application_id), runtime, SETTINGS)
+        await deliver(reply(channel, conversation_id, application_id), runtime.ports(), SETTINGS)
     assert api.requests == []
 
 
 async def test_a_reply_for_a_deleted_application_is_archived_only(runtime: Runtime, api: FakeAPI) -> None:
-    await deliver(reply("telegram", "telegram:42", "deleted"), runtime, SETTINGS)
+    await deliver(reply("telegram", "telegram:42", "deleted"), runtime.ports(), SETTINGS)
     assert api.requests == []
 
 
 async def test_a_reply_already_delivered_is_not_sent_again(runtime: Runtime, api: FakeAPI) -> None:
-    await deliver(reply("generic", "order-1"), runtime, SETTINGS)
-    await deliver(reply("generic", "order-1"), runtime, SETTINGS)  # the outgoing event, redelivered
+    await deliver(reply("generic", "order-1"), runtime.ports(), SETTINGS)
+    await deliver(reply("generic", "order-1"), runtime.ports(), SETTINGS)  # the outgoing event, redelivered
     assert len(api.requests) == 1
     assert "r-1" in runtime.documents.delivered

@@ -17,7 +17,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from parley.settings import Settings
-from parley.storage.bus import InProcessBus
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from tests.channels import test_slack as slack
@@ -28,7 +27,9 @@ from tests.channels.test_generic import BODY as GENERIC_BODY
 from tests.channels.test_generic import SECRET as GENERIC_SECRET
 from tests.channels.test_generic import signature as generic_signature
 from tests.support.produced import Produced
+from parley.web.deps import WebDeps
 from tests.support.stores import DocumentConfigs
+from tests.support.webdeps import web_deps
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
@@ -45,13 +46,6 @@ class Documents:
         return copy.deepcopy(doc) if doc is not None else None
 
 
-class Runtime:
-    def __init__(self, http: aiohttp.ClientSession) -> None:
-        self.documents = Documents()
-        self.configs = DocumentConfigs(self.documents)
-        self.bus = InProcessBus()
-        self.http = http
-
 
 
 async def ready() -> tuple[bool, dict[str, Any]]:
@@ -64,22 +58,23 @@ def produced() -> Produced:
 
 
 @pytest.fixture
-async def runtime(session: aiohttp.ClientSession, api: FakeAPI) -> Runtime:
-    runtime = Runtime(session)
-    apps = runtime.documents.applications
+async def deps(session: aiohttp.ClientSession, api: FakeAPI) -> WebDeps:
+    documents = Documents()
+    deps = web_deps(configs=DocumentConfigs(documents), documents=documents, http=session)
+    apps = documents.applications
     apps["tg"] = telegram.with_api(api.base) | {"_id": "tg"}
     apps["wa"] = whatsapp.with_api(api.base) | {"_id": "wa"}
     apps["sl"] = slack.with_api(api.base) | {"_id": "sl"}
     apps["plain"] = {"_id": "plain"}
     apps["signed"] = {"_id": "signed", "secret": GENERIC_SECRET}
-    return runtime
+    return deps
 
 
 @pytest.fixture
-async def client(aiohttp_client: ClientFactory, runtime: Runtime, produced: Produced) -> TestClient:
+async def client(aiohttp_client: ClientFactory, deps: WebDeps, produced: Produced) -> TestClient:
     app = create_web_app(
         settings=Settings(max_text_bytes=1000, delivery_timeout_s=2.0),
-        runtime=runtime, ingress=Ingress(produced, timeout_s=1), readiness=ready,
+        deps=deps, ingress=Ingress(produced, timeout_s=1), readiness=ready,
     )
     return await aiohttp_client(app)
 
@@ -249,27 +244,27 @@ async def test_a_body_over_the_limit_is_413(client: TestClient, produced: Produc
 
 
 async def test_a_document_store_outage_is_503_so_the_platform_retries(
-    client: TestClient, runtime: Runtime, produced: Produced
+    client: TestClient, deps: WebDeps, produced: Produced
 ) -> None:
-    runtime.documents.down = True
+    deps.documents.down = True
     response = await client.post(
         "/v1/webhooks/telegram/tg", data=telegram.body(telegram.TEXT_UPDATE), headers=tg_headers()
     )
     assert (response.status, (await response.json())["code"]) == (503, "unavailable")
     assert int(response.headers["Retry-After"]) > 0
     assert produced.events == []
-    runtime.documents.down = False  # back: the platform's retry goes through
+    deps.documents.down = False  # back: the platform's retry goes through
     status, _ = await post(client, "/v1/webhooks/telegram/tg", telegram.body(telegram.TEXT_UPDATE), tg_headers())
     assert status == 200 and len(produced.events) == 1
 
 
 async def test_an_unexpected_failure_is_503_with_retry_after_not_a_500(
-    client: TestClient, runtime: Runtime, produced: Produced, caplog: pytest.LogCaptureFixture
+    client: TestClient, deps: WebDeps, produced: Produced, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def broken(application_id: str) -> None:
         raise KeyError("nobody expected this")
 
-    runtime.configs.application_document = broken  # type: ignore[method-assign]
+    deps.configs.application_document = broken  # type: ignore[method-assign]
     for _ in range(5):
         response = await client.post(
             "/v1/webhooks/telegram/tg", data=telegram.body(telegram.TEXT_UPDATE), headers=tg_headers()
@@ -281,12 +276,12 @@ async def test_an_unexpected_failure_is_503_with_retry_after_not_a_500(
     assert sum("nobody expected this" in r.getMessage() for r in caplog.records) == 1
 
 
-async def test_a_broker_that_does_not_ack_is_503(aiohttp_client: ClientFactory, runtime: Runtime) -> None:
+async def test_a_broker_that_does_not_ack_is_503(aiohttp_client: ClientFactory, deps: WebDeps) -> None:
     async def down(key: str, value: bytes) -> None:
         raise ConnectionError("broker down")
 
     app = create_web_app(
-        settings=Settings(), runtime=runtime, ingress=Ingress(down, timeout_s=0.5), readiness=ready,
+        settings=Settings(), deps=deps, ingress=Ingress(down, timeout_s=0.5), readiness=ready,
     )
     client = await aiohttp_client(app)
     data = slack.raw(slack.MESSAGE_EVENT)

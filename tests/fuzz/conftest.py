@@ -39,12 +39,13 @@ from hypothesis import strategies as st
 from parley.channels import CHANNELS
 from parley.records import KIND_USER, IncomingEvent, conversation_key
 from parley.settings import Settings
-from parley.storage.bus import InProcessBus
 from parley.streams.codec import decode
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
-from parley.web.keys import RUNTIME
+from parley.web.deps import WebDeps
+from parley.web.keys import DEPS
 from tests.support.stores import OwnerRecords, memory_owners
+from tests.support.webdeps import web_deps
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
@@ -322,15 +323,13 @@ class Configs:
         return SimpleNamespace(application_id=application_id, chatbot=None, **policy)
 
 
-class Runtime:
-    def __init__(self, http: aiohttp.ClientSession, api_base: str) -> None:
-        self.documents = Documents(applications(api_base))
-        self.configs = Configs(self.documents)
-        self.bus = InProcessBus()
-        self.http = http
-        self.owner_records = OwnerRecords()  # the first message of a conversation claims it
-        self.owners = memory_owners(self.owner_records)
-        self.store_reads = asyncio.Semaphore(8)
+def fuzz_deps(http: aiohttp.ClientSession, api_base: str) -> WebDeps:
+    archive = Documents(applications(api_base))
+    archive.owner_records = OwnerRecords()  # the first message of a conversation claims it
+    return web_deps(
+        configs=Configs(archive), archive=archive, documents=archive, http=http,
+        owners=memory_owners(archive.owner_records),
+    )
 
 
 async def _ready() -> tuple[bool, dict[str, Any]]:
@@ -353,7 +352,7 @@ async def client(
 ) -> TestClient:
     app = create_web_app(
         settings=fuzz_settings_object(),
-        runtime=Runtime(http, platform.base),
+        deps=fuzz_deps(http, platform.base),
         ingress=Ingress(produced, timeout_s=2),
         readiness=_ready,
     )
@@ -371,9 +370,9 @@ class Example:
     def reset(self) -> None:
         self.produced.reset()
         self.error_log.clear()
-        runtime = self.client.app[RUNTIME]
-        runtime.owner_records.records.clear()
-        runtime.owners = memory_owners(runtime.owner_records)  # and an empty owner cache
+        deps = self.client.app[DEPS]
+        deps.archive.owner_records.records.clear()
+        deps.owners = memory_owners(deps.archive.owner_records)  # and an empty owner cache
 
     def assert_clean(self) -> None:
         self.produced.assert_valid()

@@ -33,12 +33,13 @@ from hypothesis import strategies as st
 from parley.embedded import EmbeddedServer
 from parley.schemas import READ_ONLY_FIELDS, validate_document
 from parley.settings import Settings
-from parley.storage.bus import InProcessBus
 from parley.storage.documents import DocumentStore
 from parley.streams.config import ConfigStore
 from parley.web.admin import MAX_BODY_BYTES
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
+from parley.web.deps import WebDeps
+from tests.support.webdeps import web_deps
 from tests.fuzz.conftest import (
     ID,
     ClientFactory,
@@ -64,11 +65,9 @@ ALLOWED_STATUSES = frozenset({200, 201, 204, 400, 404, 409, 413, 415, 422})
 PLURAL = {"application": "applications", "chatbot": "chatbots"}
 
 
-class AdminRuntime:
-    def __init__(self, documents: DocumentStore, configs: ConfigStore) -> None:
-        self.documents = documents
-        self.configs = configs
-        self.bus = InProcessBus()
+def admin_deps(documents: DocumentStore, configs: ConfigStore) -> WebDeps:
+    """What the admin API reads: the document store and the configs."""
+    return web_deps(configs=configs, documents=documents, archive=documents)
 
 
 async def _ready() -> tuple[bool, dict[str, Any]]:
@@ -105,7 +104,7 @@ async def admin(
     settings = Settings(mongo_url=services["documents"].url, mongo_database=database, admin_api_key=KEY)
     app = create_web_app(
         settings=settings,
-        runtime=AdminRuntime(documents, ConfigStore(documents, settings)),
+        deps=admin_deps(documents, ConfigStore(documents, settings)),
         ingress=Ingress(produced, timeout_s=1),
         readiness=_ready,
     )

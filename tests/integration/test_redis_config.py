@@ -22,13 +22,13 @@ from aiohttp.test_utils import TestClient
 
 from parley.embedded import EmbeddedServer
 from parley.settings import Settings
-from parley.storage.bus import InProcessBus
 from parley.storage.cache import RedisCache
 from parley.storage.documents import DocumentStore
 from parley.streams.config import ConfigStore, application_key, chatbot_key
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from tests.support.net import free_port
+from tests.support.webdeps import web_deps
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 KEY = "integration-admin-key-0123456789"
@@ -208,9 +208,6 @@ async def test_an_admin_write_in_one_process_reaches_another_through_redis(
     gateway = ConfigStore(documents, settings, web_cache)  # the process serving the admin API
     worker = ConfigStore(documents, settings, worker_cache)  # a worker answering turns
 
-    class Runtime:
-        def __init__(self) -> None:
-            self.documents, self.configs, self.bus = documents, gateway, InProcessBus()
 
     async def produce(key: str, value: bytes) -> None:
         raise AssertionError("nothing is produced")
@@ -220,7 +217,8 @@ async def test_an_admin_write_in_one_process_reaches_another_through_redis(
 
     try:
         client = await aiohttp_client(
-            create_web_app(settings=settings, runtime=Runtime(), ingress=Ingress(produce, 1), readiness=ready)
+            create_web_app(settings=settings, deps=web_deps(configs=gateway, documents=documents, archive=documents),
+                           ingress=Ingress(produce, 1), readiness=ready)
         )
         assert await prompt(worker) == "v1"
         response = await client.patch(

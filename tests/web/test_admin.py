@@ -17,7 +17,6 @@ from jsonschema import Draft202012Validator
 
 from parley.embedded import EmbeddedServer
 from parley.settings import Settings
-from parley.storage.bus import InProcessBus
 from parley.storage.documents import DocumentStore
 from parley.streams.config import ConfigStore
 from parley.web.admin import merge_patch
@@ -25,6 +24,8 @@ from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from parley.web.openapi import openapi_document
 from tests.support.net import free_port
+from parley.web.deps import WebDeps
+from tests.support.webdeps import web_deps
 
 KEY = "test-admin-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -34,13 +35,9 @@ BOT = {"id": "bot", "system_prompt": "You are terse.", "temperature": 0.2, "tool
 APP = {"id": "app", "name": "Shop", "chatbot_id": "bot", "callback_url": "https://example.com/cb"}
 
 
-class AdminRuntime:
-    """What the web app reads from the runtime: the document store, the configs and the bus."""
-
-    def __init__(self, documents: DocumentStore, configs: ConfigStore) -> None:
-        self.documents = documents
-        self.configs = configs
-        self.bus = InProcessBus()
+def admin_deps(documents: DocumentStore, configs: ConfigStore) -> WebDeps:
+    """What the admin API reads: the document store and the configs."""
+    return web_deps(configs=configs, documents=documents, archive=documents)
 
 
 async def _never_produced(key: str, value: bytes) -> None:
@@ -55,7 +52,7 @@ def make_app(settings: Settings, documents: DocumentStore, configs: ConfigStore 
     configs = configs or ConfigStore(documents, settings)
     return create_web_app(
         settings=settings,
-        runtime=AdminRuntime(documents, configs),
+        deps=admin_deps(documents, configs),
         ingress=Ingress(_never_produced, timeout_s=1),
         readiness=_ready,
     )

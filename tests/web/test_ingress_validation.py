@@ -11,12 +11,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from parley.settings import Settings
-from parley.storage.bus import InProcessBus
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
-from parley.web.keys import RUNTIME
+from parley.web.keys import DEPS
 from tests.support.produced import Produced
-from tests.support.stores import memory_owners
+from tests.support.webdeps import web_deps
 
 MAX_TEXT = 64
 WEBHOOK = "/v1/webhooks/generic/demo"
@@ -38,13 +37,6 @@ class Documents:
 
 
 
-class Runtime:
-    def __init__(self) -> None:
-        self.configs = Configs()
-        self.documents = Documents()
-        self.bus = InProcessBus()
-        self.owners = memory_owners()
-        self.store_reads = asyncio.Semaphore(8)
 
 
 
@@ -59,7 +51,7 @@ class Ready:
 def make_app(produce: Any, timeout_s: float = 1, readiness: Any = None) -> web.Application:
     return create_web_app(
         settings=Settings(max_text_bytes=MAX_TEXT),
-        runtime=Runtime(),
+        deps=web_deps(configs=Configs()),
         ingress=Ingress(produce, timeout_s=timeout_s),
         readiness=readiness or Ready(),
     )
@@ -132,7 +124,7 @@ async def test_a_message_before_hello_and_a_binary_frame_are_refused(
 
 
 async def test_the_socket_receives_frames_published_on_its_conversation(client: TestClient) -> None:
-    bus = client.app[RUNTIME].bus
+    bus = client.app[DEPS].bus
     async with client.ws_connect("/ws") as ws:
         await hello(ws)
         await bus.publish("parley:conv:demo:other", {"type": "delta", "text": "not mine"})

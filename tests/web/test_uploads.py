@@ -20,7 +20,6 @@ from parley.attachments import MAX_ATTACHMENTS
 from parley.filetypes import sniff
 from parley.settings import Settings
 from parley.storage.files import KEY_PATTERN, FileStoreError, LocalFileStore
-from parley.storage.bus import InProcessBus
 from parley.streams.config import ApplicationConfig
 from parley.streams.turns import ChatbotConfig
 from parley.validation import InputError
@@ -28,7 +27,8 @@ from parley.web.app import create_web_app
 from parley.web.auth import make_user_token
 from parley.web.ingress import Ingress
 from parley.web.uploads import _MIN_READ, _read_part, resolve_attachments
-from tests.support.stores import memory_owners
+from parley.web.deps import WebDeps
+from tests.support.webdeps import web_deps
 
 LIMIT = 64 * 1024
 SECRET = "app-secret"
@@ -63,14 +63,8 @@ class Documents:
 
 
 
-class Runtime:
-    def __init__(self, files: Any) -> None:
-        self.configs = Configs()
-        self.documents = Documents()
-        self.bus = InProcessBus()
-        self.owners = memory_owners()
-        self.store_reads = asyncio.Semaphore(8)
-        self.files = files
+def make_deps(files: Any) -> WebDeps:
+    return web_deps(configs=Configs(), files=files)
 
 
 class BrokenStore(LocalFileStore):
@@ -92,7 +86,7 @@ async def never_produce(key: str, value: bytes) -> None:
 def make_app(files: Any, **settings: Any) -> web.Application:
     return create_web_app(
         settings=Settings(max_upload_bytes=LIMIT, **settings),
-        runtime=Runtime(files),
+        deps=make_deps(files),
         ingress=Ingress(never_produce, timeout_s=1),
         readiness=ready,
     )
@@ -447,16 +441,15 @@ async def test_links_are_not_served_when_the_store_is_s3(aiohttp_client: ClientF
 async def test_attachments_resolve_to_references(client: TestClient, store: LocalFileStore) -> None:
     _, png = await upload(client, form(PNG, filename="a.png"))
     _, pdf = await upload(client, form(PDF, "application/pdf", filename="b.pdf"))
-    runtime = Runtime(store)
     resolved = await resolve_attachments(
-        runtime, "demo", [{"file_id": png["file_id"]}, {"file_id": pdf["file_id"]}, {"file_id": png["file_id"]}]
+        store, "demo", [{"file_id": png["file_id"]}, {"file_id": pdf["file_id"]}, {"file_id": png["file_id"]}]
     )
     assert resolved == [
         {"file_id": png["file_id"], "content_type": "image/png", "size": len(PNG), "name": "a.png"},
         {"file_id": pdf["file_id"], "content_type": "application/pdf", "size": len(PDF), "name": "b.pdf"},
     ]
-    assert await resolve_attachments(runtime, "demo", None) == []
-    assert await resolve_attachments(runtime, "demo", []) == []
+    assert await resolve_attachments(store, "demo", None) == []
+    assert await resolve_attachments(store, "demo", []) == []
 
 
 async def test_bad_attachments_are_refused(client: TestClient, store: LocalFileStore, tmp_path: Path) -> None:
@@ -465,7 +458,6 @@ async def test_bad_attachments_are_refused(client: TestClient, store: LocalFileS
         client, form(PNG), application_id="secured",
         headers={"Authorization": "Bearer " + make_user_token(SECRET, "secured", "bob", 60)},
     )
-    runtime = Runtime(store)
     cases = [
         ({"file_id": png["file_id"]}, "invalid_field"),
         ([png["file_id"]], "invalid_field"),
@@ -478,8 +470,8 @@ async def test_bad_attachments_are_refused(client: TestClient, store: LocalFileS
     ]
     for raw, code in cases:
         with pytest.raises(InputError) as raised:
-            await resolve_attachments(runtime, "demo", raw)
+            await resolve_attachments(store, "demo", raw)
         assert (raised.value.code, raised.value.status) == (code, 400), raw
     with pytest.raises(InputError) as raised:
-        await resolve_attachments(Runtime(BrokenStore(tmp_path, "http://x")), "demo", [{"file_id": png["file_id"]}])
+        await resolve_attachments(BrokenStore(tmp_path, "http://x"), "demo", [{"file_id": png["file_id"]}])
     assert (raised.value.code, raised.value.status) == ("unavailable", 503)

@@ -21,9 +21,11 @@ from parley.streams.turns import ChatbotConfig
 from parley.web.app import create_web_app
 from parley.web.auth import make_user_token
 from parley.web.ingress import Ingress
-from parley.web.keys import RUNTIME
+from parley.web.deps import WebDeps
+from parley.web.keys import DEPS
 from tests.support.produced import Produced
 from tests.support.stores import OwnerRecords, memory_owners
+from tests.support.webdeps import web_deps
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
@@ -89,14 +91,10 @@ class Documents:
         return docs[-limit:], found, len(docs) > limit
 
 
-class Runtime:
-    def __init__(self) -> None:
-        self.configs = Configs()
-        self.documents = Documents()
-        self.bus = InProcessBus()
-        self.owner_records = OwnerRecords()
-        self.owners = memory_owners(self.owner_records)
-        self.store_reads = asyncio.Semaphore(8)
+def make_deps() -> WebDeps:
+    archive = Documents()
+    archive.owner_records = OwnerRecords()  # who owns each conversation, read by the tests
+    return web_deps(configs=Configs(), archive=archive, owners=memory_owners(archive.owner_records))
 
 
 
@@ -107,7 +105,7 @@ async def _ready() -> tuple[bool, dict[str, Any]]:
 def make_app(produced: Produced, **settings: Any) -> web.Application:
     return create_web_app(
         settings=Settings(max_text_bytes=64, **settings),
-        runtime=Runtime(),
+        deps=make_deps(),
         ingress=Ingress(produced, timeout_s=1),
         readiness=_ready,
     )
@@ -223,7 +221,7 @@ async def test_an_application_without_a_secret_accepts_no_token(client: TestClie
 
 
 async def test_a_signed_in_user_cannot_join_another_users_conversation(client: TestClient) -> None:
-    client.app[RUNTIME].owner_records.own("secure", "c-alice", "alice")  # alice wrote first
+    client.app[DEPS].archive.owner_records.own("secure", "c-alice", "alice")  # alice wrote first
     async with client.ws_connect("/ws") as ws:
         error = await say_hello(ws, "secure", "c-alice", token=token_for("secure", "mallory"))
         assert error["code"] == "forbidden_conversation"
@@ -240,7 +238,7 @@ async def test_an_anonymous_client_cannot_join_a_signed_in_users_conversation(
         assert (await alice.receive_json(timeout=2))["type"] == "ack"
     [event] = produced.events
     assert event.signed_in is True and event.sender == "alice"
-    client.app[RUNTIME].documents.messages.extend(documents_for_incoming(event))
+    client.app[DEPS].archive.messages.extend(documents_for_incoming(event))
     async with client.ws_connect("/ws") as ws:
         error = await say_hello(ws, "open", "c-alice", last_message_id="u-0")
         assert (error["code"], error["type"]) == ("forbidden_conversation", "error")
@@ -422,7 +420,7 @@ async def test_a_hello_that_cannot_subscribe_to_live_traffic_says_so(client: Tes
         def subscribe(self, channel: str) -> Any:
             raise ConnectionError("redis is down")
 
-    client.app[RUNTIME].bus = DownBus()
+    client.app[DEPS].bus = DownBus()
     async with client.ws_connect("/ws") as ws:
         error = await say_hello(ws)
         assert (error["type"], error["code"]) == ("error", "unavailable")
@@ -461,7 +459,7 @@ async def test_a_bus_that_does_not_answer_holds_the_sender_at_most_a_moment(
         await asyncio.sleep(3600)
 
     monkeypatch.setattr(parley.web.ws, "SHOW_TIMEOUT_S", 0.2)
-    monkeypatch.setattr(client.app[RUNTIME].bus, "publish", hangs)
+    monkeypatch.setattr(client.app[DEPS].bus, "publish", hangs)
     async with client.ws_connect("/ws") as ws:
         await say_hello(ws, conversation_id="shared")
         await ws.send_json({"type": "message", "id": "m-1", "text": "hello"})
@@ -494,7 +492,7 @@ async def test_an_anonymous_message_under_a_users_name_is_not_theirs(
         await say_hello(mallory, "open", "c-planted")
         await mallory.send_json({"type": "message", "id": "m-1", "text": "hi", "sender": "alice"})
         assert (await mallory.receive_json(timeout=2))["type"] == "ack"
-    client.app[RUNTIME].documents.messages.extend(documents_for_incoming(produced.events[-1]))
+    client.app[DEPS].archive.messages.extend(documents_for_incoming(produced.events[-1]))
     async with client.ws_connect("/ws") as alice:
         error = await say_hello(alice, "open", "c-planted", token=token_for("open", "alice"))
         assert (error["type"], error["code"]) == ("error", "forbidden_conversation")

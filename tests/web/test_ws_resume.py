@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from parley.records import ReplyEvent
 from parley.streams.delivery import websocket_frame
-from parley.web.keys import RUNTIME
+from parley.web.keys import DEPS
 from tests.web.test_ws_gateway import (  # noqa: F401 - fixtures
     ClientFactory,
     Produced,
@@ -44,7 +44,7 @@ HISTORY = [
 
 
 def seed(client: TestClient, *docs: dict[str, Any]) -> Any:
-    documents = client.app[RUNTIME].documents
+    documents = client.app[DEPS].archive
     documents.messages.extend(docs)
     return documents
 
@@ -60,7 +60,7 @@ async def frames_until_pong(ws: Any) -> list[dict[str, Any]]:
 
 async def test_a_resuming_client_gets_the_missed_messages_then_live_ones_nothing_twice(client: TestClient) -> None:
     documents = seed(client, *HISTORY)
-    bus = client.app[RUNTIME].bus
+    bus = client.app[DEPS].bus
     channel = "parley:conv:demo:c1"
     a2 = doc("a2", "assistant", 2.0, 3, in_reply_to="u2")
 

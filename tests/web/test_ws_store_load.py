@@ -12,7 +12,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from parley.storage.cache import InMemoryCache
 from parley.storage.owners import ConversationOwners
-from parley.web.keys import RUNTIME
+from parley.web.keys import DEPS
 from tests.support.produced import Produced
 from tests.support.stores import OwnerRecords
 from tests.web.test_ws_gateway import (  # noqa: F401 - fixtures
@@ -29,8 +29,8 @@ DOWN = ServerSelectionTimeoutError("127.0.0.1:27017: connection refused")
 async def test_hellos_and_messages_read_no_archive_and_each_conversation_owner_once(
     client: TestClient, produced: Produced
 ) -> None:
-    runtime = client.app[RUNTIME]
-    records: OwnerRecords = runtime.owner_records
+    deps = client.app[DEPS]
+    records: OwnerRecords = deps.archive.owner_records
 
     async def chat(index: int) -> None:
         conversation = f"c-{index % 10}"
@@ -41,7 +41,7 @@ async def test_hellos_and_messages_read_no_archive_and_each_conversation_owner_o
 
     await asyncio.gather(*(chat(i) for i in range(50)))
     assert len(produced.events) == 50
-    assert runtime.documents.reads == 0, "a hello or a message read the archive"
+    assert deps.archive.reads == 0, "a hello or a message read the archive"
     # 50 sockets on 10 conversations: one owner read per conversation, and claims only for
     # conversations whose owner the cache did not know yet
     assert records.reads <= 10
@@ -51,7 +51,7 @@ async def test_hellos_and_messages_read_no_archive_and_each_conversation_owner_o
 
 
 async def test_a_hello_while_the_store_is_down_gets_unavailable_and_the_socket_stays(client: TestClient) -> None:
-    records: OwnerRecords = client.app[RUNTIME].owner_records
+    records: OwnerRecords = client.app[DEPS].archive.owner_records
     records.fail = DOWN
     async with client.ws_connect("/ws") as ws:
         error = await say_hello(ws, conversation_id="c-down")
@@ -66,7 +66,7 @@ async def test_a_hello_while_the_store_is_down_gets_unavailable_and_the_socket_s
 async def test_a_message_whose_claim_fails_is_not_produced_and_can_be_sent_again(
     client: TestClient, produced: Produced
 ) -> None:
-    records: OwnerRecords = client.app[RUNTIME].owner_records
+    records: OwnerRecords = client.app[DEPS].archive.owner_records
     async with client.ws_connect("/ws") as ws:
         assert (await say_hello(ws, conversation_id="c-claim"))["type"] == "ready"
         records.fail = DOWN
@@ -83,7 +83,7 @@ async def test_a_message_whose_claim_fails_is_not_produced_and_can_be_sent_again
 async def test_any_failure_in_a_frame_handler_is_an_unavailable_frame(
     client: TestClient, produced: Produced, caplog: Any
 ) -> None:
-    runtime = client.app[RUNTIME]
+    deps = client.app[DEPS]
 
     class Broken:
         async def owner(self, *args: Any) -> None:
@@ -93,12 +93,12 @@ async def test_any_failure_in_a_frame_handler_is_an_unavailable_frame(
         async def application(self, *args: Any) -> None:
             raise KeyError("a bug of ours")
 
-    runtime.owners = Broken()
+    deps.owners = Broken()
     async with client.ws_connect("/ws") as ws:
         for _ in range(10):
             error = await say_hello(ws, conversation_id="c-broken")
             assert (error["type"], error["code"]) == ("error", "unavailable")
-        runtime.configs = BrokenConfigs()  # a failure outside any store call
+        deps.configs = BrokenConfigs()  # a failure outside any store call
         for _ in range(3):
             error = await say_hello(ws, conversation_id="c-broken")
             assert (error["type"], error["code"]) == ("error", "unavailable")
@@ -116,8 +116,8 @@ async def test_a_claim_made_on_another_gateway_is_enforced_despite_a_stale_cache
 ) -> None:
     """Two gateways share the owner records, not their caches: an anonymous socket that said
     hello before alice's first message (on the other gateway) may not write after it."""
-    runtime = client.app[RUNTIME]
-    records: OwnerRecords = runtime.owner_records
+    deps = client.app[DEPS]
+    records: OwnerRecords = deps.archive.owner_records
     other_gateway = ConversationOwners(records, InMemoryCache())
     async with client.ws_connect("/ws") as anonymous:
         assert (await say_hello(anonymous, "open", "c-race"))["type"] == "ready"  # "nobody" cached
