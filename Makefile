@@ -6,7 +6,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 STAMP_TEST := $(VENV)/.installed-test
 PORT ?= 8080
 
-.PHONY: dev test system-deps bench clean
+.PHONY: dev test check system-deps bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,12 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 dev: $(STAMP_DEV)
 	$(BIN)/parley dev --port $(PORT)
 
-test: $(STAMP_TEST) system-deps
+test: $(STAMP_TEST) system-deps check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Static checks, at zero findings: the import contract of docs/architecture.md ("Layers").
+check: $(STAMP_TEST)
+	$(BIN)/lint-imports
 
 # Tools the tests run as real programs: `docker-compose config` validates docker-compose.yml
 # offline (no Docker engine needed) and the tests start their own redis-server. Debian packages,

@@ -21,10 +21,25 @@ __all__ = [
     "KIND_USER",
     "KIND_TOOL_RESULTS",
     "conversation_key",
+    "INCOMING",
+    "OUTGOING",
+    "FUNCTION_CALL",
+    "DEAD_LETTERS",
+    "USAGE",
+    "ALL_TOPICS",
 ]
 
 KIND_USER = "user"
 KIND_TOOL_RESULTS = "tool_results"
+
+
+#: Topic names (``parley.topics`` declares the topics). Never renamed: they are the wire.
+INCOMING = "incoming"
+OUTGOING = "outgoing"
+FUNCTION_CALL = "function_call"
+DEAD_LETTERS = "dead-letters"
+USAGE = "usage"  # keyed by application_id (not a conversation topic)
+ALL_TOPICS = (INCOMING, OUTGOING, FUNCTION_CALL, DEAD_LETTERS, USAGE)
 
 
 def conversation_key(application_id: str, conversation_id: str) -> str:

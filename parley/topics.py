@@ -14,16 +14,12 @@ from dataclasses import dataclass
 
 import faust
 
+from parley.records import ALL_TOPICS, DEAD_LETTERS, FUNCTION_CALL, INCOMING, OUTGOING, USAGE
 from parley.settings import Settings
 
-__all__ = ["ALL_TOPICS", "Topics", "declare_topics", "INCOMING", "OUTGOING", "FUNCTION_CALL", "DEAD_LETTERS"]
+__all__ = ["ALL_TOPICS", "DEAD_LETTERS", "FUNCTION_CALL", "INCOMING", "OUTGOING", "USAGE", "Topics", "declare_topics"]
 
-INCOMING = "incoming"
-OUTGOING = "outgoing"
-FUNCTION_CALL = "function_call"
-DEAD_LETTERS = "dead-letters"
-USAGE = "usage"  # keyed by application_id (not a conversation topic)
-ALL_TOPICS = (INCOMING, OUTGOING, FUNCTION_CALL, DEAD_LETTERS, USAGE)
+# The names themselves are part of the wire, with the records: ``parley.records``.
 
 
 @dataclass(frozen=True)

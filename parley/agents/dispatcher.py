@@ -6,7 +6,7 @@ import faust
 
 from parley.agents.skeleton import guarded_agent, produce
 from parley.records import FunctionCallEvent
-from parley.runtime import Runtime
+from parley.agents.clients import Clients
 from parley.settings import Settings
 from parley.streams.codec import decode, encode
 from parley.streams.deadletters import RawEvent
@@ -17,7 +17,7 @@ from parley.topics import Topics
 __all__ = ["register"]
 
 
-def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Settings) -> KeyedRunner:
+def register(app: faust.App, topics: Topics, runtime: Clients, settings: Settings) -> KeyedRunner:
     async def dispatch(raw: RawEvent) -> None:
         event = decode(raw.value, FunctionCallEvent)
         result = await run_tool_round(event, runtime.tools, timeout_s=settings.tool_timeout_s)

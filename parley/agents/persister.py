@@ -15,7 +15,7 @@ import faust
 
 from parley.agents.skeleton import guarded_agent
 from parley.records import ReplyEvent
-from parley.runtime import Runtime
+from parley.agents.clients import Clients
 from parley.settings import Settings
 from parley.streams.deadletters import RawEvent
 from parley.streams.delivery import deliver
@@ -28,7 +28,7 @@ __all__ = ["register"]
 logger = logging.getLogger(__name__)
 
 
-def register(app: faust.App, topics: Topics, runtime: Runtime, settings: Settings) -> KeyedRunner:
+def register(app: faust.App, topics: Topics, runtime: Clients, settings: Settings) -> KeyedRunner:
     archived = app.topic(
         INCOMING, OUTGOING, FUNCTION_CALL,
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",

@@ -13,7 +13,7 @@ import faust
 
 from parley.agents.skeleton import dead_letter_sender, guarded_agent, produce_all
 from parley.records import IncomingEvent
-from parley.runtime import Runtime
+from parley.agents.clients import Clients
 from parley.settings import Settings
 from parley.streams.codec import decode
 from parley.streams.conversation import ConversationState
@@ -31,7 +31,7 @@ __all__ = ["register"]
 logger = logging.getLogger(__name__)
 
 
-def register(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime, settings: Settings) -> KeyedRunner:
+def register(app: faust.App, topics: Topics, tables: Tables, runtime: Clients, settings: Settings) -> KeyedRunner:
     handler: TurnHandler | None = None
     control = TurnControl()
     send_dead_letter = dead_letter_sender(topics.dead_letters)

@@ -13,12 +13,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from parley.records import FunctionCallEvent, IncomingEvent, ReplyEvent
+from parley.records import FUNCTION_CALL, OUTGOING, FunctionCallEvent, IncomingEvent, ReplyEvent
 from parley.retry import ThrottledLog, retry_while, store_outage
 from parley.streams.archive import document_for_calls, document_for_reply, documents_for_incoming
 from parley.streams.codec import decode
 from parley.streams.deadletters import RawEvent
-from parley.topics import FUNCTION_CALL, OUTGOING
 
 __all__ = ["ArchiveWriter", "persist"]
 

@@ -1,0 +1,28 @@
+"""What the agents use of the process's clients, as a Protocol (``parley.runtime.Runtime``
+satisfies it; the agent tests put stand-ins on a runtime). The agents never import the runtime:
+it is the composition layer, above them."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from parley.ports import Archive
+from parley.streams.delivery import DeliveryPorts
+from parley.streams.platform_files import FilePorts
+from parley.streams.turns import Answerer
+from parley.tools import ToolRegistry
+
+__all__ = ["Clients"]
+
+
+class Clients(Protocol):
+    #: answers prompts (the model router, with attached images linked)
+    model: Answerer
+    tools: ToolRegistry
+    #: application and chatbot configs (``ConfigStore``)
+    configs: Any
+    documents: Archive
+
+    async def publish(self, application_id: str, conversation_id: str, frame: dict[str, Any]) -> None: ...
+    def delivery_ports(self) -> DeliveryPorts: ...
+    def file_ports(self) -> FilePorts: ...
