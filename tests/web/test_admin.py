@@ -19,7 +19,7 @@ from parley.embedded import EmbeddedServer
 from parley.settings import Settings
 from parley.storage.bus import InProcessBus
 from parley.storage.documents import DocumentStore
-from parley.streams.config import ConfigStore
+from parley.config.store import ConfigStore
 from parley.web.admin import merge_patch
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
