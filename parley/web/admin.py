@@ -6,8 +6,9 @@ merge-patch (RFC 7396) and delete. Every write invalidates the config cache, so 
 it. Authentication: ``Authorization: Bearer <PARLEY_ADMIN_API_KEY>`` or ``X-Admin-Key``; with no
 key configured the API answers 503 (never open by default). See docs/admin-api.md.
 
-Errors are ``{"type": "error", "code", "message"}``; a document that does not fit its model
-(``parley.config.models``) is 422 with ``errors``: ``[{"field", "message"}]``, one per field.
+Errors are ``AdminError`` s, answered by ``parley.web.errors.error_middleware`` as ``{"type":
+"error", "code", "message"}``; a document that does not fit its model (``parley.config.models``)
+is 422 with ``errors``: ``[{"field", "message"}]``, one per field.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from parley.config.models import (
 )
 from parley.config.store import ConfigStore
 from parley.storage.documents import DocumentCollection, DocumentStore
+from parley.web.errors import HttpError
 from parley.web.keys import RUNTIME, SETTINGS
 
 __all__ = ["ADMIN_PREFIX", "AdminError", "add_admin_routes", "merge_patch"]
@@ -57,7 +59,9 @@ WRITE_ATTEMPTS = 5
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class AdminError(Exception):
+class AdminError(HttpError):
+    """An error of the admin API (and of the table queries' authentication): never cached."""
+
     def __init__(
         self,
         status: int,
@@ -66,18 +70,7 @@ class AdminError(Exception):
         errors: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.errors = errors
-        self.headers = headers or {}
-
-    def response(self) -> web.Response:
-        body: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
-        if self.errors is not None:
-            body["errors"] = [e.as_dict() for e in self.errors]
-        return _json(body, self.status, self.headers)
+        super().__init__(status, code, message, errors, {"Cache-Control": "no-store", **(headers or {})})
 
 
 @dataclass(frozen=True)
@@ -150,16 +143,14 @@ def _guarded(
     resource: _Resource, handler: Callable[[_Resource, web.Request], Awaitable[web.Response]]
 ) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
+        _authorize(request)  # an AdminError is answered by parley.web.errors.error_middleware
         try:
-            _authorize(request)
             return await handler(resource, request)
-        except AdminError as exc:
-            return exc.response()
         except PyMongoError as exc:
             logger.warning("admin %s %s: document store error: %s", request.method, request.path, exc)
-            return AdminError(
+            raise AdminError(
                 503, "unavailable", f"the document store is unavailable ({type(exc).__name__}); retry later"
-            ).response()
+            ) from exc
 
     return guarded
 

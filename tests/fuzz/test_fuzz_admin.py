@@ -35,11 +35,11 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from parley.config.models import READ_ONLY_FIELDS, document_schema, validate_document
+from parley.config.store import ConfigStore
 from parley.embedded import EmbeddedServer
 from parley.settings import Settings
 from parley.storage.bus import InProcessBus
 from parley.storage.documents import DocumentStore
-from parley.config.store import ConfigStore
 from parley.web.admin import MAX_BODY_BYTES
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress

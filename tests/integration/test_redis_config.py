@@ -20,12 +20,12 @@ import redis.asyncio as redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from parley.config.store import ConfigStore, application_key, chatbot_key
 from parley.embedded import EmbeddedServer
 from parley.settings import Settings
 from parley.storage.bus import InProcessBus
 from parley.storage.cache import RedisCache
 from parley.storage.documents import DocumentStore
-from parley.config.store import ConfigStore, application_key, chatbot_key
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from tests.support.net import free_port
