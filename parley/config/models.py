@@ -396,9 +396,9 @@ class _SchemaGenerator(GenerateJsonSchema):
 
 #: the order of keywords in a published schema (others follow), as they were written by hand
 _KEY_ORDER = (
-    "title", "description", "type", "enum", "const", "format", "additionalProperties", "required",
-    "minimum", "maximum", "minLength", "maxLength", "maxItems", "maxProperties", "pattern",
-    "propertyNames", "items", "properties", "default", "readOnly", "writeOnly",
+    "title", "type", "enum", "const", "format", "minimum", "maximum", "minLength", "maxLength", "maxItems",
+    "maxProperties", "pattern", "propertyNames", "additionalProperties", "required", "items", "properties",
+    "default", "readOnly", "writeOnly", "description",
 )
 
 
@@ -412,8 +412,10 @@ def _published(schema: dict[str, Any]) -> dict[str, Any]:
         nullable = "null" in (spec.get("type") or []) or None in (spec.get("enum") or [])
         if spec.get("writeOnly") or ("default" in spec and spec["default"] is None and not nullable):
             spec.pop("default", None)
-        properties[name] = spec
-    published: dict[str, Any] = _ordered({**schema, "properties": properties})
+        properties[name] = _ordered(spec)
+    title, description = schema.get("title"), schema.get("description")
+    head = {k: v for k, v in (("title", title), ("description", description)) if v is not None}
+    published: dict[str, Any] = {**head, **_ordered({**schema, "properties": properties})}
     return published
 
 
