@@ -12,16 +12,55 @@ import logging
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from parley.storage.bulk import BulkFinder, BulkInserter
 
-__all__ = ["DocumentStore", "ARCHIVE_ROLES"]
+__all__ = ["ARCHIVE_ROLES", "DocumentCollection", "DocumentStore"]
 
 logger = logging.getLogger(__name__)
 
 #: Roles of archived messages, in the order they happen within a turn.
 ARCHIVE_ROLES = ("user", "tool_call", "tool", "assistant")
+
+
+class DocumentCollection:
+    """One collection of admin documents (``applications``, ``chatbots``), keyed by ``_id``:
+    what the admin API does with each (list, read, create, compare-and-swap replace, delete)."""
+
+    def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
+        self.collection = collection
+
+    async def list(self, *, limit: int, after: str | None = None) -> list[dict[str, Any]]:
+        """Up to ``limit`` documents ordered by id, those after ``after`` (exclusive)."""
+        query = {"_id": {"$gt": after}} if after is not None else {}
+        cursor = self.collection.find(query).sort("_id", ASCENDING).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def get(self, doc_id: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": doc_id})
+
+    async def put(self, doc: dict[str, Any]) -> None:
+        """Insert or replace, unconditionally."""
+        await self.collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def create(self, doc: dict[str, Any]) -> bool:
+        """Insert; False (and nothing written) when the id exists."""
+        try:
+            await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def replace(self, doc: dict[str, Any], *, revision: int | None) -> bool:
+        """Replace only if the stored ``revision`` is ``revision`` (None: the field is absent)."""
+        expected: Any = revision if revision is not None else {"$exists": False}
+        result = await self.collection.replace_one({"_id": doc["_id"], "revision": expected}, doc)
+        return bool(result.matched_count == 1)
+
+    async def delete(self, doc_id: str) -> bool:
+        return (await self.collection.delete_one({"_id": doc_id})).deleted_count == 1
 
 
 class DocumentStore:
@@ -43,8 +82,8 @@ class DocumentStore:
             timeoutMS=int(timeout_s * 1000),
         )
         self._db = self._client[database]
-        self.applications = self._db["applications"]
-        self.chatbots = self._db["chatbots"]
+        self.applications = DocumentCollection(self._db["applications"])
+        self.chatbots = DocumentCollection(self._db["chatbots"])
         self.messages = self._db["messages"]
         self.conversations = self._db["conversations"]  # one owner record per conversation
         self._archive = BulkInserter(self.messages, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
@@ -70,73 +109,26 @@ class DocumentStore:
             return False
         return True
 
-    # --- applications and chatbots -------------------------------------------------------
+    # --- applications and chatbots (the admin API uses ``applications`` and ``chatbots``) ----
     async def get_application(self, application_id: str) -> dict[str, Any] | None:
-        return await self.applications.find_one({"_id": application_id})
+        return await self.applications.get(application_id)
 
     async def put_application(self, doc: dict[str, Any]) -> None:
-        await self.applications.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        await self.applications.put(doc)
 
     async def get_chatbot(self, chatbot_id: str) -> dict[str, Any] | None:
-        return await self.chatbots.find_one({"_id": chatbot_id})
+        return await self.chatbots.get(chatbot_id)
 
     async def put_chatbot(self, doc: dict[str, Any]) -> None:
-        await self.chatbots.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-
-    # --- admin: list, create, compare-and-swap replace, delete ------------------------------
-    async def list_applications(self, *, limit: int, after: str | None = None) -> list[dict[str, Any]]:
-        return await self._list(self.applications, limit, after)
-
-    async def list_chatbots(self, *, limit: int, after: str | None = None) -> list[dict[str, Any]]:
-        return await self._list(self.chatbots, limit, after)
-
-    async def create_application(self, doc: dict[str, Any]) -> bool:
-        """Insert; False (and nothing written) when the id exists."""
-        return await self._create(self.applications, doc)
-
-    async def create_chatbot(self, doc: dict[str, Any]) -> bool:
-        return await self._create(self.chatbots, doc)
-
-    async def replace_application(self, doc: dict[str, Any], *, revision: int | None) -> bool:
-        """Replace only if the stored ``revision`` is ``revision`` (None: the field is absent)."""
-        return await self._replace(self.applications, doc, revision)
-
-    async def replace_chatbot(self, doc: dict[str, Any], *, revision: int | None) -> bool:
-        return await self._replace(self.chatbots, doc, revision)
-
-    async def delete_application(self, application_id: str) -> bool:
-        return (await self.applications.delete_one({"_id": application_id})).deleted_count == 1
-
-    async def delete_chatbot(self, chatbot_id: str) -> bool:
-        return (await self.chatbots.delete_one({"_id": chatbot_id})).deleted_count == 1
+        await self.chatbots.put(doc)
 
     async def applications_using_chatbot(self, chatbot_id: str, *, limit: int = 20) -> list[str]:
         cursor = (
-            self.applications.find({"chatbot_id": chatbot_id}, {"_id": 1})
+            self.applications.collection.find({"chatbot_id": chatbot_id}, {"_id": 1})
             .sort("_id", ASCENDING)
             .limit(limit)
         )
         return [str(doc["_id"]) async for doc in cursor]
-
-    @staticmethod
-    async def _list(collection: Any, limit: int, after: str | None) -> list[dict[str, Any]]:
-        query = {"_id": {"$gt": after}} if after is not None else {}
-        cursor = collection.find(query).sort("_id", ASCENDING).limit(limit)
-        return [doc async for doc in cursor]
-
-    @staticmethod
-    async def _create(collection: Any, doc: dict[str, Any]) -> bool:
-        try:
-            await collection.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
-
-    @staticmethod
-    async def _replace(collection: Any, doc: dict[str, Any], revision: int | None) -> bool:
-        expected: Any = revision if revision is not None else {"$exists": False}
-        result = await collection.replace_one({"_id": doc["_id"], "revision": expected}, doc)
-        return bool(result.matched_count == 1)
 
     # --- archive -------------------------------------------------------------------------
     async def archive(self, docs: list[dict[str, Any]]) -> list[bool]:

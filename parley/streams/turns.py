@@ -18,13 +18,14 @@ from typing import Any, Protocol
 from parley.attachments import parse_all, to_wire
 from parley.llm import Completion, DeltaCallback, LLMError
 from parley.records import KIND_TOOL_RESULTS, KIND_USER, FunctionCallEvent, IncomingEvent, ReplyEvent
+from parley.config.models import ChatbotConfig
 from parley.streams.codec import message_id
 from parley.streams.memory import clip_summary, should_fold, split_for_budget, summary_request
 from parley.streams.turn_control import TurnControl
 from parley.streams.conversation import ConversationState, build_prompt, trim_history
 from parley.tools import ToolRegistry
 
-__all__ = ["DOUBLE_TEXTING_POLICIES", "ChatbotConfig", "TurnHandler", "TurnOutput", "APOLOGY", "TOOL_LIMIT_MESSAGE"]
+__all__ = ["ChatbotConfig", "TurnHandler", "TurnOutput", "APOLOGY", "TOOL_LIMIT_MESSAGE"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,29 +47,6 @@ Publish = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 APOLOGY = "Sorry, I could not answer just now. Please try again in a moment."
 TOOL_LIMIT_MESSAGE = "I stopped after {n} rounds of tool calls without reaching an answer."
-
-
-DOUBLE_TEXTING_POLICIES = ("queue", "interrupt", "merge")
-
-
-@dataclass(frozen=True)
-class ChatbotConfig:
-    """How one chatbot answers. Built from its MongoDB document (``parley/streams/config.py``)."""
-
-    chatbot_id: str = "default"
-    system_prompt: str = "You are a helpful assistant."
-    provider: str | None = None  # a preset (openai, gemini, grok) or None: the configured endpoint
-    model: str | None = None  # None: PARLEY_LLM_MODEL
-    fallback_models: tuple[str, ...] = ()  # tried in order when the primary fails: "model" or "provider:model"
-    temperature: float | None = None
-    max_tokens: int | None = None
-    history_token_budget: int = 6000
-    tools: tuple[str, ...] | None = None  # None: every registered tool
-    double_texting: str = "queue"  # queue | interrupt | merge
-    merge_window_s: float = 1.5
-    history_messages: int = 40
-    max_tool_rounds: int = 5
-    rate_limit_per_minute: int | None = None
 
 
 @dataclass

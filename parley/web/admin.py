@@ -6,8 +6,9 @@ merge-patch (RFC 7396) and delete. Every write invalidates the config cache, so 
 it. Authentication: ``Authorization: Bearer <PARLEY_ADMIN_API_KEY>`` or ``X-Admin-Key``; with no
 key configured the API answers 503 (never open by default). See docs/admin-api.md.
 
-Errors are ``{"type": "error", "code", "message"}``; schema violations are 422 with ``errors``:
-``[{"field", "message"}]``, one per field.
+Errors are ``AdminError`` s, answered by ``parley.web.errors.error_middleware`` as ``{"type":
+"error", "code", "message"}``; a document that does not fit its model (``parley.config.models``)
+is 422 with ``errors``: ``[{"field", "message"}]``, one per field.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
-from parley.schemas import (
+from parley.config.models import (
     READ_ONLY_FIELDS,
     WRITE_ONLY_FIELDS,
     FieldError,
@@ -33,6 +34,9 @@ from parley.schemas import (
     coerce_integers,
     validate_document,
 )
+from parley.config.store import ConfigStore
+from parley.storage.documents import DocumentCollection, DocumentStore
+from parley.web.errors import HttpError
 from parley.web.keys import DEPS, SETTINGS
 
 __all__ = ["ADMIN_PREFIX", "AdminError", "add_admin_routes", "merge_patch"]
@@ -55,7 +59,9 @@ WRITE_ATTEMPTS = 5
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class AdminError(Exception):
+class AdminError(HttpError):
+    """An error of the admin API (and of the table queries' authentication): never cached."""
+
     def __init__(
         self,
         status: int,
@@ -64,44 +70,51 @@ class AdminError(Exception):
         errors: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.errors = errors
-        self.headers = headers or {}
-
-    def response(self) -> web.Response:
-        body: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
-        if self.errors is not None:
-            body["errors"] = [e.as_dict() for e in self.errors]
-        return _json(body, self.status, self.headers)
+        super().__init__(status, code, message, errors, {"Cache-Control": "no-store", **(headers or {})})
 
 
 @dataclass(frozen=True)
 class _Resource:
+    """One kind of admin document: its store collection and its config cache entry."""
+
     kind: Kind
     plural: str
+    #: the kind's collection of the document store
+    collection: Callable[[DocumentStore], DocumentCollection]
+    #: forget the cached config of one document (every process, with Redis)
+    forget: Callable[[ConfigStore, str], Awaitable[None]]
 
     @property
     def path(self) -> str:
         return f"{ADMIN_PREFIX}/{self.plural}"
 
-    def store(self, request: web.Request, op: str) -> Callable[..., Awaitable[Any]]:
-        """``DocumentStore.{op}_{kind}``, e.g. ``get_application``, ``list_chatbots``."""
-        name = f"list_{self.plural}" if op == "list" else f"{op}_{self.kind}"
-        return getattr(request.app[DEPS].documents, name)  # type: ignore[no-any-return]
+    def documents(self, request: web.Request) -> DocumentCollection:
+        return self.collection(_documents(request))
 
     async def invalidate(self, request: web.Request, doc_id: str) -> None:
-        configs = request.app[DEPS].configs
-        if self.kind == "application":
-            await configs.invalidate(doc_id)
-        else:
-            await configs.invalidate_chatbot(doc_id)
+        await self.forget(_configs(request), doc_id)
 
 
-APPLICATIONS = _Resource("application", "applications")
-CHATBOTS = _Resource("chatbot", "chatbots")
+APPLICATIONS = _Resource(
+    "application", "applications",
+    collection=lambda store: store.applications,
+    forget=lambda configs, doc_id: configs.invalidate(doc_id),
+)
+CHATBOTS = _Resource(
+    "chatbot", "chatbots",
+    collection=lambda store: store.chatbots,
+    forget=lambda configs, doc_id: configs.invalidate_chatbot(doc_id),
+)
+
+
+def _documents(request: web.Request) -> DocumentStore:
+    documents: DocumentStore = request.app[DEPS].documents
+    return documents
+
+
+def _configs(request: web.Request) -> ConfigStore:
+    configs: ConfigStore = request.app[DEPS].configs
+    return configs
 
 
 # --- routes ---------------------------------------------------------------------------------
@@ -130,16 +143,14 @@ def _guarded(
     resource: _Resource, handler: Callable[[_Resource, web.Request], Awaitable[web.Response]]
 ) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
+        _authorize(request)  # an AdminError is answered by parley.web.errors.error_middleware
         try:
-            _authorize(request)
             return await handler(resource, request)
-        except AdminError as exc:
-            return exc.response()
         except PyMongoError as exc:
             logger.warning("admin %s %s: document store error: %s", request.method, request.path, exc)
-            return AdminError(
+            raise AdminError(
                 503, "unavailable", f"the document store is unavailable ({type(exc).__name__}); retry later"
-            ).response()
+            ) from exc
 
     return guarded
 
@@ -190,7 +201,7 @@ def _authorize(request: web.Request) -> None:
 async def _list(resource: _Resource, request: web.Request) -> web.Response:
     limit = _limit(request.query.get("limit"))
     after = request.query.get("after") or None
-    docs = await resource.store(request, "list")(limit=limit + 1, after=after)
+    docs = await resource.documents(request).list(limit=limit + 1, after=after)
     more = len(docs) > limit
     docs = docs[:limit]
     return _json({
@@ -201,7 +212,7 @@ async def _list(resource: _Resource, request: web.Request) -> web.Response:
 
 async def _get(resource: _Resource, request: web.Request) -> web.Response:
     doc_id = request.match_info["id"]
-    stored = await resource.store(request, "get")(doc_id)
+    stored = await resource.documents(request).get(doc_id)
     if stored is None:
         raise _not_found(resource, doc_id)
     return _json(_view(resource, stored))
@@ -212,7 +223,7 @@ async def _create(resource: _Resource, request: web.Request) -> web.Response:
     await _validate(resource, request, body, require_id=True)
     doc_id = str(body["id"])
     stored = _stored(resource, body, previous=None)
-    if not await resource.store(request, "create")(stored):
+    if not await resource.documents(request).create(stored):
         raise AdminError(
             409, "conflict",
             f"{resource.kind} {doc_id!r} already exists; change it with PUT or PATCH {resource.path}/{doc_id}",
@@ -228,7 +239,7 @@ async def _put(resource: _Resource, request: web.Request) -> web.Response:
     body["id"] = doc_id
     await _validate(resource, request, body)
     for _ in range(WRITE_ATTEMPTS):
-        previous = await resource.store(request, "get")(doc_id)
+        previous = await resource.documents(request).get(doc_id)
         document = dict(body)
         if previous is not None:
             for name in WRITE_ONLY_FIELDS:  # clients cannot read them back: omitted means kept
@@ -236,9 +247,9 @@ async def _put(resource: _Resource, request: web.Request) -> web.Response:
                     document[name] = previous[name]
         stored = _stored(resource, document, previous)
         if previous is None:
-            written = await resource.store(request, "create")(stored)
+            written = await resource.documents(request).create(stored)
         else:
-            written = await resource.store(request, "replace")(stored, revision=previous.get("revision"))
+            written = await resource.documents(request).replace(stored, revision=previous.get("revision"))
         if written:
             await resource.invalidate(request, doc_id)
             return _json(_view(resource, stored), 201 if previous is None else 200)
@@ -251,7 +262,7 @@ async def _patch(resource: _Resource, request: web.Request) -> web.Response:
     _same_id(patch, doc_id)
     patch.pop("id", None)
     for _ in range(WRITE_ATTEMPTS):
-        previous = await resource.store(request, "get")(doc_id)
+        previous = await resource.documents(request).get(doc_id)
         if previous is None:
             raise _not_found(resource, doc_id)
         current = {k: v for k, v in previous.items() if k != "_id" and k not in READ_ONLY_FIELDS}
@@ -259,7 +270,7 @@ async def _patch(resource: _Resource, request: web.Request) -> web.Response:
         document["id"] = doc_id
         await _validate(resource, request, document)
         stored = _stored(resource, document, previous)
-        if await resource.store(request, "replace")(stored, revision=previous.get("revision")):
+        if await resource.documents(request).replace(stored, revision=previous.get("revision")):
             await resource.invalidate(request, doc_id)
             return _json(_view(resource, stored))
     raise _concurrent(resource, doc_id)
@@ -268,14 +279,14 @@ async def _patch(resource: _Resource, request: web.Request) -> web.Response:
 async def _delete(resource: _Resource, request: web.Request) -> web.Response:
     doc_id = request.match_info["id"]
     if resource.kind == "chatbot":
-        users = await request.app[DEPS].documents.applications_using_chatbot(doc_id)
+        users = await _documents(request).applications_using_chatbot(doc_id)
         if users:
             raise AdminError(
                 409, "in_use",
                 f"chatbot {doc_id!r} is used by application(s) {', '.join(users)}; "
                 "point them at another chatbot first",
             )
-    if not await resource.store(request, "delete")(doc_id):
+    if not await resource.documents(request).delete(doc_id):
         raise _not_found(resource, doc_id)
     await resource.invalidate(request, doc_id)
     return web.Response(status=204, headers={"Cache-Control": "no-store"})
@@ -326,7 +337,7 @@ async def _validate(
     errors = validate_document(doc, resource.kind, require_id=require_id)
     if resource.kind == "application" and not any(e.field == "chatbot_id" for e in errors):
         chatbot_id = doc.get("chatbot_id")
-        if isinstance(chatbot_id, str) and await request.app[DEPS].documents.get_chatbot(chatbot_id) is None:
+        if isinstance(chatbot_id, str) and await CHATBOTS.documents(request).get(chatbot_id) is None:
             errors.append(
                 FieldError("chatbot_id", f"no chatbot {chatbot_id!r}; create it first (POST {CHATBOTS.path})")
             )

@@ -12,6 +12,7 @@ from aiohttp import WSCloseCode, web
 from parley import metrics
 from parley.settings import Settings
 from parley.web.admin import add_admin_routes
+from parley.web.errors import error_middleware
 from parley.web.ingress import Ingress
 from parley.web.deps import WebDeps
 from parley.web.keys import DEPS, FAUST_APP, INGRESS, READINESS, SETTINGS, SOCKETS
@@ -56,7 +57,7 @@ def create_web_app(
     readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
     faust_app: Any = None,
 ) -> web.Application:
-    app = web.Application(client_max_size=settings.max_text_bytes * 4 + 4096)
+    app = web.Application(client_max_size=settings.max_text_bytes * 4 + 4096, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[DEPS] = deps
     app[INGRESS] = ingress

@@ -1,30 +1,24 @@
 """``GET /v1/openapi.json``: the OpenAPI 3.1 description of Parley's HTTP API.
 
-Built from the same JSON Schemas the admin API validates with (``parley/schemas.py``), so the
-description cannot drift from the code; a test checks every route under ``/v1/`` is in it.
+The documents' schemas are generated from the models the admin API validates with
+(``parley.config.models``), so the description cannot drift from the code; the endpoints and
+their descriptions are written here. A test checks every route under ``/v1/`` is in it.
 """
 
 from __future__ import annotations
 
-import copy
 from importlib import metadata
 from typing import Any
 
 from aiohttp import web
 
-from parley.schemas import (
-    APPLICATION_SCHEMA,
-    APPLICATION_VIEW_SCHEMA,
-    CHATBOT_SCHEMA,
-    CHATBOT_VIEW_SCHEMA,
-    ID_PATTERN,
-)
+from parley.config.models import ID_PATTERN, document_schema, view_schema
 from parley.web.admin import ADMIN_PREFIX, DEFAULT_LIMIT, MAX_LIMIT
 from parley.web.uploads import openapi_paths as upload_paths
 
 __all__ = ["openapi_document", "openapi_handler"]
 
-_ADMIN_SECURITY = [{"bearerAuth": []}, {"adminKey": []}]
+_ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"adminKey": []}]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -39,12 +33,6 @@ def _json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _component(schema: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(schema)
-    out.pop("$schema", None)
-    return out
-
-
 def _patch_schema(schema: dict[str, Any], title: str) -> dict[str, Any]:
     """A merge patch of ``schema``: every field optional, null resets it to its default."""
     return {
@@ -54,7 +42,7 @@ def _patch_schema(schema: dict[str, Any], title: str) -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            name: {"anyOf": [_component(spec), {"type": "null"}]}
+            name: {"anyOf": [spec, {"type": "null"}]}
             for name, spec in schema["properties"].items()
         },
     }
@@ -333,13 +321,13 @@ def openapi_document() -> dict[str, Any]:
                              "description": "PARLEY_ADMIN_API_KEY, as an alternative to the bearer header"},
             },
             "schemas": {
-                "Application": _component(APPLICATION_SCHEMA),
-                "ApplicationView": _component(APPLICATION_VIEW_SCHEMA),
-                "ApplicationPatch": _patch_schema(APPLICATION_SCHEMA, "ApplicationPatch"),
+                "Application": document_schema("application"),
+                "ApplicationView": view_schema("application"),
+                "ApplicationPatch": _patch_schema(document_schema("application"), "ApplicationPatch"),
                 "ApplicationList": _list_schema("ApplicationView"),
-                "Chatbot": _component(CHATBOT_SCHEMA),
-                "ChatbotView": _component(CHATBOT_VIEW_SCHEMA),
-                "ChatbotPatch": _patch_schema(CHATBOT_SCHEMA, "ChatbotPatch"),
+                "Chatbot": document_schema("chatbot"),
+                "ChatbotView": view_schema("chatbot"),
+                "ChatbotPatch": _patch_schema(document_schema("chatbot"), "ChatbotPatch"),
                 "ChatbotList": _list_schema("ChatbotView"),
                 "Error": {
                     "type": "object",

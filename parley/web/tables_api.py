@@ -1,6 +1,7 @@
 """``/v1/tables``: read-only queries of the state tables, answered by any worker.
 
-Authenticated with the admin key. A key owned by another worker is forwarded to it (once: a
+Authenticated with the admin key; errors are ``HttpError`` s, answered by
+``parley.web.errors.error_middleware``. A key owned by another worker is forwarded to it (once: a
 forwarded request is always answered locally). A scan asks every member of the group for its
 own partitions and merges the answers.
 """
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from parley.tables.views import TABLE_VIEWS, key_partition, local_get, local_scan, members, owner_url, owns
 from parley.web.admin import AdminError, authorize_admin
+from parley.web.errors import HttpError
 from parley.web.keys import FAUST_APP, SETTINGS
 
 __all__ = ["add_table_routes"]
@@ -33,10 +35,6 @@ def add_table_routes(app: web.Application) -> None:
     app.router.add_get("/v1/tables/{view}/{key:.+}", get)  # conversation keys hold a "/"
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"type": "error", "code": code, "message": message}, status=status)
-
-
 def _context(request: web.Request) -> tuple[Any, Any]:
     authorize_admin(request)
     faust_app = request.app.get(FAUST_APP)
@@ -50,10 +48,7 @@ def _context(request: web.Request) -> tuple[Any, Any]:
 
 
 async def list_views(request: web.Request) -> web.Response:
-    try:
-        authorize_admin(request)
-    except AdminError as exc:
-        return exc.response()
+    authorize_admin(request)
     return web.json_response({"tables": {name: v.describe for name, v in sorted(TABLE_VIEWS.items())}})
 
 
@@ -69,21 +64,18 @@ async def _forward(request: web.Request, url: str) -> tuple[int, Any]:
 
 
 async def get(request: web.Request) -> web.Response:
-    try:
-        faust_app, view = _context(request)
-    except AdminError as exc:
-        return exc.response()
+    faust_app, view = _context(request)
     key = request.match_info["key"]
     partitions = request.app[SETTINGS].topic_partitions
     if not owns(faust_app, view.table, key, partitions) and FORWARDED not in request.headers:
         owner = owner_url(faust_app, view.table, key, partitions)
         if owner is None:
-            return _error(503, "not_assigned", "partitions are not assigned yet; retry shortly")
+            raise HttpError(503, "not_assigned", "partitions are not assigned yet; retry shortly")
         url = f"{owner.rstrip('/')}{request.path}"
         try:
             status, body = await _forward(request, url)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return _error(502, "owner_unreachable", f"the worker owning this key ({owner}) did not answer: {exc}")
+            raise HttpError(502, "owner_unreachable", f"the worker owning this key ({owner}) did not answer: {exc}") from exc
         return web.json_response(body, status=status)
     found, value = local_get(faust_app, view, key)
     body = {
@@ -98,15 +90,12 @@ async def get(request: web.Request) -> web.Response:
 
 
 async def scan(request: web.Request) -> web.Response:
-    try:
-        faust_app, view = _context(request)
-    except AdminError as exc:
-        return exc.response()
+    faust_app, view = _context(request)
     prefix = request.query.get("prefix", "")
     try:
         limit = min(MAX_SCAN, max(1, int(request.query.get("limit", "100"))))
     except ValueError:
-        return _error(400, "invalid_field", "limit must be an integer")
+        raise HttpError(400, "invalid_field", "limit must be an integer") from None
     rows = local_scan(faust_app, view, prefix, limit)
     if FORWARDED in request.headers:
         return web.json_response({"rows": rows})

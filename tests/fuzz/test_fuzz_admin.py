@@ -19,6 +19,8 @@ example:
 from __future__ import annotations
 
 import json
+import math
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -27,14 +29,16 @@ from typing import Any
 import hypothesis
 import pytest
 from aiohttp.test_utils import TestClient
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError
 
+from parley.config.models import READ_ONLY_FIELDS, document_schema, validate_document
+from parley.config.store import ConfigStore
 from parley.embedded import EmbeddedServer
-from parley.schemas import READ_ONLY_FIELDS, validate_document
 from parley.settings import Settings
 from parley.storage.documents import DocumentStore
-from parley.streams.config import ConfigStore
 from parley.web.admin import MAX_BODY_BYTES
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
@@ -506,3 +510,49 @@ async def test_a_body_not_in_its_content_encoding_is_400(
     if response.content_type == "application/json":
         assert json.loads(raw)["code"] == "invalid_json", context
     admin.error_log.assert_none()
+
+
+# --- the published schema and the model ---------------------------------------------------------
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+    """``pattern`` as JSON Schema (ECMA-262) reads it: a final ``$`` is the end of the string."""
+    if validator.is_type(instance, "string"):
+        match = re.search(pattern, instance)
+        if match is None or (pattern.endswith("$") and match.end() != len(instance)):
+            yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+SchemaValidator = validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
+
+
+def _json_like(value: Any, depth: int = 0) -> bool:
+    """What the admin API validates at all: finite numbers, no lone surrogates, at most 32 levels
+    (anything else is refused before validation, or by the document-wide finiteness check)."""
+    if depth > 32:
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, str):
+        return _strings_ok(value)
+    if isinstance(value, dict):
+        return all(_strings_ok(k) and _json_like(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_json_like(v, depth + 1) for v in value)
+    return True
+
+
+def _strings_ok(text: str) -> bool:
+    return not re.search(r"[\ud800-\udfff]", text)
+
+
+@fuzz_settings(300)
+@given(kind=st.sampled_from(["application", "chatbot"]), method=st.sampled_from(["POST", "PUT", "PATCH"]),
+       path_id=st.one_of(st.none(), doc_ids), data=st.data())
+def test_the_published_schema_accepts_what_the_model_accepts(kind: str, method: str, path_id: str | None, data: st.DataObject) -> None:
+    """The JSON Schema in /v1/openapi.json is generated from the model: a document is valid
+    under one exactly when it is valid under the other."""
+    doc, _ = data.draw(documents_for(kind, method, path_id))
+    assume(_json_like(doc))
+    errors = validate_document(doc, kind)  # type: ignore[arg-type]
+    schema_errors = list(SchemaValidator(document_schema(kind)).iter_errors(doc))  # type: ignore[arg-type]
+    hypothesis.event(f"schema: {kind} {'valid' if not errors else 'invalid'}")
+    assert (errors == []) == (schema_errors == []), (doc, errors, [e.message for e in schema_errors])

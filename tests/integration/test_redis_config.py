@@ -20,11 +20,11 @@ import redis.asyncio as redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from parley.config.store import ConfigStore, application_key, chatbot_key
 from parley.embedded import EmbeddedServer
 from parley.settings import Settings
 from parley.storage.cache import RedisCache
 from parley.storage.documents import DocumentStore
-from parley.streams.config import ConfigStore, application_key, chatbot_key
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from tests.support.net import free_port

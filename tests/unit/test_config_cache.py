@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from parley.schemas import CHATBOT_SCHEMA
+from parley.config.models import ChatbotConfig, document_schema
+from parley.config.store import ConfigStore, application_key, chatbot_key
 from parley.settings import Settings
 from parley.storage.cache import InMemoryCache, RedisCache, cache_from_settings
-from parley.streams.config import ConfigStore, application_key, chatbot_key
-from parley.streams.turns import ChatbotConfig
 
 
 class Clock:
@@ -178,7 +177,7 @@ async def test_every_chatbot_field_reaches_chatbot_config(documents: Documents) 
         max_tool_rounds=3,
         rate_limit_per_minute=20,
     )
-    schema_fields = set(CHATBOT_SCHEMA["properties"]) - {"id"}
+    schema_fields = set(document_schema("chatbot")["properties"]) - {"id"}
     config_fields = {f.name for f in dataclasses.fields(ChatbotConfig)} - {"chatbot_id"}
     assert schema_fields == config_fields, "the chatbot schema and ChatbotConfig must have the same fields"
 
@@ -202,7 +201,7 @@ async def test_a_stored_field_breaking_the_schema_is_ignored_with_a_warning(
 ) -> None:
     documents.chatbots["bot"] = {**FULL_CHATBOT, "temperature": "hot", "fallback_models": ["ok", 3], "history_messages": 1}
     configs = ConfigStore(documents, Settings(history_messages=40))  # type: ignore[arg-type]
-    with caplog.at_level(logging.WARNING, logger="parley.streams.config"):
+    with caplog.at_level(logging.WARNING, logger="parley.config.store"):
         config = await configs.application("app")
         await configs.application("app")
     assert config is not None
@@ -303,7 +302,7 @@ async def test_concurrent_loads_of_one_application_read_the_store_once():
 
     from parley.settings import Settings
     from parley.storage.cache import InMemoryCache
-    from parley.streams.config import ConfigStore
+    from parley.config.store import ConfigStore
 
     class CountingStore:
         def __init__(self) -> None:

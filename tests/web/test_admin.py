@@ -15,10 +15,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from jsonschema import Draft202012Validator
 
+from parley.config.store import ConfigStore
 from parley.embedded import EmbeddedServer
 from parley.settings import Settings
 from parley.storage.documents import DocumentStore
-from parley.streams.config import ConfigStore
 from parley.web.admin import merge_patch
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
@@ -453,6 +453,26 @@ async def test_an_update_is_what_the_next_config_read_returns(
 
     assert (await client.delete("/v1/admin/applications/app", headers=AUTH)).status == 204
     assert await configs.application("app") is None
+
+
+# --- one error envelope ------------------------------------------------------------------------
+async def test_errors_of_the_admin_and_table_apis_share_one_envelope_and_are_never_cached(client: TestClient) -> None:
+    await create(client, "chatbots", BOT)
+    for method, path, body, headers, status, code in [
+        ("GET", "/v1/admin/chatbots", None, {}, 401, "unauthorized"),
+        ("GET", "/v1/admin/chatbots/nope", None, AUTH, 404, "not_found"),
+        ("GET", "/v1/admin/chatbots?limit=0", None, AUTH, 400, "invalid_parameter"),
+        ("POST", "/v1/admin/chatbots", {"id": "bot"}, AUTH, 409, "conflict"),
+        ("POST", "/v1/admin/chatbots", {"id": "b2", "temperature": 5}, AUTH, 422, "invalid_document"),
+        ("GET", "/v1/tables", None, {}, 401, "unauthorized"),
+        ("GET", "/v1/tables/conversations", None, AUTH, 404, "not_a_worker"),
+    ]:
+        response = await client.request(method, path, json=body, headers=headers)
+        assert response.status == status, (method, path, await response.text())
+        payload = await response.json()
+        assert (payload["type"], payload["code"]) == ("error", code)
+        assert set(payload) == {"type", "code", "message"} | ({"errors"} if status == 422 else set())
+        assert response.headers["Cache-Control"] == "no-store", (method, path)
 
 
 # --- the document store is down ---------------------------------------------------------------
