@@ -12,8 +12,8 @@ import logging
 import signal
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
 
 from parley.kafka_admin import bootstrap_servers
 from parley.runtime import Runtime

@@ -13,9 +13,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from parley.config.models import ApplicationConfig
+
 __all__ = [
-    "ApplicationDocuments", "Archive", "Bus", "Cache", "DeliveryLedger", "FileInfo", "FileStore", "FileStoreError",
-    "OwnerRecords", "Subscription",
+    "ApplicationDocuments", "Archive", "Bus", "Cache", "Configs", "DeliveryLedger", "FileInfo", "FileStore",
+    "FileStoreError", "Owner", "OwnerRecords", "Owners", "Subscription",
 ]
 
 
@@ -49,6 +51,36 @@ class Bus(Protocol):
     async def close(self) -> None: ...
     async def publish(self, channel: str, frame: dict[str, Any]) -> None: ...
     def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]: ...
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The party a conversation belongs to: one signed-in user, or anonymous clients (None)."""
+
+    user_id: str | None
+
+    def admits(self, user_id: str | None) -> bool:
+        return self.user_id == user_id
+
+    @property
+    def signed_in(self) -> bool:
+        return self.user_id is not None
+
+
+class Owners(Protocol):
+    """Who each conversation belongs to (``parley.storage.owners.ConversationOwners``)."""
+
+    async def owner(self, application_id: str, conversation_id: str) -> Owner | None: ...
+    async def claim(self, application_id: str, conversation_id: str, user_id: str | None) -> Owner: ...
+
+
+class Configs(Protocol):
+    """Application and chatbot configuration (``parley.config.store.ConfigStore``)."""
+
+    async def application(self, application_id: str) -> ApplicationConfig | None: ...
+    async def application_document(self, application_id: str) -> dict[str, Any] | None: ...
+    async def invalidate(self, application_id: str) -> None: ...
+    async def invalidate_chatbot(self, chatbot_id: str) -> None: ...
 
 
 class OwnerRecords(Protocol):

@@ -12,21 +12,21 @@ from typing import Any
 import aiohttp
 from mode import Service
 
+from parley.config.store import ConfigStore
 from parley.kafka_admin import ensure_topics, retained_for_new_group
 from parley.llm import ModelRouter
 from parley.llm.attachments import FileLinkingModel
+from parley.ports import FileStore
 from parley.settings import Settings
 from parley.storage.bus import Bus, InProcessBus, RedisBus, conversation_channel
 from parley.storage.cache import Cache, cache_from_settings
 from parley.storage.documents import DocumentStore
-from parley.ports import FileStore
 from parley.storage.files import file_store_from_settings
 from parley.storage.owners import ConversationOwners
-from parley.streams.config import ConfigStore
 from parley.streams.delivery import DeliveryPorts
 from parley.streams.platform_files import MAX_CONCURRENT_DOWNLOADS, FilePorts
-from parley.topics import ALL_TOPICS, INCOMING
 from parley.tools import ToolRegistry, default_registry
+from parley.topics import ALL_TOPICS, INCOMING
 from parley.web.deps import WebDeps
 
 __all__ = ["Runtime"]

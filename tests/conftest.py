@@ -15,7 +15,6 @@ from tests.support.callbacks import CallbackServer
 from tests.support.fake_llm import FakeLLM
 from tests.support.worker import ParleyProcess, free_port, worker_env
 
-
 ADMIN_KEY = "session-admin-key"
 
 

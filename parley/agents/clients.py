@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from parley.ports import Archive
+from parley.ports import Archive, Configs
 from parley.streams.delivery import DeliveryPorts
 from parley.streams.platform_files import FilePorts
 from parley.streams.turns import Answerer
@@ -19,8 +19,7 @@ class Clients(Protocol):
     #: answers prompts (the model router, with attached images linked)
     model: Answerer
     tools: ToolRegistry
-    #: application and chatbot configs (``ConfigStore``)
-    configs: Any
+    configs: Configs
     documents: Archive
 
     async def publish(self, application_id: str, conversation_id: str, frame: dict[str, Any]) -> None: ...

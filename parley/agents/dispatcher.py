@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import faust
 
+from parley.agents.clients import Clients
 from parley.agents.skeleton import guarded_agent, produce
 from parley.records import FunctionCallEvent
-from parley.agents.clients import Clients
 from parley.settings import Settings
 from parley.streams.codec import decode, encode
 from parley.streams.deadletters import RawEvent

@@ -13,9 +13,9 @@ from typing import Any
 
 import faust
 
+from parley.agents.clients import Clients
 from parley.agents.skeleton import guarded_agent
 from parley.records import ReplyEvent
-from parley.agents.clients import Clients
 from parley.settings import Settings
 from parley.streams.deadletters import RawEvent
 from parley.streams.delivery import deliver

@@ -11,9 +11,10 @@ import logging
 
 import faust
 
-from parley.agents.skeleton import dead_letter_sender, guarded_agent, produce_all
-from parley.records import IncomingEvent
 from parley.agents.clients import Clients
+from parley.agents.skeleton import dead_letter_sender, guarded_agent, produce_all
+from parley.config.models import ChatbotConfig
+from parley.records import IncomingEvent
 from parley.settings import Settings
 from parley.streams.codec import decode
 from parley.streams.conversation import ConversationState
@@ -22,7 +23,7 @@ from parley.streams.keyed import KeyedRunner
 from parley.streams.platform_files import fetch_platform_files
 from parley.streams.turn_control import TurnControl, note_arrival
 from parley.streams.turn_plan import Route, fetches_platform_files, plan_outputs
-from parley.streams.turns import ChatbotConfig, TurnHandler
+from parley.streams.turns import TurnHandler
 from parley.tables import Tables
 from parley.topics import Topics
 

@@ -23,10 +23,9 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from parley.ports import Cache, OwnerRecords
+from parley.ports import Cache, Owner, OwnerRecords
 
 __all__ = ["Owner", "ConversationOwners", "owner_record_id", "owner_cache_key"]
 
@@ -35,20 +34,6 @@ logger = logging.getLogger(__name__)
 CACHE_FORMAT = "v1"
 _NOBODY = b'{"owner": null}'
 _MISS = object()
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The party a conversation belongs to: one signed-in user, or anonymous clients (None)."""
-
-    user_id: str | None
-
-    def admits(self, user_id: str | None) -> bool:
-        return self.user_id == user_id
-
-    @property
-    def signed_in(self) -> bool:
-        return self.user_id is not None
 
 
 def owner_record_id(application_id: str, conversation_id: str) -> str:

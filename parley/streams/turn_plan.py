@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from parley.config.models import ChatbotConfig
 from parley.records import DeadLetter, IncomingEvent
 from parley.streams.codec import encode
 from parley.streams.conversation import ConversationState
 from parley.streams.deadletters import RawEvent, dead_letter_for
 from parley.streams.platform_files import has_platform_files
-from parley.streams.turns import ChatbotConfig, TurnOutput
+from parley.streams.turns import TurnOutput
 from parley.streams.usage import usage_event
 
 __all__ = ["Route", "TurnPlan", "fetches_platform_files", "plan_outputs"]

@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from parley.attachments import parse_all, to_wire
+from parley.config.models import ChatbotConfig
 from parley.llm import Completion, DeltaCallback, LLMError
 from parley.records import KIND_TOOL_RESULTS, KIND_USER, FunctionCallEvent, IncomingEvent, ReplyEvent
-from parley.config.models import ChatbotConfig
 from parley.streams.codec import message_id
+from parley.streams.conversation import ConversationState, build_prompt, trim_history
 from parley.streams.memory import clip_summary, should_fold, split_for_budget, summary_request
 from parley.streams.turn_control import TurnControl
-from parley.streams.conversation import ConversationState, build_prompt, trim_history
 from parley.tools import ToolRegistry
 
-__all__ = ["ChatbotConfig", "TurnHandler", "TurnOutput", "APOLOGY", "TOOL_LIMIT_MESSAGE"]
+__all__ = ["TurnHandler", "TurnOutput", "APOLOGY", "TOOL_LIMIT_MESSAGE"]
 
 logger = logging.getLogger(__name__)
 

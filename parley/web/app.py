@@ -12,12 +12,12 @@ from aiohttp import WSCloseCode, web
 from parley import metrics
 from parley.settings import Settings
 from parley.web.admin import add_admin_routes
+from parley.web.deps import WebDeps
 from parley.web.errors import error_middleware
 from parley.web.ingress import Ingress
-from parley.web.deps import WebDeps
 from parley.web.keys import DEPS, FAUST_APP, INGRESS, READINESS, SETTINGS, SOCKETS
-from parley.web.tables_api import add_table_routes
 from parley.web.openapi import openapi_handler
+from parley.web.tables_api import add_table_routes
 from parley.web.uploads import add_upload_routes
 from parley.web.webhooks import add_webhook_routes
 from parley.web.ws import add_websocket_routes

@@ -9,32 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
-from parley.ports import Archive, Bus, FileStore
+from parley.ports import Archive, Bus, Configs, FileStore, Owners
+from parley.storage.documents import DocumentStore
 
-if TYPE_CHECKING:
-    from parley.storage.owners import Owner
-
-__all__ = ["WebDeps", "Configs", "Owners"]
-
-
-class Configs(Protocol):
-    """Application and chatbot configuration (``parley.streams.config.ConfigStore``)."""
-
-    async def application(self, application_id: str) -> Any: ...  # ApplicationConfig | None
-    async def application_document(self, application_id: str) -> dict[str, Any] | None: ...
-    async def invalidate(self, application_id: str) -> None: ...
-    async def invalidate_chatbot(self, chatbot_id: str) -> None: ...
-
-
-class Owners(Protocol):
-    """Who each conversation belongs to (``parley.storage.owners.ConversationOwners``)."""
-
-    async def owner(self, application_id: str, conversation_id: str) -> Owner | None: ...
-    async def claim(self, application_id: str, conversation_id: str, user_id: str | None) -> Owner: ...
+__all__ = ["WebDeps"]
 
 
 @dataclass(slots=True)
@@ -42,8 +23,8 @@ class WebDeps:
     configs: Configs
     owners: Owners
     archive: Archive
-    #: the admin API's document collections (``parley.storage.documents.DocumentStore``)
-    documents: Any
+    #: the admin API's document collections
+    documents: DocumentStore
     bus: Bus
     files: FileStore
     http: aiohttp.ClientSession

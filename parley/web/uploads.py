@@ -23,6 +23,7 @@ from aiohttp.helpers import parse_mimetype
 
 from parley.attachments import MAX_ATTACHMENTS, StoredFile
 from parley.filetypes import EXTENSIONS, checked_content_type
+from parley.ports import Configs, FileStore
 from parley.storage.files import (
     KEY_PATTERN,
     FileStoreError,
@@ -30,10 +31,9 @@ from parley.storage.files import (
     LocalFileStore,
     make_key,
 )
-from parley.ports import FileStore
 from parley.validation import InputError, require_id
 from parley.web.auth import TokenError, origin_allowed, verify_user_token
-from parley.web.deps import Configs, WebDeps
+from parley.web.deps import WebDeps
 from parley.web.keys import DEPS, SETTINGS
 
 __all__ = [

@@ -31,10 +31,10 @@ from parley import metrics
 from parley.attachments import parse_all
 from parley.channels import CHANNELS
 from parley.frames import frame_text
+from parley.ports import Owner
 from parley.retry import ThrottledLog
 from parley.settings import Settings
 from parley.storage.bus import conversation_channel
-from parley.storage.owners import Owner
 from parley.streams.archive import documents_for_incoming
 from parley.validation import InputError, optional_str, parse_json_object, require_id, require_text
 from parley.web.auth import TokenError, origin_allowed, verify_user_token

@@ -13,11 +13,11 @@ from parley.channels.base import DeliveryRefused
 from parley.records import ReplyEvent
 from parley.settings import Settings
 from parley.streams.delivery import DeliveryPorts, deliver
-from tests.support.stores import DocumentConfigs
 from tests.channels import test_slack as slack
 from tests.channels import test_telegram as telegram
 from tests.channels import test_whatsapp as whatsapp
 from tests.channels.conftest import FakeAPI
+from tests.support.stores import DocumentConfigs
 
 
 class Documents:

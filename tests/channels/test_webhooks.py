@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from parley.settings import Settings
 from parley.web.app import create_web_app
+from parley.web.deps import WebDeps
 from parley.web.ingress import Ingress
 from tests.channels import test_slack as slack
 from tests.channels import test_telegram as telegram
@@ -27,7 +28,6 @@ from tests.channels.test_generic import BODY as GENERIC_BODY
 from tests.channels.test_generic import SECRET as GENERIC_SECRET
 from tests.channels.test_generic import signature as generic_signature
 from tests.support.produced import Produced
-from parley.web.deps import WebDeps
 from tests.support.stores import DocumentConfigs
 from tests.support.webdeps import web_deps
 

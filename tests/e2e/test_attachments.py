@@ -11,9 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.support.wsclient import ChatClient
-
 from tests.e2e.test_pipeline import archived
+from tests.support.wsclient import ChatClient
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + uuid.uuid4().bytes * 8
 NOTES = "shopping: milk, eggs\n".encode()

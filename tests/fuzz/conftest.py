@@ -41,8 +41,8 @@ from parley.records import KIND_USER, IncomingEvent, conversation_key
 from parley.settings import Settings
 from parley.streams.codec import decode
 from parley.web.app import create_web_app
-from parley.web.ingress import Ingress
 from parley.web.deps import WebDeps
+from parley.web.ingress import Ingress
 from parley.web.keys import DEPS
 from tests.support.stores import OwnerRecords, memory_owners
 from tests.support.webdeps import web_deps

@@ -41,9 +41,8 @@ from parley.settings import Settings
 from parley.storage.documents import DocumentStore
 from parley.web.admin import MAX_BODY_BYTES
 from parley.web.app import create_web_app
-from parley.web.ingress import Ingress
 from parley.web.deps import WebDeps
-from tests.support.webdeps import web_deps
+from parley.web.ingress import Ingress
 from tests.fuzz.conftest import (
     ID,
     ClientFactory,
@@ -62,6 +61,7 @@ from tests.fuzz.conftest import (
     server_stack,
     tricky_ids,
 )
+from tests.support.webdeps import web_deps
 
 KEY = "fuzz-admin-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from parley.attachments import file_ref
+from parley.config.models import ChatbotConfig
 from parley.records import IncomingEvent
 from parley.streams.archive import documents_for_incoming
 from parley.streams.codec import decode, encode
 from parley.streams.conversation import ConversationState, build_prompt, with_attachments
-from parley.streams.turns import ChatbotConfig, TurnHandler
+from parley.streams.turns import TurnHandler
 from parley.tools import default_registry
 from parley.web.ingress import user_event
 from tests.unit.test_turns import ScriptedModel

@@ -300,9 +300,9 @@ async def test_seed_demo_creates_the_demo_once_and_replaces_a_cached_miss(docume
 async def test_concurrent_loads_of_one_application_read_the_store_once():
     import asyncio
 
+    from parley.config.store import ConfigStore
     from parley.settings import Settings
     from parley.storage.cache import InMemoryCache
-    from parley.config.store import ConfigStore
 
     class CountingStore:
         def __init__(self) -> None:

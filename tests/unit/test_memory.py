@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+from parley.config.models import ChatbotConfig
 from parley.llm import Completion
 from parley.streams.conversation import ConversationState
 from parley.streams.memory import estimate_tokens, should_fold, split_for_budget
-from parley.streams.turns import ChatbotConfig, TurnHandler
+from parley.streams.turns import TurnHandler
 from parley.tools import default_registry
 from tests.unit.test_turns import ScriptedModel, user
 

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
+from parley.config.models import ChatbotConfig
 from parley.llm.base import Completion, LLMError
 from parley.llm.router import ModelRouter, Target, targets_for
 from parley.records import IncomingEvent
 from parley.settings import Settings
 from parley.streams.conversation import ConversationState
-from parley.streams.turns import APOLOGY, ChatbotConfig, TurnHandler
+from parley.streams.turns import APOLOGY, TurnHandler
 from parley.tools import default_registry
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from parley.config.models import ChatbotConfig
 from parley.records import FunctionCallEvent, IncomingEvent, ReplyEvent, UsageEvent
 from parley.streams.codec import decode, encode
 from parley.streams.conversation import ConversationState
 from parley.streams.deadletters import RawEvent
 from parley.streams.turn_plan import SKIP, Route, fetches_platform_files, plan_outputs
-from parley.streams.turns import ChatbotConfig, TurnOutput
+from parley.streams.turns import TurnOutput
 
 ENVELOPE: dict[str, Any] = {"conversation_id": "c1", "application_id": "demo", "created_at": 1.0}
 EVENT = IncomingEvent(event_id="e1", text="hello", **ENVELOPE)

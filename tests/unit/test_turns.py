@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from parley.config.models import ChatbotConfig
 from parley.llm import Completion, LLMError, ToolCall
 from parley.records import KIND_TOOL_RESULTS, FunctionCallEvent, IncomingEvent
 from parley.streams.conversation import ConversationState
 from parley.streams.dispatch import run_tool_round
-from parley.streams.turns import APOLOGY, ChatbotConfig, TurnHandler, TurnOutput
+from parley.streams.turns import APOLOGY, TurnHandler, TurnOutput
 from parley.tools import default_registry
 
 CONFIG = ChatbotConfig(system_prompt="Be brief.", max_tool_rounds=2)

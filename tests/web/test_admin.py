@@ -21,10 +21,10 @@ from parley.settings import Settings
 from parley.storage.documents import DocumentStore
 from parley.web.admin import merge_patch
 from parley.web.app import create_web_app
+from parley.web.deps import WebDeps
 from parley.web.ingress import Ingress
 from parley.web.openapi import openapi_document
 from tests.support.net import free_port
-from parley.web.deps import WebDeps
 from tests.support.webdeps import web_deps
 
 KEY = "test-admin-key-0123456789abcdef"

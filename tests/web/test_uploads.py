@@ -17,17 +17,16 @@ from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from parley.attachments import MAX_ATTACHMENTS
+from parley.config.models import ApplicationConfig, ChatbotConfig
 from parley.filetypes import sniff
 from parley.settings import Settings
 from parley.storage.files import KEY_PATTERN, FileStoreError, LocalFileStore
-from parley.streams.config import ApplicationConfig
-from parley.streams.turns import ChatbotConfig
 from parley.validation import InputError
 from parley.web.app import create_web_app
 from parley.web.auth import make_user_token
+from parley.web.deps import WebDeps
 from parley.web.ingress import Ingress
 from parley.web.uploads import _MIN_READ, _read_part, resolve_attachments
-from parley.web.deps import WebDeps
 from tests.support.webdeps import web_deps
 
 LIMIT = 64 * 1024

@@ -13,15 +13,14 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 
+from parley.config.models import ApplicationConfig, ChatbotConfig
 from parley.settings import Settings
 from parley.storage.bus import InProcessBus
 from parley.streams.archive import documents_for_incoming
-from parley.streams.config import ApplicationConfig
-from parley.streams.turns import ChatbotConfig
 from parley.web.app import create_web_app
 from parley.web.auth import make_user_token
-from parley.web.ingress import Ingress
 from parley.web.deps import WebDeps
+from parley.web.ingress import Ingress
 from parley.web.keys import DEPS
 from tests.support.produced import Produced
 from tests.support.stores import OwnerRecords, memory_owners
