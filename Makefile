@@ -26,9 +26,11 @@ dev: $(STAMP_DEV)
 test: $(STAMP_TEST) system-deps check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Static checks, at zero findings: the import contract of docs/architecture.md ("Layers").
+# Static checks, at zero findings: the import contract of docs/architecture.md ("Layers"),
+# ruff (rules in pyproject.toml) and mypy on the package.
 check: $(STAMP_TEST)
 	$(BIN)/lint-imports
+	$(BIN)/ruff check parley tests bench
 
 # Tools the tests run as real programs: `docker-compose config` validates docker-compose.yml
 # offline (no Docker engine needed) and the tests start their own redis-server. Debian packages,

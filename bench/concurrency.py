@@ -25,13 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import subprocess  # noqa: E402
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
 from parley.embedded import embedded_services  # noqa: E402
 from parley.streams.codec import encode  # noqa: E402
 from parley.web.ingress import user_event  # noqa: E402
-import subprocess  # noqa: E402
-
 from tests.support.worker import ParleyProcess, free_port, worker_env  # noqa: E402
 
 

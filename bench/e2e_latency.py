@@ -27,7 +27,6 @@ import tempfile
 import time
 import urllib.request
 import uuid
-
 from pathlib import Path
 
 import websockets
@@ -102,7 +101,7 @@ def start_dev() -> tuple[subprocess.Popen[bytes], str, str]:
     data_dir = tempfile.mkdtemp(prefix="parley-bench-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     env.update(BENCH_LIMITS)
-    log = open(os.path.join(data_dir, "dev.log"), "wb")
+    log = open(os.path.join(data_dir, "dev.log"), "wb")  # noqa: SIM115 - the child writes to it for its life
     proc = subprocess.Popen([sys.executable, "-m", "parley", "dev", "--port", str(port), "--data-dir", data_dir],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90

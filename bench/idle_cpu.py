@@ -26,9 +26,9 @@ import asyncio
 import json
 import os
 import re
-import statistics
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile

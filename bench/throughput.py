@@ -29,10 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DevProcess, cpu_seconds, process_tree, summary  # noqa: E402
-
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
+from common import DevProcess, cpu_seconds, process_tree, summary  # noqa: E402
 
 ADMIN_KEY = "bench-admin-key"
 
@@ -206,9 +205,9 @@ def main() -> None:
             before = cpu_seconds([dev.proc.pid]), cpu_seconds(servers)
             t0 = time.perf_counter()
             if door == "webhook":
-                turns, latencies, conversations = asyncio.run(webhook_load(dev.http, args.seconds, args.concurrency, run))
+                turns, latencies, _conversations = asyncio.run(webhook_load(dev.http, args.seconds, args.concurrency, run))
             else:
-                turns, latencies, conversations = asyncio.run(websocket_load(dev.ws, args.seconds, args.concurrency, run))
+                turns, latencies, _conversations = asyncio.run(websocket_load(dev.ws, args.seconds, args.concurrency, run))
             wall = time.perf_counter() - t0
             parley_cpu = cpu_seconds([dev.proc.pid]) - before[0]
             server_cpu = cpu_seconds(servers) - before[1]

@@ -38,11 +38,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
-    DevProcess, FakeLLMProcess, cpu_seconds, direct_llm_calls, process_tree, rss_bytes, summary,
-)
-
 import websockets  # noqa: E402
+from common import (  # noqa: E402
+    DevProcess,
+    FakeLLMProcess,
+    cpu_seconds,
+    direct_llm_calls,
+    process_tree,
+    rss_bytes,
+    summary,
+)
 
 ADMIN_KEY = "bench-admin-key"
 

@@ -228,10 +228,7 @@ class ConfigStore:
                 doc = self._last_known[key]
                 future.set_result(doc)
                 return doc
-            if stored is None or kind is None:
-                doc = stored
-            else:
-                doc = _checked(kind, doc_id, stored, fields)
+            doc = stored if stored is None or kind is None else _checked(kind, doc_id, stored, fields)
             if invalidations == self._invalidations:
                 await cache.set(key, json.dumps({"doc": doc}, default=str).encode(), ttl_s or self._ttl_s)
                 self._remember(key, doc)

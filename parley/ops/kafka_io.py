@@ -65,9 +65,7 @@ class RangeSpec:
         """Whether a record's timestamp is in the time range (always, for offset ranges)."""
         if self.since is not None and timestamp_ms < self.since * 1000:
             return False
-        if self.until is not None and timestamp_ms >= self.until * 1000:
-            return False
-        return True
+        return not (self.until is not None and timestamp_ms >= self.until * 1000)
 
 
 @dataclass(frozen=True)

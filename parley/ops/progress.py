@@ -22,7 +22,7 @@ def render_progress(label: str, scanned: int, total: int, sent: int, *, width: i
     total = max(0, total)
     scanned = min(max(0, scanned), total)
     fraction = 1.0 if total == 0 else scanned / total
-    filled = int(round(fraction * width))
+    filled = round(fraction * width)
     bar = "#" * filled + "-" * (width - filled)
     return (
         f"{label} [{bar}] {scanned:,}/{total:,} records ({int(fraction * 100)}%)  {sent:,} sent"

@@ -98,7 +98,7 @@ class ConversationOwners:
         await self._remember(key, owner)
         return owner
 
-    async def _cached(self, key: str) -> Owner | None | object:
+    async def _cached(self, key: str) -> Owner | object | None:
         """The cached owner, None for a cached "nobody", ``_MISS`` when the cache has no entry."""
         raw = await self._cache.get(key)
         if raw is None:

@@ -15,6 +15,7 @@ Conversations are named by their key (``parley.records.conversation_key``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -78,10 +79,8 @@ class TurnControl:
             if remaining <= 0:
                 return
             conv.arrivals.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(conv.arrivals.wait(), remaining)
-            except TimeoutError:
-                pass
 
 
 def note_arrival(control: TurnControl, raw: object) -> None:

@@ -9,6 +9,7 @@ the event's id, so handling the same event twice produces the same message ids.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -391,8 +392,6 @@ async def _unless(call: Any, interrupt: asyncio.Event) -> Completion | None:
     if task.done():
         return task.result()
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError, LLMError):
         await task
-    except (asyncio.CancelledError, LLMError):
-        pass
     return None

@@ -59,7 +59,7 @@ class Ingress:
     async def submit(self, event: IncomingEvent) -> None:
         try:
             await asyncio.wait_for(self._produce(event.key, encode(event)), self._timeout_s)
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise IngressUnavailable(f"the broker did not ack within {self._timeout_s:g}s") from exc
         except asyncio.CancelledError:
             raise

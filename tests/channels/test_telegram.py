@@ -188,7 +188,7 @@ async def test_send_message_posts_chat_id_and_text(api: FakeAPI, session: aiohtt
 
 
 async def test_a_long_reply_is_sent_in_pieces(api: FakeAPI, session: aiohttp.ClientSession) -> None:
-    text = "\n".join("line %d %s" % (i, "y" * 60) for i in range(200))
+    text = "\n".join(f"line {i} {'y' * 60}" for i in range(200))
     await CHANNEL.send(session, with_api(api.base), reply("telegram:1111111", text), FAST)
     pieces = [r["json"]["text"] for r in api.requests]
     assert len(pieces) > 1 and all(len(p) <= 4096 for p in pieces)

@@ -121,7 +121,7 @@ async def test_a_redelivered_update_keeps_its_event_id(client: TestClient, produ
 
 async def test_a_whatsapp_message_becomes_a_user_event(client: TestClient, produced: Produced) -> None:
     data = whatsapp.raw(whatsapp.TEXT_MESSAGE)
-    status, body = await post(client, "/v1/webhooks/whatsapp/wa", data, wa_headers(data))
+    status, _body = await post(client, "/v1/webhooks/whatsapp/wa", data, wa_headers(data))
     assert status == 200
     [event] = produced.events
     assert (event.conversation_id, event.channel, event.text) == (

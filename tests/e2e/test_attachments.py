@@ -15,7 +15,7 @@ from tests.e2e.test_pipeline import archived
 from tests.support.wsclient import ChatClient
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + uuid.uuid4().bytes * 8
-NOTES = "shopping: milk, eggs\n".encode()
+NOTES = b"shopping: milk, eggs\n"
 
 
 async def upload(http: aiohttp.ClientSession, base: str, data: bytes, content_type: str, filename: str) -> dict[str, Any]:

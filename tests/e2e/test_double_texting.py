@@ -12,7 +12,7 @@ from tests.support.wsclient import ChatClient
 async def send_all(client: ChatClient, texts: list[str], gap_s: float = 0.0) -> list[str]:
     """Send every text without waiting for replies; return the event ids from the acks."""
     ids = [f"m-{uuid.uuid4().hex[:10]}" for _ in texts]
-    for client_id, text in zip(ids, texts):
+    for client_id, text in zip(ids, texts, strict=False):
         await client.send({"type": "message", "id": client_id, "text": text})
         if gap_s:
             await asyncio.sleep(gap_s)

@@ -48,7 +48,7 @@ async def test_every_attempt_timing_out_gives_an_apology_and_a_dead_letter(worke
     conversation_id, turn, _ = await ask(worker, application_id, "hello slow model")
     assert turn.final["text"].startswith("Sorry")
     letter = await dead_letters(
-        services["broker"].url, lambda l: l["stage"] == "processor.llm" and l["key"] == f"{application_id}/{conversation_id}"
+        services["broker"].url, lambda d: d["stage"] == "processor.llm" and d["key"] == f"{application_id}/{conversation_id}"
     )
     assert "timed out" in letter["error"] and "always-slow" in letter["error"]
     assert "hello slow model" in base64.b64decode(letter["original_b64"]).decode()

@@ -198,7 +198,7 @@ async def test_undecodable_event_goes_to_dead_letters_and_the_worker_keeps_answe
         await producer.stop()
     expected = base64.b64encode(garbage).decode()
     letter = await dead_letters(
-        services["broker"].url, lambda l: l["original_b64"] == expected and l["stage"] == "processor"
+        services["broker"].url, lambda d: d["original_b64"] == expected and d["stage"] == "processor"
     )
     assert letter["error_type"] == "DecodeError"
     assert letter["topic"] == "incoming" and letter["key"] == "bad-conversation"
@@ -221,7 +221,7 @@ async def test_llm_failure_gives_an_apology_and_a_dead_letter(worker, services):
     assert turn.final["text"].startswith("Sorry")
     letter = await dead_letters(
         services["broker"].url,
-        lambda l: l["stage"] == "processor.llm" and l["key"] == f"demo/{client.conversation_id}",
+        lambda d: d["stage"] == "processor.llm" and d["key"] == f"demo/{client.conversation_id}",
     )
     assert "fake-model" in letter["error"]
     assert "llm-down now" in base64.b64decode(letter["original_b64"]).decode()

@@ -153,7 +153,7 @@ async def test_replay_dry_run_lists_a_time_range_and_sends_nothing(worker, servi
     ))
     lines = [line for line in out.splitlines() if client.conversation_id in line]
     assert len(lines) == 2, out
-    partition, offset, conversation, event_id, text = lines[0].split("\t")
+    partition, offset, conversation, _event_id, text = lines[0].split("\t")
     assert int(partition) >= 0 and int(offset) >= 0 and conversation == client.conversation_id
     assert text == "after the cut"
     assert lines[1].split("\t")[4] == "also after the cut with a second line " + "x" * 21 + "…"
@@ -197,13 +197,13 @@ async def test_dead_letters_list_show_replay_and_purge(worker, services):
         await producer.stop()
     # The processor cannot decode it (and neither can the persister, which archives incoming).
     first = await dead_letters(
-        services["broker"].url, lambda l: l["original_b64"] == expected and l["stage"] == "processor"
+        services["broker"].url, lambda d: d["original_b64"] == expected and d["stage"] == "processor"
     )
 
     raw_list = await parley(services, "dlq", "list", "--json", "--limit", "0")
     listed = [json.loads(line) for line in ok(raw_list).splitlines()]
-    mine = [l for l in listed if l["original_b64"] == expected and l["stage"] == "processor"]
-    assert [l["dead_letter_id"] for l in mine] == [first["dead_letter_id"]]
+    mine = [d for d in listed if d["original_b64"] == expected and d["stage"] == "processor"]
+    assert [d["dead_letter_id"] for d in mine] == [first["dead_letter_id"]]
     assert mine[0]["error_type"] == "DecodeError"
     assert "not JSON" in mine[0]["error"] and mine[0]["key"] == key and mine[0]["replayed_at"] is None
     table = ok(await parley(services, "dlq", "list", "--stage", "processor", "--limit", "0"))
@@ -221,8 +221,8 @@ async def test_dead_letters_list_show_replay_and_purge(worker, services):
     # Still garbage: dead-lettered again, with the same bytes and key.
     second = await dead_letters(
         services["broker"].url,
-        lambda l: l["original_b64"] == expected and l["stage"] == "processor"
-        and l["dead_letter_id"] != dead_letter_id,
+        lambda d: d["original_b64"] == expected and d["stage"] == "processor"
+        and d["dead_letter_id"] != dead_letter_id,
     )
     assert second["key"] == key
 
@@ -248,7 +248,7 @@ async def test_replaying_a_failed_model_call_answers_it_again_without_delivery(w
         assert turn.final is not None and turn.final["text"].startswith("Sorry")
         letter = await dead_letters(
             services["broker"].url,
-            lambda l: l["stage"] == "processor.llm" and l["key"] == f"demo/{client.conversation_id}",
+            lambda d: d["stage"] == "processor.llm" and d["key"] == f"demo/{client.conversation_id}",
         )
         out = ok(await parley(services, "dlq", "replay", letter["dead_letter_id"]))
         assert "as replay event" in out, out

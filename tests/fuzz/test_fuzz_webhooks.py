@@ -706,7 +706,7 @@ async def test_non_utf8_auth_headers_are_refused(example: Example, target: str, 
     surrogate escapes) are a forged request: 401, not a crash in the constant-time compare."""
     example.reset()
     names = AUTH_HEADERS[target]
-    headers = [(name, prefix + value) for name, value in zip(names, values)]
+    headers = [(name, prefix + value) for name, value in zip(names, values, strict=False)]
     body = b'{"conversation_id": "c1", "id": "m1", "text": "hi"}'
     status, _, payload = await raw_request(example.client, "POST", f"/v1/webhooks/{target}", headers, body)
     context = f"{target} {headers!r} -> {status} {payload[:200]!r}"

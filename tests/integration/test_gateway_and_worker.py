@@ -16,13 +16,13 @@ from tests.support.wsclient import ChatClient
 @pytest.fixture(scope="module")
 def split_deployment(services, fake_llm, redis_url, tmp_path_factory):
     data = tmp_path_factory.mktemp("split")
-    common = dict(
-        PARLEY_REDIS_URL=redis_url,
-        PARLEY_APP_ID=f"parley-split-{uuid.uuid4().hex[:6]}",
-        PARLEY_LLM_BASE_URL=fake_llm.base_url,
-        PARLEY_LLM_API_KEY="test-key",
-        PARLEY_LLM_MODEL="fake-model",
-    )
+    common = {
+        "PARLEY_REDIS_URL": redis_url,
+        "PARLEY_APP_ID": f"parley-split-{uuid.uuid4().hex[:6]}",
+        "PARLEY_LLM_BASE_URL": fake_llm.base_url,
+        "PARLEY_LLM_API_KEY": "test-key",
+        "PARLEY_LLM_MODEL": "fake-model",
+    }
     worker_port, web_port = free_port(), free_port()
     worker = ParleyProcess(["worker"], worker_env(
         kafka_url=services["broker"].url, mongo_url=services["documents"].url,
@@ -36,7 +36,7 @@ def split_deployment(services, fake_llm, redis_url, tmp_path_factory):
 
 
 async def test_a_message_through_the_gateway_is_answered_by_the_worker_with_streamed_deltas(split_deployment):
-    worker, web = split_deployment
+    _worker, web = split_deployment
     client = await ChatClient.connect(web.ws)
     try:
         turn = await client.turn("across processes")

@@ -40,7 +40,7 @@ class FakeTopic:
                  for p, rs in self.records.items()}
         until = {p: next((r.offset for r in rs if spec.until is not None and r.timestamp_ms >= spec.until * 1000), None)
                  for p, rs in self.records.items()}
-        beginning = {p: 0 for p in self.records}
+        beginning = dict.fromkeys(self.records, 0)
         return plan_ranges(spec, beginning, end, since_offsets=since, until_offsets=until, cap=cap), end
 
     async def read(self, topic: str, ranges: Sequence[PartitionRange]) -> AsyncIterator[SourceRecord]:

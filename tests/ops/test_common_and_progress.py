@@ -36,7 +36,7 @@ def test_parse_time_accepts_iso_8601_and_reads_naive_times_as_utc(text, epoch):
 
 
 def test_parse_time_says_what_to_write():
-    with pytest.raises(ValueError, match="not an ISO 8601 time; write e.g. 2025-01-31T14:00:00Z"):
+    with pytest.raises(ValueError, match=r"not an ISO 8601 time; write e\.g\. 2025-01-31T14:00:00Z"):
         parse_time("yesterday")
 
 

@@ -105,7 +105,7 @@ def letters() -> list[LetterView]:
 def test_replay_by_ids_refuses_missing_and_already_replayed_ids_entirely():
     with pytest.raises(OpsError, match="no dead letter with id zz"):
         select_for_replay(letters(), ids=["a", "zz"])
-    with pytest.raises(OpsError, match="already replayed: b .*--force"):
+    with pytest.raises(OpsError, match=r"already replayed: b .*--force"):
         select_for_replay(letters(), ids=["a", "b"])
     assert [v.id for v in select_for_replay(letters(), ids=["b", "a", "b"], force=True)] == ["b", "a"]
     assert [v.id for v in select_for_replay(letters(), ids=["c"])] == ["c"]  # purged, but named

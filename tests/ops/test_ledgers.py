@@ -83,7 +83,7 @@ async def test_a_dead_letter_is_replayed_once_unless_forced(database):
 
 async def test_undoing_a_first_replay_makes_it_replayable_again(database):
     actions = DeadLetterActions(database)
-    count, before = await actions.claim_replay("d1", force=False)
+    _count, before = await actions.claim_replay("d1", force=False)
     await actions.undo_replay("d1", before)
     assert "replayed_at" not in (await actions.all())["d1"]
     assert (await actions.claim_replay("d1", force=False))[0] == 1

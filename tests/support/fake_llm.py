@@ -23,7 +23,7 @@ import asyncio
 import json
 import re
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -33,7 +33,7 @@ from tests.support.threaded import ThreadedServer
 class FakeLLM(ThreadedServer):
     # Cancel a handler when its client goes away (a timed-out call), and don't wait long for
     # sleeping handlers at shutdown.
-    runner_options = {"shutdown_timeout": 1.0, "handler_cancellation": True}
+    runner_options: ClassVar[dict[str, Any]] = {"shutdown_timeout": 1.0, "handler_cancellation": True}
 
     def __init__(self, delay_s: float = 0.0) -> None:
         super().__init__()

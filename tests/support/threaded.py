@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -14,7 +14,7 @@ from tests.support.net import free_port
 
 class ThreadedServer:
     #: extra ``web.AppRunner`` options (e.g. shutdown_timeout, handler_cancellation)
-    runner_options: dict[str, Any] = {}
+    runner_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
         self.port = free_port()

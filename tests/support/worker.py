@@ -44,7 +44,7 @@ class ParleyProcess:
             )
         try:
             wait_http_ok(f"{self.http}/readyz", timeout_s, self.proc)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure to start: stop it and show its log
             self.stop()
             raise RuntimeError(f"parley {self.args} did not become ready:\n{self.log_tail()}") from None
         return self

@@ -109,7 +109,7 @@ async def test_archive_documents_for_a_whole_turn() -> None:
     turn = ["user", "tool_call", "tool", "tool", "tool", "assistant"]
     assert [d["role"] for d in docs] == turn
     # Same created_at throughout the turn: ``order`` alone restores it.
-    in_order = sorted(reversed(docs), key=lambda d: (d["created_at"], d["order"]))
+    in_order = sorted(reversed(docs), key=lambda d: (d["created_at"], d["order"]))  # noqa: C414 - from the wrong order
     assert [d["role"] for d in in_order] == turn
     assert docs[0]["text"] == "2^8?" and docs[-1]["text"] == "256"
     assert [d["tool_call_id"] for d in docs[2:5]] == ["a", "b", "c"]

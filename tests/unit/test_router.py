@@ -48,7 +48,7 @@ def router_with(client: ScriptedClient, **settings: Any) -> tuple[ModelRouter, l
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    base = dict(llm_api_key="k", llm_model="main", llm_max_attempts=3, llm_backoff_base_s=0.5, llm_timeout_s=0.2)
+    base = {"llm_api_key": "k", "llm_model": "main", "llm_max_attempts": 3, "llm_backoff_base_s": 0.5, "llm_timeout_s": 0.2}
     router = ModelRouter(Settings(**{**base, **settings}), sleep=sleep)
     router._clients["default"] = client
     return router, sleeps

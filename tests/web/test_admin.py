@@ -517,7 +517,7 @@ async def test_every_v1_route_is_in_the_openapi_document(client: TestClient) -> 
 
 def test_the_openapi_schemas_are_valid_json_schemas_and_resolve() -> None:
     document = openapi_document()
-    for name, schema in document["components"]["schemas"].items():
+    for schema in document["components"]["schemas"].values():
         Draft202012Validator.check_schema(schema)
     refs: list[str] = []
 

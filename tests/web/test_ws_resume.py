@@ -107,7 +107,7 @@ async def test_archived_replies_look_exactly_like_live_ones(client: TestClient) 
     seed(client, doc("a9", "assistant", 5.0, 3, in_reply_to="u9", is_error=False, replay_id=None))
     async with client.ws_connect("/ws") as ws:
         await say_hello(ws, last_message_id="unknown-id")
-        resume, archived = await frames_until_pong(ws)
+        _resume, archived = await frames_until_pong(ws)
     live = websocket_frame(ReplyEvent(
         event_id="a9", conversation_id="c1", application_id="demo", created_at=5.0,
         in_reply_to="u9", text="text of a9",
