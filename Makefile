@@ -31,6 +31,7 @@ test: $(STAMP_TEST) system-deps check
 check: $(STAMP_TEST)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check parley tests bench
+	$(BIN)/mypy
 
 # Tools the tests run as real programs: `docker-compose config` validates docker-compose.yml
 # offline (no Docker engine needed) and the tests start their own redis-server. Debian packages,

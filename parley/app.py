@@ -10,12 +10,21 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 from mode.utils.queues import FlowControlEvent
 
 from parley.settings import Settings
+
+if TYPE_CHECKING:
+    from parley.runtime import Runtime
+    from parley.streams.keyed import KeyedRunner
+    from parley.tables import Tables
+    from parley.topics import Topics
+
+    #: the module-level app of the CLI, built on first access (``__getattr__`` below)
+    app: ParleyApp
 
 __all__ = ["ParleyApp", "StreamFlowControl", "all_tables_dir", "create_app", "tables_dir"]
 
@@ -54,11 +63,16 @@ class ParleyApp(faust.App):
     pauses while idle and is woken by the app's own produces) and starts Parley's runtime
     (stores, bus, model) before its consumers and agents."""
 
-    parley_runtime: Any = None
-    parley_runner_stages: list[list[Any]] = []  # noqa: RUF012 - replaced per app by wiring
+    # Set by ``create_app`` and ``parley.wiring.wire`` (annotations only: Faust's own
+    # attributes are set the same way).
+    parley_settings: Settings
+    parley_runtime: Runtime
+    parley_topics: Topics
+    parley_tables: Tables
+    parley_runner_stages: list[list[KeyedRunner]]
 
     @cached_property
-    def flow_control(self) -> FlowControlEvent:  # type: ignore[override]
+    def flow_control(self) -> FlowControlEvent:
         return StreamFlowControl(loop=self.loop)
 
     async def on_stop(self) -> None:
@@ -151,9 +165,9 @@ def create_app(settings: Settings) -> ParleyApp:
         loghandlers=[],
         canonical_url=advertised_url(settings),
     )
-    app.conf.parley_fetch_wait_ms = settings.consumer_fetch_wait_ms  # type: ignore[attr-defined]
-    app.conf.parley_idle_fetch_wait_ms = settings.consumer_idle_fetch_wait_ms  # type: ignore[attr-defined]
-    app.parley_settings = settings  # type: ignore[attr-defined]
+    app.conf.parley_fetch_wait_ms = settings.consumer_fetch_wait_ms
+    app.conf.parley_idle_fetch_wait_ms = settings.consumer_idle_fetch_wait_ms
+    app.parley_settings = settings
 
     from parley.wiring import wire
 

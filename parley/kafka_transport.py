@@ -197,13 +197,13 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = self.app.conf.parley_fetch_wait_ms  # type: ignore[attr-defined]
+        consumer._fetch_max_wait_ms = self.app.conf.parley_fetch_wait_ms
         return consumer
 
     async def on_start(self) -> None:
         await super().on_start()  # creates and starts the aiokafka consumer and its fetcher
         conf = self.app.conf
-        pacer = FetchPacer(conf.parley_fetch_wait_ms, conf.parley_idle_fetch_wait_ms)  # type: ignore[attr-defined]
+        pacer = FetchPacer(conf.parley_fetch_wait_ms, conf.parley_idle_fetch_wait_ms)
         if pacer.enabled and self._consumer is not None:
             self._parley_wake = pace_fetches(self._consumer._fetcher, pacer)
             self._parley_pacer = pacer
@@ -216,10 +216,11 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if self.consumer.in_transaction or not any(reported.values()):
             return reported
         transport = self.transport
+        assert isinstance(transport, faust_aiokafka.Transport)
         probe = aiokafka.AIOKafkaConsumer(
             bootstrap_servers=server_list(transport.url, transport.default_port),
             client_id=f"{self.app.conf.broker_client_id}-highwaters", group_id=None,
-            enable_auto_commit=False, fetch_max_wait_ms=self.app.conf.parley_fetch_wait_ms,  # type: ignore[attr-defined]
+            enable_auto_commit=False, fetch_max_wait_ms=self.app.conf.parley_fetch_wait_ms,
             **credentials_to_aiokafka_auth(self.app.conf.broker_credentials, self.app.conf.ssl_context),
         )
         await probe.start()
@@ -268,26 +269,6 @@ class _Consumer(faust_aiokafka.Consumer):
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
-        """Faust's table recovery reads each changelog up to these offsets: take them from the
-        fetch high watermark (``parley.kafka_offsets``), since the embedded broker reports too
-        small an end for a partition whose last batch holds several records."""
-        reported = await super()._highwaters(partitions)
-        if self.consumer.in_transaction or not any(reported.values()):
-            return reported
-        transport = self.transport
-        probe = aiokafka.AIOKafkaConsumer(
-            bootstrap_servers=server_list(transport.url, transport.default_port),
-            client_id=f"{self.app.conf.broker_client_id}-highwaters", group_id=None,
-            enable_auto_commit=False, fetch_max_wait_ms=self.app.conf.parley_fetch_wait_ms,  # type: ignore[attr-defined]
-            **credentials_to_aiokafka_auth(self.app.conf.broker_credentials, self.app.conf.ssl_context),
-        )
-        await probe.start()
-        try:
-            return await fetched_ends(probe, reported)
-        finally:
-            await probe.stop()
 
     def wake_fetches(self) -> None:
         """This process produced to the broker: a consumer pausing while idle fetches now."""

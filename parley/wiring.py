@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
@@ -16,6 +16,9 @@ from parley.topics import declare_topics
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from parley.web.server import WebServer
+
+if TYPE_CHECKING:
+    from parley.app import ParleyApp
 
 __all__ = ["wire"]
 
@@ -58,16 +61,16 @@ async def _position(consumer: Any, tp: Any) -> int | None:
         return None
 
 
-def wire(app: faust.App, settings: Settings) -> None:
+def wire(app: ParleyApp, settings: Settings) -> None:
     topics = declare_topics(app, settings)
     tables = declare_tables(app, settings)
     runtime = Runtime(settings, seed_demo=settings.seed_demo, worker_group=settings.app_id)
-    app.parley_runtime = runtime  # type: ignore[attr-defined]
-    app.parley_topics = topics  # type: ignore[attr-defined]
-    app.parley_tables = tables  # type: ignore[attr-defined]
+    app.parley_runtime = runtime
+    app.parley_topics = topics
+    app.parley_tables = tables
 
     # Finished in this order on shutdown: turns and tool rounds, then the archive and deliveries.
-    app.parley_runner_stages = [  # type: ignore[attr-defined]
+    app.parley_runner_stages = [
         [processor.register(app, topics, tables, runtime, settings), dispatcher.register(app, topics, runtime, settings)],
         [persister.register(app, topics, runtime, settings)],
     ]

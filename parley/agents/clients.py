@@ -16,11 +16,17 @@ __all__ = ["Clients"]
 
 
 class Clients(Protocol):
-    #: answers prompts (the model router, with attached images linked)
-    model: Answerer
-    tools: ToolRegistry
-    configs: Configs
-    documents: Archive
+    @property
+    def model(self) -> Answerer:
+        """Answers prompts (the model router, with attached images linked)."""
+        ...
+
+    @property
+    def tools(self) -> ToolRegistry: ...
+    @property
+    def configs(self) -> Configs: ...
+    @property
+    def documents(self) -> Archive: ...
 
     async def publish(self, application_id: str, conversation_id: str, frame: dict[str, Any]) -> None: ...
     def delivery_ports(self) -> DeliveryPorts: ...

@@ -225,11 +225,11 @@ class KafkaSource:
             if batch:
                 last_progress = loop.time()
             for tp, records in batch.items():
-                rng = todo.get(tp.partition)
-                if rng is None:
+                pending = todo.get(tp.partition)
+                if pending is None:
                     continue
                 for record in records:
-                    if record.offset < rng.start or record.offset >= rng.stop:
+                    if record.offset < pending.start or record.offset >= pending.stop:
                         continue
                     yield SourceRecord(
                         topic, tp.partition, record.offset, record.timestamp, record.key, record.value

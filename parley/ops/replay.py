@@ -345,9 +345,9 @@ async def run_replay(
                 "%d more undecodable records skipped", summary.undecodable - MAX_LOGGED_UNDECODABLE
             )
         if not options.dry_run:
-            record = {**summary.as_dict(), "finished_at": clock(), "finished_at_iso": format_time(clock())}
+            finished = {**summary.as_dict(), "finished_at": clock(), "finished_at_iso": format_time(clock())}
             try:
-                await asyncio.shield(ledger.finish(replay_id, status, record))
+                await asyncio.shield(ledger.finish(replay_id, status, finished))
             except Exception as exc:  # noqa: BLE001 - report the original failure, not this one
                 logger.error("could not record the end of replay %s: %s", replay_id, exc)
     return summary

@@ -19,7 +19,7 @@ class DecodeError(ValueError):
 
 
 def encode(record: faust.Record) -> bytes:
-    return record.dumps(serializer="json")  # type: ignore[no-any-return]
+    return record.dumps(serializer="json")
 
 
 def decode(raw: bytes | None, cls: type[R]) -> R:
@@ -37,7 +37,7 @@ def decode(raw: bytes | None, cls: type[R]) -> R:
     except (TypeError, ValueError, KeyError) as exc:
         raise DecodeError(f"payload is not a {cls.__name__}: {exc}") from exc
     for name in ("event_id", "conversation_id", "application_id"):
-        if name in cls._options.fields and not isinstance(getattr(record, name), str):  # type: ignore[attr-defined]
+        if name in cls._options.fields and not isinstance(getattr(record, name), str):
             raise DecodeError(f"{cls.__name__}.{name} must be a string")
     return record
 

@@ -271,12 +271,13 @@ class TurnHandler:
             if interrupt is None:
                 completion = await call
             else:
-                completion = await _unless(call, interrupt)
-                if completion is None:
+                finished = await _unless(call, interrupt)
+                if finished is None:
                     logger.info("turn %s interrupted by a newer message", turn.turn_id)
                     frame = {"type": "interrupted", "message_id": turn.reply_id}
                     await self._frame(turn, frame)
                     return TurnOutput(interrupted=True)
+                completion = finished
         except LLMError as exc:
             logger.error("turn %s: %s", turn.turn_id, exc)
             return TurnOutput(replies=[self._reply(turn, APOLOGY, is_error=True)], failure=str(exc))

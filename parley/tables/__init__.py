@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import faust
 
@@ -17,9 +18,15 @@ class Tables:
     usage: faust.Table  # application_id -> hourly usage windows (parley.streams.usage)
 
 
+def _table(app: faust.App, name: str, **options: Any) -> faust.Table:
+    table = app.Table(name, **options)
+    assert isinstance(table, faust.Table)
+    return table
+
+
 def declare_tables(app: faust.App, settings: Settings) -> Tables:
     return Tables(
-        conversations=app.Table(
+        conversations=_table(app,
             "conversations",
             default=None,
             partitions=settings.topic_partitions,
@@ -29,7 +36,7 @@ def declare_tables(app: faust.App, settings: Settings) -> Tables:
             schema=faust.Schema(key_serializer="json", value_serializer="json"),
             help="Recent history and dedup state of each conversation.",
         ),
-        usage=app.Table(
+        usage=_table(app,
             "usage",
             default=None,
             partitions=settings.topic_partitions,

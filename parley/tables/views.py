@@ -75,12 +75,14 @@ def owns(app: faust.App, table_name: str, key: str, partitions: int) -> bool:
 
 def local_get(app: faust.App, view: TableView, key: str) -> tuple[bool, Any]:
     table = app.tables[view.table]
+    assert isinstance(table, faust.Table)
     value = table.get(key)
     return value is not None, (view.project(value) if value is not None else None)
 
 
 def local_scan(app: faust.App, view: TableView, prefix: str, limit: int) -> list[dict[str, Any]]:
     table = app.tables[view.table]
+    assert isinstance(table, faust.Table)
     rows = []
     for key, value in table.items():
         if isinstance(key, str) and key.startswith(prefix):

@@ -34,7 +34,7 @@ from parley.config.models import (
     coerce_integers,
     validate_document,
 )
-from parley.config.store import ConfigStore
+from parley.ports import Configs
 from parley.storage.documents import DocumentCollection, DocumentStore
 from parley.web.errors import HttpError
 from parley.web.keys import DEPS, SETTINGS
@@ -82,7 +82,7 @@ class _Resource:
     #: the kind's collection of the document store
     collection: Callable[[DocumentStore], DocumentCollection]
     #: forget the cached config of one document (every process, with Redis)
-    forget: Callable[[ConfigStore, str], Awaitable[None]]
+    forget: Callable[[Configs, str], Awaitable[None]]
 
     @property
     def path(self) -> str:
@@ -108,13 +108,11 @@ CHATBOTS = _Resource(
 
 
 def _documents(request: web.Request) -> DocumentStore:
-    documents: DocumentStore = request.app[DEPS].documents
-    return documents
+    return request.app[DEPS].documents
 
 
-def _configs(request: web.Request) -> ConfigStore:
-    configs: ConfigStore = request.app[DEPS].configs
-    return configs
+def _configs(request: web.Request) -> Configs:
+    return request.app[DEPS].configs
 
 
 # --- routes ---------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -15,7 +14,7 @@ from parley.web.admin import add_admin_routes
 from parley.web.deps import WebDeps
 from parley.web.errors import error_middleware
 from parley.web.ingress import Ingress
-from parley.web.keys import DEPS, FAUST_APP, INGRESS, READINESS, SETTINGS, SOCKETS
+from parley.web.keys import DEPS, FAUST_APP, INGRESS, READINESS, SETTINGS, SOCKETS, Readiness
 from parley.web.openapi import openapi_handler
 from parley.web.tables_api import add_table_routes
 from parley.web.uploads import add_upload_routes
@@ -45,7 +44,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    for ws in list(app[SOCKETS]):
+    sockets = app[SOCKETS]
+    for ws in list(sockets):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
@@ -54,7 +54,7 @@ def create_web_app(
     settings: Settings,
     deps: WebDeps,
     ingress: Ingress,
-    readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
+    readiness: Readiness,
     faust_app: Any = None,
 ) -> web.Application:
     app = web.Application(client_max_size=settings.max_text_bytes * 4 + 4096, middlewares=[error_middleware])

@@ -97,6 +97,7 @@ async def _upload(request: web.Request) -> web.Response:
         )
     form = await _read_form(request, limit)
 
+    assert form.data is not None  # _read_form refuses a form without the file
     content_type = checked_content_type(form.declared_type, form.data, settings.upload_allowed_types)
     extension = EXTENSIONS.get(content_type, "")
     key = make_key(application_id, extension)
@@ -140,7 +141,8 @@ async def _authenticate(request: web.Request, deps: WebDeps, application_id: str
             raise InputError("unauthorized", "the Authorization header must be 'Bearer <user token>'", status=401)
         token = value.strip()
     application = await deps.configs.application_document(application_id) or {}
-    secret = application.get("secret") if isinstance(application.get("secret"), str) else ""
+    stored_secret = application.get("secret")
+    secret = stored_secret if isinstance(stored_secret, str) else ""
     if token is None:
         if secret or not allow_anonymous:
             raise InputError(

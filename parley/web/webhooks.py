@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
 
 #: typing indicators in flight (kept referenced, cancelled on shutdown)
-TYPING_TASKS = web.AppKey("typing_tasks", set)
+TYPING_TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("typing_tasks")
 #: one warning per interval for failures many requests share (a store outage)
 FAILURES = web.AppKey("webhook_failures", ThrottledLog)
 
@@ -222,7 +222,8 @@ def _start_typing(request: web.Request, channel: Channel, application: dict[str,
 
 
 async def _cancel_typing(app: web.Application) -> None:
-    tasks = list(app[TYPING_TASKS])
+    running = app[TYPING_TASKS]
+    tasks = list(running)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
