@@ -25,7 +25,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import subprocess  # noqa: E402
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
@@ -34,22 +33,8 @@ from parley.streams.codec import encode  # noqa: E402
 from parley.web.ingress import user_event  # noqa: E402
 from tests.support.worker import ParleyProcess, free_port, worker_env  # noqa: E402
 
-
-class FakeLLMProcess:
-    """The tests' fake LLM in a process of its own, so it does not share this one's CPU."""
-
-    def __init__(self, delay_s: float) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.fake_llm", "--port", str(self.port), "--delay", str(delay_s)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        )
-        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+sys.path.insert(0, str(ROOT / "bench"))
+from common import FakeLLMProcess  # noqa: E402
 
 
 async def direct_llm_floor(base_url: str, n: int) -> float:

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,45 +36,11 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import ROOT, cpu_seconds, process_tree  # noqa: E402
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, ()))
-    return tree
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds ``pid`` has used so far (all its threads)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from tests.support.net import free_port  # noqa: E402
 
 
 def role(pid: int) -> str:
@@ -164,14 +129,14 @@ def measure(
                 time.sleep(0.2)
         time.sleep(settle_s)  # the first commits, table flushes and metadata refreshes
         pids = process_tree(proc.pid)
-        before = {pid: cpu_seconds(pid) for pid in pids}
+        before = {pid: cpu_seconds([pid]) for pid in pids}
         t0 = time.monotonic()
         time.sleep(seconds)
         wall = time.monotonic() - t0
         used: dict[str, float] = {}
         for pid in pids:
             name = role(pid)
-            used[name] = used.get(name, 0.0) + (cpu_seconds(pid) - before[pid]) / wall * 100
+            used[name] = used.get(name, 0.0) + (cpu_seconds([pid]) - before[pid]) / wall * 100
         latencies: dict[str, list[float]] = {}
         if first:
             found = re.search(r"broker (kafka://\S+),", log_path.read_text(errors="replace"))

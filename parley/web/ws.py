@@ -89,37 +89,35 @@ class _Close(InputError):
         self.close_code = close_code
 
 
-class _RateLimited(InputError):
+class RetryLater(InputError):
+    """A refusal the client overcomes by sending the same frame again after ``retry_after``
+    seconds; carries the client's ``id`` when a message caused it."""
+
+    def __init__(self, code: str, message: str, status: int, retry_after: float, client_id: str | None) -> None:
+        super().__init__(code, message, status=status)
+        self.retry_after = retry_after
+        self.client_id = client_id
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["retry_after"] = round(self.retry_after, 3)
+        if self.client_id is not None:
+            body["id"] = self.client_id
+        return body
+
+
+class _RateLimited(RetryLater):
     def __init__(self, retry_after: float, client_id: str | None) -> None:
         super().__init__(
-            "rate_limited", f"too many frames; retry in {retry_after:.2f}s", status=429
+            "rate_limited", f"too many frames; retry in {retry_after:.2f}s", 429, retry_after, client_id
         )
-        self.retry_after = retry_after
-        self.client_id = client_id
-
-    def body(self) -> dict[str, Any]:
-        body = super().body()
-        body["retry_after"] = round(self.retry_after, 3)
-        if self.client_id is not None:
-            body["id"] = self.client_id
-        return body
 
 
-class Unavailable(InputError):
-    """The document store (or another service) did not answer: retry the same frame later.
-    Carries the client's ``id`` when a message caused it."""
+class Unavailable(RetryLater):
+    """The document store (or another service) did not answer: retry the same frame later."""
 
     def __init__(self, message: str, retry_after: float, client_id: str | None = None) -> None:
-        super().__init__("unavailable", message, status=503)
-        self.retry_after = retry_after
-        self.client_id = client_id
-
-    def body(self) -> dict[str, Any]:
-        body = super().body()
-        body["retry_after"] = round(self.retry_after, 3)
-        if self.client_id is not None:
-            body["id"] = self.client_id
-        return body
+        super().__init__("unavailable", message, 503, retry_after, client_id)
 
 
 #: what a client is told to wait before retrying a frame the store could not serve
