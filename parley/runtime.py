@@ -35,9 +35,12 @@ logger = logging.getLogger(__name__)
 
 
 class Runtime(Service):
+    """Every client of the process. A worker (``worker_group`` set) also has the model; a gateway
+    (``parley web``) opens only what the edges use: documents, bus, files, cache, HTTP."""
+
     documents: DocumentStore
     bus: Bus
-    model: FileLinkingModel  # a ModelRouter that also links attached images
+    model: FileLinkingModel  # workers only: a ModelRouter that also links attached images
     cache: Cache
     configs: ConfigStore
     http: aiohttp.ClientSession
@@ -79,14 +82,14 @@ class Runtime(Service):
         await self.bus.start()
         self.files = file_store_from_settings(settings)
         await self.files.start()
-        # Prompts refer to attached images by file id; the model gets fresh links on every call.
-        router = ModelRouter(settings)
-        if self.worker_group is not None:
+        if self.worker_group is not None:  # a worker answers turns; a gateway only serves edges
+            # Prompts refer to attached images by file id; the model gets fresh links on every call.
+            router = ModelRouter(settings)
             router.prepare()
-        self.model = FileLinkingModel(
-            router, self.files,
-            expires_s=settings.files_url_expiry_s, inline=settings.files_inline_images,
-        )
+            self.model = FileLinkingModel(
+                router, self.files,
+                expires_s=settings.files_url_expiry_s, inline=settings.files_inline_images,
+            )
         self.cache = cache_from_settings(settings)
         self.configs = ConfigStore(self.documents, settings, self.cache)
         self.store_reads = asyncio.Semaphore(settings.store_read_concurrency)
@@ -98,9 +101,10 @@ class Runtime(Service):
         self.downloads = asyncio.Semaphore(MAX_CONCURRENT_DOWNLOADS)
         if self.seed_demo:
             await self.configs.seed_demo()
+        model = getattr(self, "model", None)
         logger.info(
             "runtime started: model=%s bus=%s files=%s",
-            self.model.name, type(self.bus).__name__, type(self.files).__name__,
+            model.name if model is not None else "- (gateway)", type(self.bus).__name__, type(self.files).__name__,
         )
 
     async def on_stop(self) -> None:
