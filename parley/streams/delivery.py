@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from parley.channels import channel_for
 from parley.channels.base import ChannelNotConfigured, DeliveryRefused, SendPolicy
+from parley.frames import message_frame
 from parley.ports import ApplicationDocuments, DeliveryLedger
 from parley.records import ReplyEvent
 from parley.retry import retry_while, store_outage
@@ -32,14 +33,10 @@ T = TypeVar("T")
 
 
 def websocket_frame(reply: ReplyEvent) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "message_id": reply.event_id,
-        "role": reply.role,
-        "text": reply.text,
-        "in_reply_to": reply.in_reply_to,
-        "created_at": reply.created_at,
-    }
+    return message_frame(
+        message_id=reply.event_id, role=reply.role, text=reply.text, in_reply_to=reply.in_reply_to,
+        created_at=reply.created_at,
+    )
 
 
 def send_policy(settings: Settings) -> SendPolicy:

@@ -30,7 +30,7 @@ from aiohttp import WSMsgType, web
 from parley import metrics
 from parley.attachments import parse_all
 from parley.channels import CHANNELS
-from parley.frames import frame_text
+from parley.frames import frame_text, message_frame
 from parley.ports import Owner
 from parley.retry import ThrottledLog
 from parley.settings import Settings
@@ -166,15 +166,11 @@ def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
     """An archived message as the frame a live client gets (``streams.delivery.websocket_frame``
     for replies); a user message also carries the client's own ``id``, the ``sender`` and, when
     it had files, their ``attachments`` (name, type and size only)."""
-    role = doc.get("role")
-    frame: dict[str, Any] = {
-        "type": "message",
-        "message_id": doc["_id"],
-        "role": role,
-        "text": doc.get("text", ""),
-        "in_reply_to": doc.get("in_reply_to", "") if role != "user" else None,
-        "created_at": doc.get("created_at"),
-    }
+    role = str(doc.get("role"))
+    frame = message_frame(
+        message_id=doc["_id"], role=role, text=doc.get("text", ""),
+        in_reply_to=doc.get("in_reply_to", "") if role != "user" else None, created_at=doc.get("created_at"),
+    )
     if role == "user":
         frame["id"] = doc.get("client_message_id") or None
         frame["sender"] = doc.get("sender") or ""
