@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from parley.settings import Settings
 
 __all__ = [
+    "WELL_FORMED",
     "EgressPolicy",
     "EgressRefused",
     "IPAddress",
@@ -165,6 +166,9 @@ class EgressPolicy:
     hosts: frozenset[str] = frozenset()
     allow_http: bool = False
     lookup: Lookup | None = field(default=None, compare=False)
+    #: False: check only that a URL is a well-formed http(s) URL (documents read back from the
+    #: store, whose URLs are checked in full again when they are used)
+    check_destinations: bool = True
 
     @classmethod
     def from_entries(
@@ -194,7 +198,7 @@ class EgressPolicy:
 
     def check_address(self, url: str, host: str, address: IPAddress) -> None:
         """Refuse ``address`` (which ``host`` is or resolved to) unless public or allowed."""
-        if self.allows_host(host) or self.allows_address(address):
+        if not self.check_destinations or self.allows_host(host) or self.allows_address(address):
             return
         why = _why_not_public(address)
         if why is not None:
@@ -226,6 +230,8 @@ class EgressPolicy:
             raise EgressRefused(url, "the URL has no valid port")
         host = raw_host.lower().strip("[]")
         address = self._literal(url, host)
+        if not self.check_destinations:
+            return Target(scheme, host, port, address)
         if address is None:
             name = host.rstrip(".")
             if not name or not all(_HOST_LABEL.match(label) for label in name.split(".")):
@@ -287,3 +293,8 @@ async def system_lookup(host: str, port: int) -> list[str]:
     for _family, _type, _proto, _name, sockaddr in infos:
         seen[str(sockaddr[0])] = None
     return list(seen)
+
+
+#: the policy of a document read back from the store: its URLs must be well-formed, and are
+#: checked in full when used
+WELL_FORMED = EgressPolicy(check_destinations=False)
