@@ -192,6 +192,13 @@ class EgressPolicy:
     def allows_host(self, host: str) -> bool:
         return host.rstrip(".").lower() in self.hosts
 
+    def allows_destination(self, host: str) -> bool:
+        """Whether ``host`` (a name or an IP literal) is on the operator's allow-list."""
+        try:
+            return self.allows_address(ipaddress.ip_address(host.strip("[]")))
+        except ValueError:
+            return self.allows_host(host)
+
     def allows_address(self, address: IPAddress) -> bool:
         candidates = [address] + [inner for inner in (_embedded(address),) if inner is not None]
         return any(a.version == n.version and a in n for a in candidates for n in self.networks)
