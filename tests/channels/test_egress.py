@@ -94,7 +94,7 @@ async def test_the_resolver_refuses_a_name_the_url_check_cannot_see(
     """A name passes the URL check (it is a name); the connection's resolver sees it resolve to
     loopback and refuses: what was checked is what would be connected to."""
     port = api.base.rsplit(":", 1)[1]
-    with pytest.raises(DeliveryRefused, match="127.0.0.1"):
+    with pytest.raises(DeliveryRefused, match=r"127\.0\.0\.1"):
         await CHANNEL.send(strict, {"_id": "shop", "callback_url": f"https://rebind.example:{port}/h"}, reply(), FAST)
     assert api.requests == []
 
