@@ -230,7 +230,7 @@ class EgressPolicy:
         except (ValueError, TypeError, UnicodeError) as exc:
             raise EgressRefused(url, f"not a valid URL ({exc})") from None
         if scheme not in ("https", "http") or not parsed.absolute:
-            raise EgressRefused(url, "must be an https:// URL")
+            raise EgressRefused(url, "must be an https:// URL" if self.check_destinations else "must be an http:// or https:// URL")
         if not raw_host:
             raise EgressRefused(url, "the URL has no host")
         if not port:
