@@ -12,7 +12,9 @@ from typing import Any
 import aiohttp
 from mode import Service
 
+from parley.channels.egress import guarded_session
 from parley.config.store import ConfigStore
+from parley.egress import EgressPolicy
 from parley.kafka_admin import ensure_topics, retained_for_new_group
 from parley.llm import ModelRouter
 from parley.llm.attachments import FileLinkingModel
@@ -44,6 +46,7 @@ class Runtime(Service):
     cache: Cache
     configs: ConfigStore
     http: aiohttp.ClientSession
+    egress: EgressPolicy
     downloads: asyncio.Semaphore  # slots for platform file downloads (streams.platform_files)
     files: FileStore
     owners: ConversationOwners  # who each conversation belongs to (hello, first message)
@@ -97,7 +100,9 @@ class Runtime(Service):
             self.documents, self.cache,
             ttl_s=settings.owner_cache_ttl_s, negative_ttl_s=settings.owner_negative_ttl_s,
         )
-        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        # every call made on an application's behalf goes through the egress guard
+        self.egress = EgressPolicy.from_settings(settings)
+        self.http = guarded_session(self.egress, timeout=aiohttp.ClientTimeout(total=30))
         self.downloads = asyncio.Semaphore(MAX_CONCURRENT_DOWNLOADS)
         if self.seed_demo:
             await self.configs.seed_demo()
@@ -123,6 +128,7 @@ class Runtime(Service):
         return WebDeps(
             configs=self.configs, owners=self.owners, archive=self.documents, documents=self.documents,
             bus=self.bus, files=self.files, http=self.http, store_reads=self.store_reads,
+            egress=self.egress, tool_names=frozenset(self.tools.names()),
         )
 
     def delivery_ports(self) -> DeliveryPorts:

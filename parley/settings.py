@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from parley.egress import parse_allow_entry
+
 __all__ = ["Settings", "settings_table"]
 
 
@@ -139,6 +141,20 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Timeout of one callback POST."
     )
     delivery_max_attempts: int = Field(4, ge=1, le=20, description="Attempts per callback delivery (backoff between).")
+    egress_allow: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Destinations Parley may call on an application's behalf although they are private "
+        "(callbacks, `channels.*.api_base`, platform file URLs), comma-separated: networks in CIDR "
+        "notation (`10.1.0.0/16`, `127.0.0.1/32`, `::1/128`) and host names (`receiver.internal`). "
+        "Everything else must be https to a public address: loopback, private, link-local, multicast and "
+        "reserved addresses are refused in any spelling. Plain http is allowed to these destinations. "
+        "The LLM endpoint (PARLEY_LLM_BASE_URL) is the operator's own and is not checked.",
+    )
+    egress_allow_http: bool = Field(
+        False,
+        description="Allow plain http:// callbacks and platform URLs to public addresses too (signatures "
+        "and tokens then travel unencrypted). Unset: https only, except to PARLEY_EGRESS_ALLOW.",
+    )
     handler_max_attempts: int = Field(
         3, ge=1, le=20, description="Tries of a failing handler before the event is dead-lettered."
     )
@@ -290,6 +306,20 @@ class Settings(BaseSettings):
         if not types or bad:
             raise ValueError(f"PARLEY_UPLOAD_ALLOWED_TYPES must be MIME types like image/png, got {value!r}")
         return types
+
+    @field_validator("egress_allow", mode="before")
+    @classmethod
+    def _egress_list(cls, value: object) -> object:
+        # `PARLEY_EGRESS_ALLOW=10.1.0.0/16,receiver.internal`; checked by parley.egress
+        if value is None:
+            return ()
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            return value
+        entries = tuple(str(item).strip().lower() for item in items if str(item).strip())
+        for entry in entries:
+            parse_allow_entry(entry)
+        return entries
 
     @field_validator("app_id")
     @classmethod

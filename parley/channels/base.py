@@ -34,6 +34,8 @@ from typing import Any, ClassVar, NoReturn, TypeVar
 import aiohttp
 from multidict import CIMultiDict
 
+from parley.channels.egress import policy_of
+from parley.egress import EgressRefused
 from parley.records import ReplyEvent
 
 __all__ = [
@@ -393,6 +395,12 @@ def _backoff(policy: SendPolicy, attempt: int, retry_after: float | None = None)
     return delay
 
 
+#: client errors no other attempt can fix: a URL aiohttp cannot call, a redirect (never followed)
+_PERMANENT_CLIENT_ERRORS: tuple[type[Exception], ...] = (
+    aiohttp.InvalidURL, aiohttp.TooManyRedirects, aiohttp.NonHttpUrlClientError,
+)
+
+
 async def _with_retries(
     attempt: Callable[[], Awaitable[T]],
     *,
@@ -400,10 +408,13 @@ async def _with_retries(
     what: str,
     secrets: tuple[str, ...],
     failure: Callable[[str], Exception],
+    refused: Callable[[str], Exception],
 ) -> T:
     """Run ``attempt`` until it returns, at most ``policy.max_attempts`` times: connection errors,
     timeouts and ``_TryAgain`` are retried with backoff; anything else it raises is final. Raises
-    ``failure(message)`` when the attempts are spent; ``secrets`` never reach logs or errors."""
+    ``failure(message)`` when the attempts are spent, ``refused(message)`` at once when the
+    egress guard refuses the URL or aiohttp cannot call it; ``secrets`` never reach logs or
+    errors."""
     last_error = ""
     for number in range(1, policy.max_attempts + 1):
         retry_after: float | None = None
@@ -411,6 +422,10 @@ async def _with_retries(
             return await attempt()
         except _TryAgain as exc:
             last_error, retry_after = exc.error, exc.retry_after
+        except EgressRefused as exc:
+            raise refused(_scrub(f"{what} refused by the egress guard: {exc.reason}", secrets)) from None
+        except _PERMANENT_CLIENT_ERRORS as exc:
+            raise refused(_scrub(f"{what} cannot be called: {type(exc).__name__}: {exc}", secrets)) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             last_error = f"{type(exc).__name__}: {exc}"
         last_error = _scrub(last_error, secrets)
@@ -419,6 +434,15 @@ async def _with_retries(
             logger.warning("%s failed (%s), retry %d in %.2fs", what, last_error, number, delay)
             await asyncio.sleep(delay)
     raise failure(f"{what} failed after {policy.max_attempts} attempts: {last_error}")
+
+
+def _guarded(session: aiohttp.ClientSession, url: str) -> None:
+    """Refuse ``url`` before any attempt unless the session carries the egress guard and the
+    guard allows it (the guard's resolver checks the addresses again on every connection)."""
+    guard = policy_of(session)
+    if guard is None:
+        raise EgressRefused(url, "the HTTP session has no egress guard (parley.channels.egress.guarded_session)")
+    guard.check_url(url)
 
 
 async def post_json(
@@ -434,9 +458,10 @@ async def post_json(
 ) -> Any:
     """POST ``payload`` (a JSON object, or JSON bytes sent as is) and return the decoded answer.
 
-    Connection errors, timeouts, 429 and 5xx are retried with jittered exponential backoff
-    (a 429's ``Retry-After`` is honoured up to ``policy.max_retry_after_s``); any other 4xx
-    raises ``DeliveryRefused`` at once. ``check`` sees a 2xx answer's JSON and may raise
+    ``url`` must pass the session's egress guard (``parley.channels.egress``); redirects are not
+    followed. Connection errors, timeouts, 429 and 5xx are retried with jittered exponential
+    backoff (a 429's ``Retry-After`` is honoured up to ``policy.max_retry_after_s``); any other
+    status (a 3xx, a 4xx) and a refusal of the guard raise ``DeliveryRefused`` at once. ``check`` sees a 2xx answer's JSON and may raise
     ``DeliveryRefused`` or ``RetryableResponse``. ``headers`` may be a function, called per
     attempt (signatures carry a timestamp). ``what`` names the call in logs and errors instead
     of ``url``, and ``secrets`` are scrubbed from them (a Telegram URL holds the bot token).
@@ -445,10 +470,14 @@ async def post_json(
     hidden = tuple(secrets)
 
     async def attempt() -> Any:
+        _guarded(session, url)
         extra = headers() if callable(headers) else (headers or {})
         request_headers = {"Content-Type": "application/json; charset=utf-8", **extra}
+        # never follow a redirect: a 3xx is the receiver's refusal (a followed 307 would carry the
+        # body, its signature and any token to wherever it points)
         async with session.post(
-            url, data=body, headers=request_headers, timeout=aiohttp.ClientTimeout(total=policy.timeout_s)
+            url, data=body, headers=request_headers, allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=policy.timeout_s),
         ) as response:
             raw = await response.read()
         data = _json_or_none(raw)
@@ -463,7 +492,9 @@ async def post_json(
         refused = DeliveryRefused(_scrub(f"{what} refused the reply: {error}", hidden))
         _failed(response.status, error, _retry_after(response, data), refused)
 
-    return await _with_retries(attempt, policy=policy, what=what, secrets=hidden, failure=DeliveryError)
+    return await _with_retries(
+        attempt, policy=policy, what=what, secrets=hidden, failure=DeliveryError, refused=DeliveryRefused
+    )
 
 
 async def get_bytes(
@@ -482,8 +513,10 @@ async def get_bytes(
     hidden = tuple(secrets)
 
     async def attempt() -> Download:
+        _guarded(session, url)
         async with session.get(
-            url, headers=dict(headers or {}), timeout=aiohttp.ClientTimeout(total=policy.timeout_s)
+            url, headers=dict(headers or {}), allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=policy.timeout_s),
         ) as response:
             if response.status < 300:
                 too_large = DownloadError(f"{what}: the file is larger than {max_bytes} bytes")
@@ -501,7 +534,9 @@ async def get_bytes(
             refused = DownloadError(_scrub(f"{what} refused: {error}", hidden))
             _failed(response.status, error, _retry_after(response, None), refused)
 
-    return await _with_retries(attempt, policy=policy, what=what, secrets=hidden, failure=DownloadError)
+    return await _with_retries(
+        attempt, policy=policy, what=what, secrets=hidden, failure=DownloadError, refused=DownloadError
+    )
 
 
 async def get_json(

@@ -36,6 +36,7 @@ from parley.records import ReplyEvent
 from parley.validation import optional_str, parse_json_object, require_id, require_text
 
 __all__ = [
+    "IDEMPOTENCY_HEADER",
     "SIGNATURE_HEADER",
     "DeliveryError",
     "GenericChannel",
@@ -48,6 +49,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Parley-Signature"
+#: the reply's message id, the same on every attempt and every redelivery: receivers drop repeats
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def reply_payload(reply: Any) -> dict[str, Any]:
@@ -143,10 +146,12 @@ async def post_callback(
     secret: str | None = None,
 ) -> None:
     """POST ``payload`` as JSON to ``url``, signed when ``secret`` is set (a fresh timestamp per
-    attempt); retry connection errors, 429 and 5xx with backoff."""
+    attempt), with ``Idempotency-Key: <message_id>``; retry connection errors, 429 and 5xx with
+    backoff."""
     body = json.dumps(payload).encode("utf-8")
+    key = {IDEMPOTENCY_HEADER: str(payload["message_id"])} if payload.get("message_id") else {}
 
     def headers() -> dict[str, str]:
-        return {SIGNATURE_HEADER: sign(secret, body)} if secret else {}
+        return {**key, SIGNATURE_HEADER: sign(secret, body)} if secret else dict(key)
 
     await post_json(session, url, body, policy=policy, what=f"callback {url}", headers=headers)

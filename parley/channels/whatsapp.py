@@ -23,7 +23,7 @@ Outbound: ``POST {api_base}/{phone_number_id}/messages`` with a bearer token and
 ``{"messaging_product": "whatsapp", "to": …, "type": "text", "text": {"body": …}}``; a typing
 indicator (which also marks the user's message read) when a message arrives.
 
-Files: an image, video, document or audio message is taken with its caption (or no text); ``GET {api_base}/{media id}`` gives the media ``url``, fetched with the same bearer token.
+Files: an image, video, document or audio message is taken with its caption (or no text); ``GET {api_base}/{media id}`` gives the media ``url``, fetched with the same bearer token only when it is on the API host, on ``lookaside.fbsbx.com`` or on ``PARLEY_EGRESS_ALLOW``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from parley.channels.base import (
     Channel,
@@ -55,6 +56,7 @@ from parley.channels.base import (
     same,
     split_text,
 )
+from parley.channels.egress import policy_of
 from parley.records import ReplyEvent
 from parley.validation import InputError, parse_json_object
 
@@ -66,6 +68,8 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 MAX_MESSAGE_CHARS = 4096
 PREFIX = "whatsapp:"
 _MEDIA = ("image", "video", "document", "audio")  # stickers are ignored
+#: where the Graph API's media lookups point (besides the API host): the token may go there
+MEDIA_HOSTS = frozenset({"lookaside.fbsbx.com"})
 
 
 def recipient(conversation_id: str) -> str:
@@ -254,14 +258,24 @@ class WhatsAppChannel(Channel):
             what="whatsapp media lookup", headers=auth, secrets=(token,),
         )
         url = info.get("url")
-        # the token goes with the download: only over https (or to a test api_base's scheme)
-        schemes = ("https://", "http://") if self.api_base(config).startswith("http://") else ("https://",)
-        if not isinstance(url, str) or not url.startswith(schemes):
-            raise DownloadError("whatsapp media lookup gave no https url")
+        if not isinstance(url, str) or not self._media_host_ok(session, config, url):
+            raise DownloadError(
+                "whatsapp media lookup gave a url outside the platform's hosts: the access token is not sent there"
+            )
         return await get_bytes(
             session, url, policy=policy, what="whatsapp media download", max_bytes=max_bytes,
             headers=auth, secrets=(token,),
         )
+
+    def _media_host_ok(self, session: aiohttp.ClientSession, config: Mapping[str, Any], url: str) -> bool:
+        """Whether the access token may go to ``url``: the API host, Meta's media host, or a
+        host the operator allowed; never another scheme than the API's (the egress guard then
+        checks the address like any other)."""
+        api, target = URL(self.api_base(config)), URL(url)
+        policy = policy_of(session)
+        hosts = {api.host, *MEDIA_HOSTS}
+        allowed = target.host in hosts or (policy is not None and policy.allows_destination(target.host or ""))
+        return allowed and target.scheme in ("https", api.scheme)
 
     async def typing(
         self,

@@ -17,7 +17,13 @@ Documents are read the way JSON Schema reads JSON, as they always were: ``5.0`` 
 the string, so ``"app\\n"`` is not an id). Responses add read-only fields (``READ_ONLY_FIELDS``)
 and never contain the write-only ``secret`` and ``channels`` (``WRITE_ONLY_FIELDS``).
 
-Foundation layer: imports nothing of Parley but the settings.
+Outbound URLs (``callback_url``, ``channels.<platform>.api_base``) are parsed and checked by the
+egress guard (``parley.egress``): the admin API validates with the operator's policy
+(``validate_document(..., egress=policy)``: private and loopback destinations refused unless
+allowed), the loader only for well-formedness (a URL is checked in full again when used). The
+admin API also gives the registry's tool names (``tools=``): a chatbot may list only those.
+
+Foundation layer: imports nothing of Parley but the settings and the egress policy.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import copy
 import functools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
@@ -45,6 +51,7 @@ from pydantic.config import JsonDict
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
+from parley.egress import WELL_FORMED, EgressPolicy, EgressRefused
 from parley.settings import Settings
 
 __all__ = [
@@ -163,13 +170,77 @@ def _integral(value: Any) -> Any:
 #: ``true`` nor ``5.5``
 INTEGRAL = BeforeValidator(_integral)
 Id = Annotated[str, Pattern(ID_PATTERN, "1-128 letters, digits and _.:@- starting with a letter or digit")]
-Url = Annotated[str, StringConstraints(max_length=2048), Pattern(URL_PATTERN, "an http:// or https:// URL")]
+@dataclass(frozen=True)
+class _Outbound:
+    """An outbound URL, checked by the validation context's ``egress`` policy (well-formedness
+    only without one). Described in JSON Schema by its pattern (a necessary shape, not enough)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        def check(value: str, info: core_schema.ValidationInfo) -> str:
+            _check_outbound(value, info.context)
+            return value
+
+        return core_schema.with_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {**handler(schema), "format": "uri", "pattern": URL_PATTERN}
+
+
+def _check_outbound(value: str, context: Any) -> None:
+    policy = context.get("egress") if isinstance(context, dict) else None
+    try:
+        (policy if isinstance(policy, EgressPolicy) else WELL_FORMED).check_url(value)
+    except EgressRefused as exc:
+        raise PydanticCustomError("egress_refused", "{reason}", {"reason": exc.reason}) from None
+
+
+@dataclass(frozen=True)
+class _ApiBase:
+    """On a platform's credentials: ``api_base``, when given, is an outbound URL (its error is
+    named ``channels.<platform>.api_base``)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        def check(value: Any, validate: core_schema.ValidatorFunctionWrapHandler, info: core_schema.ValidationInfo) -> Any:
+            validated = validate(value)
+            if isinstance(validated, dict) and "api_base" in validated:
+                base = validated["api_base"]
+                try:
+                    if not isinstance(base, str):
+                        raise PydanticCustomError("egress_refused", "must be an https:// URL string")
+                    _check_outbound(base, info.context)
+                except PydanticCustomError as exc:
+                    raise ValidationError.from_exception_data(
+                        "api_base", [{"type": exc, "loc": ("api_base",), "input": base}]
+                    ) from None
+            return validated
+
+        return core_schema.with_info_wrap_validator_function(check, handler(source))
+
+
+@dataclass(frozen=True)
+class _KnownTool:
+    """A tool name the validation context's ``tools`` (the registry's names) holds, when given."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        def check(value: str, info: core_schema.ValidationInfo) -> str:
+            tools = info.context.get("tools") if isinstance(info.context, dict) else None
+            if tools is not None and value not in tools:
+                raise PydanticCustomError(
+                    "unknown_tool", "no tool '{name}' is registered; the tools are: {known}",
+                    {"name": value, "known": ", ".join(sorted(tools)) or "(none)"},
+                )
+            return value
+
+        return core_schema.with_info_after_validator_function(check, handler(source))
+
+
+Url = Annotated[str, StringConstraints(max_length=2048), _Outbound()]
 Origin = Annotated[
     str,
     StringConstraints(max_length=2048),
     Pattern(ORIGIN_PATTERN, 'an origin such as "https://chat.example.com" (scheme and host, no path) or "*"'),
 ]
-ToolName = Annotated[str, Pattern(TOOL_NAME_PATTERN, "a tool name: 1-64 letters, digits, _ and -")]
+ToolName = Annotated[str, Pattern(TOOL_NAME_PATTERN, "a tool name: 1-64 letters, digits, _ and -"), _KnownTool()]
 ChannelName = Annotated[str, Pattern(CHANNEL_NAME_PATTERN, "a platform name: lowercase letters, digits, _ and -")]
 ModelName = Annotated[
     str, StringConstraints(min_length=1, max_length=200), Pattern(MODEL_PATTERN, "a model name without spaces")
@@ -210,7 +281,7 @@ class Application(_Document):
         "`secret_set`. Omitted on PUT: kept; null: removed.",
         json_schema_extra=_WRITE_ONLY,
     )
-    channels: Annotated[dict[ChannelName, Annotated[dict[str, Any], MaxLen(50)]], MaxLen(50)] | None = Field(
+    channels: Annotated[dict[ChannelName, Annotated[dict[str, Any], MaxLen(50), _ApiBase()]], MaxLen(50)] | None = Field(
         None,
         description="Per-platform credentials, e.g. {\"telegram\": {\"bot_token\": \"...\"}}. "
         "Never returned: responses carry `channels_set`, the platform names. Omitted on PUT: kept; "
@@ -463,13 +534,23 @@ class FieldError:
         return {"field": self.field, "message": self.message}
 
 
-def validate_document(doc: dict[str, Any], kind: Kind, *, require_id: bool = False) -> list[FieldError]:
-    """Every way ``doc`` is not a valid ``kind``, one ``FieldError`` per field, sorted by field."""
+def validate_document(
+    doc: dict[str, Any],
+    kind: Kind,
+    *,
+    require_id: bool = False,
+    egress: EgressPolicy | None = None,
+    tools: Collection[str] | None = None,
+) -> list[FieldError]:
+    """Every way ``doc`` is not a valid ``kind``, one ``FieldError`` per field, sorted by field.
+
+    ``egress``: the policy outbound URLs must pass (None: well-formed is enough); ``tools``: the
+    names a chatbot may list (None: any well-formed name)."""
     errors: dict[str, FieldError] = {}
     if require_id and "id" not in doc:
         errors["id"] = FieldError("id", "is required")
     try:
-        MODELS[kind].model_validate(doc)
+        MODELS[kind].model_validate(doc, context={"egress": egress, "tools": tools})
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             field_error = _field_error(error, _schema(kind))
@@ -570,6 +651,8 @@ def _field_error(error: Any, schema: dict[str, Any]) -> FieldError:
             ", ".join("null" if v is None else str(v) for v in node["enum"]), value
         ),
         "pattern_mismatch": lambda: f"must be {context['hint']}",
+        "egress_refused": lambda: str(error["msg"]),
+        "unknown_tool": lambda: str(error["msg"]),
         "string_too_short": lambda: (
             "must not be empty" if context["min_length"] == 1
             else f"must be at least {context['min_length']} characters long (got {len(value)})"

@@ -13,6 +13,7 @@ is 422 with ``errors``: ``[{"field", "message"}]``, one per field.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hmac
 import json
@@ -34,6 +35,7 @@ from parley.config.models import (
     coerce_integers,
     validate_document,
 )
+from parley.egress import EgressPolicy, EgressRefused
 from parley.ports import Configs
 from parley.storage.documents import DocumentCollection, DocumentStore
 from parley.web.errors import HttpError
@@ -55,6 +57,8 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 #: Compare-and-swap attempts of one write racing other writes of the same document.
 WRITE_ATTEMPTS = 5
+#: how long a save waits for an outbound URL's name to resolve
+RESOLVE_TIMEOUT_S = 3.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -315,6 +319,35 @@ def _document_body(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _outbound_urls(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, URL) of every outbound URL of an application document."""
+    urls = [("callback_url", doc["callback_url"])] if isinstance(doc.get("callback_url"), str) else []
+    channels = doc.get("channels")
+    if isinstance(channels, dict):
+        for name, config in channels.items():
+            if isinstance(config, dict) and isinstance(config.get("api_base"), str):
+                urls.append((f"channels.{name}.api_base", config["api_base"]))
+    return urls
+
+
+async def _unresolvable(doc: dict[str, Any], errors: list[FieldError], egress: EgressPolicy) -> list[FieldError]:
+    """The outbound URLs whose names resolve to an address the egress guard refuses (checked
+    again on every connection: a name may resolve differently later). A name that does not
+    resolve now is accepted: it is refused when used if it still does not."""
+    named = {e.field for e in errors}
+    found: list[FieldError] = []
+    for field, url in _outbound_urls(doc):
+        if field in named:
+            continue
+        try:
+            await asyncio.wait_for(egress.check_resolved(url), RESOLVE_TIMEOUT_S)
+        except EgressRefused as exc:
+            found.append(FieldError(field, exc.reason))
+        except (OSError, TimeoutError, UnicodeError):
+            logger.info("admin: the host of %s does not resolve now; checked again when used", field)
+    return found
+
+
 def _path_id(resource: _Resource, request: web.Request) -> str:
     doc_id = request.match_info["id"]
     errors = validate_document({"id": doc_id}, resource.kind)
@@ -332,7 +365,13 @@ def _same_id(body: dict[str, Any], doc_id: str) -> None:
 async def _validate(
     resource: _Resource, request: web.Request, doc: dict[str, Any], *, require_id: bool = False
 ) -> None:
-    errors = validate_document(doc, resource.kind, require_id=require_id)
+    deps = request.app[DEPS]
+    errors = validate_document(
+        doc, resource.kind, require_id=require_id, egress=deps.egress, tools=deps.tool_names
+    )
+    if resource.kind == "application":
+        errors += await _unresolvable(doc, errors, deps.egress)
+        errors.sort(key=lambda e: e.field)
     if resource.kind == "application" and not any(e.field == "chatbot_id" for e in errors):
         chatbot_id = doc.get("chatbot_id")
         if isinstance(chatbot_id, str) and await CHATBOTS.documents(request).get(chatbot_id) is None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from parley.egress import EgressPolicy
 from parley.ports import Archive, Bus, Configs, FileStore, Owners
 from parley.storage.documents import DocumentStore
 
@@ -30,3 +31,7 @@ class WebDeps:
     http: aiohttp.ClientSession
     #: document store reads at the edges at once (resume and history)
     store_reads: asyncio.Semaphore
+    #: what outbound URLs in saved documents may be (the policy ``http`` connects with)
+    egress: EgressPolicy
+    #: the tools a chatbot may list (the registry's names)
+    tool_names: frozenset[str]

@@ -11,6 +11,11 @@ import pytest
 from aiohttp import web
 
 from parley.channels.base import SendPolicy
+from parley.channels.egress import guarded_session
+from parley.egress import EgressPolicy
+
+#: the egress policy of an operator whose platforms and receivers are on this machine
+LOOPBACK_ALLOWED = EgressPolicy.from_entries(["127.0.0.0/8", "::1/128"])
 
 #: fast retries for tests: the delays are a few milliseconds
 FAST = SendPolicy(timeout_s=2.0, max_attempts=3, base_backoff_s=0.01, max_backoff_s=0.05, max_retry_after_s=0.2)
@@ -57,5 +62,6 @@ async def api(aiohttp_server: Any) -> FakeAPI:
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as http:
+    # the fakes listen on loopback: allowed as an operator would allow a private receiver
+    async with guarded_session(LOOPBACK_ALLOWED) as http:
         yield http

@@ -128,7 +128,8 @@ existing_ids = st.sampled_from(["bot", "app", "b1", "a1"])  # seeded, or soon wr
 doc_ids = st.one_of(st.sampled_from(["bot", "app", "b1", "a1", "x"]), ids, near_ids)
 urls = st.one_of(
     st.sampled_from(["https://example.com/cb", "http://h", "https://h/p?q#f", "ftp://h", "https://", "https://h /x",
-                     "https://h/\n", "javascript:alert(1)"]),
+                     "https://h/\n", "javascript:alert(1)", "https://127.0.0.1/cb", "https://[::ffff:10.0.0.1]/",
+                     "https://0x7f000001/"]),
     st.text(max_size=30),
 )
 origins = st.one_of(st.sampled_from(["*", "https://shop.example", "https://shop.example/", "http://a:8080", "null", ""]),
@@ -167,7 +168,8 @@ credential_values = st.one_of(
 VALID: dict[str, st.SearchStrategy[Any]] = {
     "name": st.text(chars, min_size=1, max_size=200).filter(lambda t: len(t) <= 200),
     "chatbot_id": st.just("bot"),
-    "callback_url": st.sampled_from([None, "https://example.com/cb", "http://h", "https://h/p?q=1#f", "https://h:8443/é"]),
+    # (plain http and private addresses are refused unless the operator allows them: near misses)
+    "callback_url": st.sampled_from([None, "https://example.com/cb", "https://h", "https://h/p?q=1#f", "https://h:8443/é"]),
     "allow_anonymous": st.booleans(),
     "allowed_origins": st.lists(st.sampled_from(["*", "https://shop.example", "http://a:8080"]), max_size=3),
     "secret": st.one_of(st.none(), st.text(chars, min_size=8, max_size=40)),
@@ -182,7 +184,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "temperature": st.one_of(st.none(), st.floats(0, 2), st.integers(0, 2)),
     "max_tokens": st.one_of(st.none(), st.integers(1, 200_000), st.just(64.0)),
     "history_token_budget": st.integers(200, 1_000_000),
-    "tools": st.one_of(st.none(), st.lists(st.sampled_from(["get_time", "x-y_z"]), max_size=2)),
+    "tools": st.one_of(st.none(), st.lists(st.sampled_from(["current_time", "calculate"]), max_size=2)),
     "double_texting": st.sampled_from(["queue", "interrupt", "merge"]),
     "merge_window_s": st.one_of(st.floats(0, 30), st.integers(0, 30)),
     "history_messages": st.integers(2, 1000),
@@ -204,7 +206,7 @@ NEAR_MISS: dict[str, st.SearchStrategy[Any]] = {
     "temperature": st.sampled_from([-0.001, 2.001, 1e308]),
     "max_tokens": st.sampled_from([0, 200_001, 1.5]),
     "history_token_budget": st.sampled_from([199, 1_000_001]),
-    "tools": st.sampled_from([["bad name"], ["get_time\n"]]),
+    "tools": st.sampled_from([["bad name"], ["current_time\n"], ["x-y_z"]]),
     "double_texting": st.just("other"),
     "merge_window_s": st.sampled_from([-1, 30.5]),
     "history_messages": st.sampled_from([1, 1001]),
@@ -262,7 +264,7 @@ def documents_for(draw: st.DrawFn, kind: str, method: str, path_id: str | None) 
         value = {
             "id": (path_id or "x") + "\n", "chatbot_id": "bot\n", "callback_url": "https://h/\n",
             "allowed_origins": ["https://shop.example\n"], "model": "gpt-4o\n",
-            "fallback_models": ["gpt-4o\n"], "tools": ["get_time\n"], "channels": {"telegram\n": {}},
+            "fallback_models": ["gpt-4o\n"], "tools": ["current_time\n"], "channels": {"telegram\n": {}},
         }[name]
         doc[name] = value
         return doc, False
@@ -451,7 +453,7 @@ async def test_unstorable_values_are_refused(admin: AdminExample, edge: tuple[st
 
 NEWLINE_VALUES = {
     "id": "nl-{n}\n", "chatbot_id": "bot\n", "callback_url": "https://h/\n", "allowed_origins": ["https://shop.example\n"],
-    "channels": {"telegram\n": {}}, "model": "gpt-4o\n", "fallback_models": ["gpt-4o\n"], "tools": ["get_time\n"],
+    "channels": {"telegram\n": {}}, "model": "gpt-4o\n", "fallback_models": ["gpt-4o\n"], "tools": ["current_time\n"],
 }
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from parley.egress import EgressPolicy
 from parley.storage.bus import InProcessBus
+from parley.tools import default_registry
 from parley.web.deps import WebDeps
 from tests.support.stores import memory_owners
 
@@ -46,6 +48,7 @@ def web_deps(**given: Any) -> WebDeps:
     fields: dict[str, Any] = {
         "owners": memory_owners(), "archive": NoArchive(), "documents": None, "bus": InProcessBus(),
         "files": NoFiles(), "http": None, "store_reads": asyncio.Semaphore(8),
+        "egress": EgressPolicy(), "tool_names": frozenset(default_registry().names()),
     }
     fields.update(given)
     return WebDeps(**fields)

@@ -77,6 +77,9 @@ def worker_env(*, kafka_url: str, mongo_url: str, data_dir: Path, port: int, **e
         "PARLEY_BROKER_SESSION_TIMEOUT_S": "6",
         "PARLEY_BROKER_REBALANCE_TIMEOUT_S": "10",
         "PARLEY_LOG_LEVEL": "INFO",
+        # the tests' receivers and fake platforms listen on loopback: allowed the way an operator
+        # allows receivers on a private network (tests of the guard itself override it)
+        "PARLEY_EGRESS_ALLOW": "127.0.0.0/8,::1/128",
     }
     env.update(extra)
     return env

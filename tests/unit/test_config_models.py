@@ -55,7 +55,7 @@ MESSAGES: list[tuple[Kind, dict[str, Any], list[tuple[str, str]]]] = [
         ("provider", "must be one of openai, gemini, grok, custom, null; got 'acme'"),
         ("system_prompt", "must be at most 20000 characters long (got 20001)"),
     ]),
-    ("chatbot", {"fallback_models": ["m"] * 21 + ["has space"], "tools": "get_time"}, [
+    ("chatbot", {"fallback_models": ["m"] * 21 + ["has space"], "tools": "current_time"}, [
         ("fallback_models", "must have at most 20 items"),
         ("fallback_models[21]", "must be a model name without spaces"),
         ("id", "is required"),

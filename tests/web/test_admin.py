@@ -31,7 +31,7 @@ KEY = "test-admin-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
-BOT = {"id": "bot", "system_prompt": "You are terse.", "temperature": 0.2, "tools": ["get_time"]}
+BOT = {"id": "bot", "system_prompt": "You are terse.", "temperature": 0.2, "tools": ["current_time"]}
 APP = {"id": "app", "name": "Shop", "chatbot_id": "bot", "callback_url": "https://example.com/cb"}
 
 
@@ -171,7 +171,7 @@ async def test_without_a_configured_key_the_admin_api_is_disabled(
         ({"provider": "acme"}, ["provider"]),
         ({"system_prompt": "x" * 20_001}, ["system_prompt"]),
         ({"merge_window_s": 31, "rate_limit_per_minute": 0}, ["merge_window_s", "rate_limit_per_minute"]),
-        ({"tools": "get_time"}, ["tools"]),
+        ({"tools": "current_time"}, ["tools"]),
         ({"history_token_budget": 100}, ["history_token_budget"]),
     ],
 )
