@@ -3,18 +3,64 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any, ClassVar
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from mode import Service
 
 from parley.redact import redact_path, redact_url
 
-__all__ = ["ScrubbedAccessLogger", "WebServer"]
+__all__ = ["QUIET_SERVER_LOGGER", "QuietBadRequests", "ScrubbedAccessLogger", "WebServer", "runner_options"]
 
 logger = logging.getLogger(__name__)
+
+
+class QuietBadRequests(logging.LoggerAdapter):
+    """aiohttp's server logger, minus the ERROR traceback it writes for every request its HTTP
+    parser refuses with a 4xx (a Content-Encoding it cannot decode, such as ``br`` without
+    Brotli, a malformed header): anyone can send those to an unauthenticated webhook, so each
+    is one INFO line. The client still gets aiohttp's 4xx; real server errors still log."""
+
+    def exception(self, msg: object, *args: object, exc_info: object = True, **kwargs: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        refused = _client_error(exc)
+        if refused is not None:
+            # aiohttp logs the same body twice (the handler's read, then its lingering close
+            # reading the rest): the second one, with no peer address, is dropped
+            if args:
+                self.logger.info("refused a malformed request from %s: %s", args[0], refused)
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+def _client_error(exc: BaseException | None) -> str | None:
+    """The one-line reason when ``exc`` (or what caused it) is the client's malformed request
+    (an HTTP parser error with a 4xx, a body that does not decode), else None."""
+    seen = 0
+    while exc is not None and seen < 5:
+        code = getattr(exc, "code", None)
+        if isinstance(exc, (HttpProcessingError, web.RequestPayloadError)) and (
+            isinstance(exc, web.RequestPayloadError) or (isinstance(code, int) and 400 <= code < 500)
+        ):
+            return " ".join(str(exc).split())
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+QUIET_SERVER_LOGGER = QuietBadRequests(logging.getLogger("aiohttp.server"), {})
+
+
+def runner_options() -> dict[str, Any]:
+    """What every ``web.AppRunner`` of Parley is built with (worker and ``parley web``)."""
+    return {
+        "handle_signals": False, "shutdown_timeout": 5.0,
+        "access_log_class": ScrubbedAccessLogger, "logger": QUIET_SERVER_LOGGER,
+    }
 
 
 class ScrubbedAccessLogger(AbstractAccessLogger):
@@ -48,9 +94,7 @@ class WebServer(Service):
         self._runner: web.AppRunner | None = None
 
     async def on_start(self) -> None:
-        self._runner = web.AppRunner(
-            self._make_app(), handle_signals=False, shutdown_timeout=5.0, access_log_class=ScrubbedAccessLogger
-        )
+        self._runner = web.AppRunner(self._make_app(), **runner_options())
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
