@@ -22,10 +22,20 @@ logger = logging.getLogger("parley")
 
 def _load_settings() -> Settings:
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         sys.exit("parley: invalid settings:\n" + "\n".join(lines))
+    from parley.redact import register_settings_secrets
+
+    register_settings_secrets(settings)  # the keys it holds never reach a log line or the CLI
+    return settings
+
+
+def _scrub_logs() -> None:
+    from parley.redact import install_log_scrubbing
+
+    install_log_scrubbing()
 
 
 def use_event_loop(settings: Settings) -> str:
@@ -49,11 +59,17 @@ def _run_worker(settings: Settings) -> None:
     from faust.worker import Worker
 
     from parley.app import create_app, tables_dir
+    from parley.redact import install_log_scrubbing
+
+    class ScrubbedWorker(Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            install_log_scrubbing(logger)  # every record, tracebacks too: parley.redact
 
     tables_dir(settings).mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     logger.info("event loop: %s", use_event_loop(settings))
     app = create_app(settings)
-    worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
+    worker = ScrubbedWorker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
     # Faust's terminal spinner sets the root logger to DEBUG so it can spin on every record:
     # every library's debug record is then built and dropped (measured ~10 % of a busy worker).
     worker.spinner = None
@@ -139,6 +155,7 @@ def cmd_web(args: argparse.Namespace) -> None:
     if args.port is not None:
         settings = settings.model_copy(update={"web_port": args.port})
     logging.basicConfig(level=settings.log_level, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    _scrub_logs()
     logger.info("event loop: %s", use_event_loop(settings))
     try:
         asyncio.run(run_gateway(settings))
@@ -154,10 +171,13 @@ def _ops_run(command: str, make: Callable[[Settings], Coroutine[Any, Any, int]])
 
     settings = _load_settings()
     logging.basicConfig(level=logging.WARNING, format=f"{command}: %(levelname)s: %(message)s")
+    _scrub_logs()
     try:
         code = asyncio.run(make(settings))
     except OpsError as exc:
-        sys.exit(f"{command}: {exc}")
+        from parley.redact import scrub
+
+        sys.exit(scrub(f"{command}: {exc}"))
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(code)

@@ -21,6 +21,7 @@ from parley.settings import Settings
 from parley.topics import INCOMING
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
+from parley.web.server import runner_options
 
 __all__ = ["run_gateway", "GatewayConfigError"]
 
@@ -80,7 +81,7 @@ async def run_gateway(settings: Settings, stop: asyncio.Event | None = None) -> 
             ingress=Ingress(produce, settings.produce_timeout_s),
             readiness=readiness,
         )
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
+        runner = web.AppRunner(app, **runner_options())
         await runner.setup()
         site = web.TCPSite(runner, settings.web_host, settings.web_port)
         await site.start()

@@ -202,6 +202,21 @@ class Settings(BaseSettings):
     ws_message_burst: int = Field(
         20, ge=1, le=10_000, description="Messages (and, separately, hellos) a websocket connection may send at once before the per-minute rate applies."
     )
+    ws_frames_per_minute: float = Field(
+        600.0, ge=0, description="Sustained rate of frames of every kind (hello, message, ping, invalid JSON, unknown types, binary) per websocket connection; a frame over it is refused with `rate_limited` and counts as a bad frame; 0: unlimited."
+    )
+    ws_frame_burst: int = Field(
+        60, ge=1, le=100_000, description="Frames of any kind a websocket connection may send at once before `PARLEY_WS_FRAMES_PER_MINUTE` applies."
+    )
+    ws_bad_frames_per_minute: float = Field(
+        10.0, ge=0, description="Sustained rate of bad frames (invalid JSON, unknown types, binary, refused fields, frames over the frame rate) a websocket connection may send; past `PARLEY_WS_BAD_FRAME_BURST` the socket is closed with 1008; 0: unlimited."
+    )
+    ws_bad_frame_burst: int = Field(
+        20, ge=1, le=100_000, description="Bad frames a websocket connection may send at once; the next one closes it (1008, `too_many_bad_frames`)."
+    )
+    user_token_max_lifetime_s: float = Field(
+        86_400.0, gt=0, description="Longest a user token may still be valid for: a token whose `exp` is further than this from now is refused (websocket and uploads)."
+    )
     ws_app_messages_per_minute: float = Field(
         600.0,
         ge=0,

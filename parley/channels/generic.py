@@ -33,6 +33,7 @@ from parley.channels.base import (
     same,
 )
 from parley.records import ReplyEvent
+from parley.redact import redact_url
 from parley.validation import optional_str, parse_json_object, require_id, require_text
 
 __all__ = [
@@ -154,4 +155,4 @@ async def post_callback(
     def headers() -> dict[str, str]:
         return {**key, SIGNATURE_HEADER: sign(secret, body)} if secret else dict(key)
 
-    await post_json(session, url, body, policy=policy, what=f"callback {url}", headers=headers)
+    await post_json(session, url, body, policy=policy, what=f"callback {redact_url(url)}", headers=headers)

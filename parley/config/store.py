@@ -44,6 +44,7 @@ from parley.config.models import (
     Kind,
     validate_document,
 )
+from parley.redact import register_application_secrets
 from parley.retry import ThrottledLog, store_outage
 from parley.settings import Settings
 from parley.storage.cache import Cache, InMemoryCache
@@ -228,6 +229,7 @@ class ConfigStore:
                 doc = self._last_known[key]
                 future.set_result(doc)
                 return doc
+            register_application_secrets(stored)  # hidden from every log line from now on
             doc = stored if stored is None or kind is None else _checked(kind, doc_id, stored, fields)
             if invalidations == self._invalidations:
                 await cache.set(key, json.dumps({"doc": doc}, default=str).encode(), ttl_s or self._ttl_s)

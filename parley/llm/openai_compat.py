@@ -20,6 +20,7 @@ import openai
 import orjson
 
 from parley.llm.base import Completion, DeltaCallback, LLMError, ToolCall
+from parley.redact import SECRETS, scrub
 
 __all__ = ["OpenAICompatibleModel"]
 
@@ -155,6 +156,7 @@ class OpenAICompatibleModel:
         self.name = model
         self.provider = provider
         self._model = model
+        SECRETS.add(api_key, fixed=True)
         # The aiohttp transport costs about half the CPU per call of the SDK's default one
         # (1,000 concurrent streamed calls: 6.7 s vs 13.6 s on 2 cores; bench/concurrency.py).
         self._client = openai.AsyncOpenAI(
@@ -200,9 +202,15 @@ class OpenAICompatibleModel:
                         await on_delta(text)
                 await _drain(body_bytes)
         except openai.OpenAIError as exc:
+            # Some providers echo the key in the error of a bad key: scrubbed before it is
+            # logged or dead-lettered.
             raise LLMError(
-                f"{self.provider} model {model!r} failed: {type(exc).__name__}: {exc}", retryable=_retryable(exc)
+                self._scrub(f"{self.provider} model {model!r} failed: {type(exc).__name__}: {exc}"),
+                retryable=_retryable(exc),
             ) from exc
         except _BrokenStream as exc:
-            raise LLMError(f"{self.provider} model {model!r} failed: {exc}", retryable=True) from exc
+            raise LLMError(self._scrub(f"{self.provider} model {model!r} failed: {exc}"), retryable=True) from exc
         return chunks.completion()
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text)  # the key is in SECRETS (a key shorter than MIN_SECRET_LENGTH is no real key)

@@ -23,6 +23,7 @@ from typing import Any
 
 from parley import metrics
 from parley.llm.base import ChatModel, Completion, DeltaCallback, LLMError
+from parley.redact import scrub
 from parley.settings import Settings
 
 __all__ = ["PRESETS", "ModelRouter", "Target", "targets_for"]
@@ -141,7 +142,7 @@ class ModelRouter:
                     return await self._attempt(target, messages, tools, on_delta, chatbot, min(s.llm_timeout_s, remaining))
                 except LLMError as exc:
                     failures.append(f"{target} attempt {attempt}: {exc}")
-                    logger.warning("model call failed: %s (attempt %d of %d)", exc, attempt, s.llm_max_attempts)
+                    logger.warning("model call failed: %s (attempt %d of %d)", scrub(str(exc)), attempt, s.llm_max_attempts)
                     if exc.streamed:
                         raise LLMError(f"{target} failed after streaming part of its answer: {exc}") from exc
                     if not exc.retryable or attempt == s.llm_max_attempts:

@@ -31,6 +31,7 @@ from typing import Any, TextIO
 from parley.ops.common import OpsError, format_time, one_line, render_table
 from parley.ops.kafka_io import RangeSpec, SourceRecord
 from parley.records import KIND_USER, DeadLetter, IncomingEvent
+from parley.redact import scrub
 from parley.streams.codec import DecodeError, decode, encode, message_id
 from parley.topics import DEAD_LETTERS, INCOMING
 
@@ -137,7 +138,7 @@ def render_list(views: Sequence[LetterView], *, error_width: int = 60) -> str:
             f"{v.letter.topic}[{v.letter.partition}]@{v.letter.offset}",
             one_line(v.letter.key, 24),
             v.status(),
-            one_line(v.letter.error, error_width),
+            one_line(scrub(v.letter.error), error_width),
         ]
         for v in views
     ]
@@ -147,6 +148,7 @@ def render_list(views: Sequence[LetterView], *, error_width: int = 60) -> str:
 def _record(view: LetterView) -> dict[str, Any]:
     data = view.letter.asdict()
     data.pop("__faust", None)
+    data["error"] = scrub(str(data.get("error") or ""))  # letters written before the scrubber
     data.update(
         dead_letter_partition=view.partition,
         dead_letter_offset=view.offset,
@@ -182,7 +184,7 @@ def render_show(view: LetterView) -> str:
         f"failed at     {format_time(letter.failed_at)} ({letter.failed_at:.3f})",
         f"stage         {letter.stage}",
         f"error type    {letter.error_type}",
-        f"error         {letter.error}",
+        f"error         {scrub(letter.error)}",
         f"attempts      {letter.attempts}",
         f"source        {letter.topic} partition {letter.partition} offset {letter.offset}",
         f"key           {letter.key!r}",

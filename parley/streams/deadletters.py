@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from parley import metrics
 from parley.records import DeadLetter
+from parley.redact import scrub
 from parley.streams.codec import DecodeError
 
 __all__ = ["RawEvent", "guarded", "dead_letter_for"]
@@ -41,7 +42,7 @@ def dead_letter_for(raw: RawEvent, stage: str, exc: BaseException, attempts: int
     return DeadLetter(
         dead_letter_id=str(uuid.uuid4()),
         stage=stage,
-        error=str(exc) or type(exc).__name__,
+        error=scrub(str(exc)) or type(exc).__name__,  # no URL credentials, no known secret
         error_type=type(exc).__name__,
         topic=raw.topic,
         partition=raw.partition,
@@ -82,13 +83,13 @@ async def guarded(
                 delay *= 0.5 + random.random() / 2
                 logger.warning(
                     "%s: attempt %d/%d failed for %s[%d]@%d: %s; retrying in %.2fs",
-                    stage, attempt, max_attempts, raw.topic, raw.partition, raw.offset, exc, delay,
+                    stage, attempt, max_attempts, raw.topic, raw.partition, raw.offset, scrub(str(exc)), delay,
                 )
                 await asyncio.sleep(delay)
                 continue
             logger.error(
                 "%s: dead-lettering %s[%d]@%d after %d attempt(s): %s: %s",
-                stage, raw.topic, raw.partition, raw.offset, attempt, type(exc).__name__, exc,
+                stage, raw.topic, raw.partition, raw.offset, attempt, type(exc).__name__, scrub(str(exc)),
             )
             metrics.DEAD_LETTERS.labels(stage).inc()
             await _send_with_retry(send_dead_letter, dead_letter_for(raw, stage, exc, attempt))

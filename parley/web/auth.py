@@ -11,7 +11,9 @@ Format (any language can mint one; docs/websocket-protocol.md has examples)::
     token   = payload + "." + base64url(HMAC-SHA256(key=secret, msg=payload))
 
 base64url is RFC 4648 §5 without ``=`` padding; the HMAC is over the ASCII of the encoded
-payload; ``exp`` is an integer. A token is valid until ``exp`` for that one application.
+payload; ``exp`` is an integer. A token is valid until ``exp`` for that one application, and
+only if ``exp`` is at most ``PARLEY_USER_TOKEN_MAX_LIFETIME_S`` from now (a leaked token of ten
+years is refused, not honoured for ten years).
 """
 
 from __future__ import annotations
@@ -85,10 +87,13 @@ def make_user_token(
     return f"{payload_part}.{_encode(_signature(secret, payload_part))}"
 
 
-def verify_user_token(token: Any, secret: str, application_id: str, *, now: float | None = None) -> str:
+def verify_user_token(
+    token: Any, secret: str, application_id: str, *, now: float | None = None, max_lifetime_s: float | None = None
+) -> str:
     """The user id the token vouches for; ``TokenError`` when it is not valid for
-    ``application_id`` signed with ``secret`` right now. The signature is checked (in constant
-    time) before anything in the payload is read."""
+    ``application_id`` signed with ``secret`` right now, or (``max_lifetime_s``) expires further
+    than that from now. The signature is checked (in constant time) before anything in the
+    payload is read."""
     if not isinstance(token, str) or not token:
         raise TokenError("the token must be a non-empty string")
     if len(token) > MAX_TOKEN_CHARS:
@@ -111,8 +116,14 @@ def verify_user_token(token: Any, secret: str, application_id: str, *, now: floa
     exp = claims.get("exp")
     if isinstance(exp, bool) or not isinstance(exp, (int, float)):
         raise TokenError("the token has no numeric 'exp'")
-    if (time.time() if now is None else now) >= exp:
+    current = time.time() if now is None else now
+    if current >= exp:
         raise TokenError("the token has expired; get a new one from the application")
+    if max_lifetime_s is not None and exp - current > max_lifetime_s:
+        raise TokenError(
+            f"the token expires {exp - current:.0f}s from now, more than the {max_lifetime_s:g}s this server "
+            "accepts (PARLEY_USER_TOKEN_MAX_LIFETIME_S): mint tokens with a shorter lifetime"
+        )
     if claims.get("app") != application_id:
         raise TokenError(f"the token is not for application {application_id!r}")
     return _check_user_id(claims.get("sub"))

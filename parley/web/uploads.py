@@ -152,7 +152,7 @@ async def _authenticate(request: web.Request, deps: WebDeps, application_id: str
             )
         return None
     try:
-        return verify_user_token(token, secret, application_id)
+        return verify_user_token(token, secret, application_id, max_lifetime_s=request.app[SETTINGS].user_token_max_lifetime_s)
     except TokenError as exc:
         raise InputError("unauthorized", str(exc), status=401) from exc
 

@@ -63,6 +63,8 @@ CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_IDLE = 4408
 #: The archive could not be read for a resume: reconnect later and resume again.
 CLOSE_TRY_AGAIN_LATER = 1013
+#: Too many bad frames (RFC 6455 "policy violation").
+CLOSE_POLICY_VIOLATION = 1008
 
 #: Archived roles a resuming client is sent (tool calls and results stay server-side).
 RESUME_ROLES = ("user", "assistant")
@@ -111,6 +113,10 @@ class _RateLimited(RetryLater):
         super().__init__(
             "rate_limited", f"too many frames; retry in {retry_after:.2f}s", 429, retry_after, client_id
         )
+
+
+class _OverFrameRate(_RateLimited):
+    """A frame (of any kind) over the connection's frame rate: refused, and a bad frame."""
 
 
 class Unavailable(RetryLater):
@@ -203,6 +209,16 @@ class _Session:
         self.message_bucket = per_minute_bucket(
             self.settings.ws_messages_per_minute, self.settings.ws_message_burst, now
         )
+        # Every frame, whatever its kind, takes from the frame bucket; every bad one (invalid,
+        # refused, or over the frame rate) from the bad-frame bucket, which closes the socket
+        # when it runs dry: a client that keeps sending garbage costs one reply per frame for
+        # a burst, not forever.
+        self.frame_bucket = per_minute_bucket(
+            self.settings.ws_frames_per_minute, self.settings.ws_frame_burst, now
+        )
+        self.bad_frame_bucket = per_minute_bucket(
+            self.settings.ws_bad_frames_per_minute, self.settings.ws_bad_frame_burst, now
+        )
         self._forwarder: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
         self.socket_id = next(_SOCKET_IDS)  # marks this socket's own frames on the bus
@@ -215,6 +231,22 @@ class _Session:
                 await self.ws.send_str(frame_text(frame))
             except (ConnectionResetError, RuntimeError) as exc:
                 logger.debug("websocket send failed: %s", exc)
+
+    def admit_frame(self) -> None:
+        """Take a token for one received frame, of any kind; raise ``_RateLimited`` (a bad
+        frame) when the connection is over its frame rate."""
+        retry_after = admit([self.frame_bucket], time.monotonic())
+        if retry_after:
+            raise _OverFrameRate(retry_after, None)
+
+    def bad_frame(self) -> None:
+        """Count one bad frame; raise ``_Close`` (1008) when the connection has sent too many."""
+        if admit([self.bad_frame_bucket], time.monotonic()):
+            raise _Close(
+                "too_many_bad_frames",
+                "too many invalid or refused frames on this connection; fix the client and reconnect",
+                CLOSE_POLICY_VIOLATION,
+            )
 
     async def on_text(self, data: str) -> None:
         if len(data.encode("utf-8")) > frame_limit(self.settings):
@@ -322,7 +354,10 @@ class _Session:
         application = await self._store(self.deps.configs.application_document(application_id)) or {}
         secret = application.get("secret")
         try:
-            return verify_user_token(token, secret if isinstance(secret, str) else "", application_id)
+            return verify_user_token(
+                token, secret if isinstance(secret, str) else "", application_id,
+                max_lifetime_s=self.settings.user_token_max_lifetime_s,
+            )
         except TokenError as exc:
             raise _Close("unauthorized", str(exc), CLOSE_UNAUTHORIZED) from exc
 
@@ -505,25 +540,33 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
                 logger.info("websocket closed with error: %s", ws.exception())
                 break
             idle_deadline = loop.time() + settings.ws_idle_timeout_s
-            if msg.type == WSMsgType.TEXT:
+            try:
                 try:
-                    await session.on_text(msg.data)
-                except _Close as exc:
+                    session.admit_frame()
+                    if msg.type == WSMsgType.TEXT:
+                        await session.on_text(msg.data)
+                    else:  # BINARY (aiohttp answers protocol pings itself)
+                        raise InputError("invalid_frame", "binary frames are not supported; send JSON text")
+                except _Close:
+                    raise
+                except _OverFrameRate as exc:
+                    session.bad_frame()
                     await session.send(exc.body())
-                    await ws.close(code=exc.close_code, message=exc.code.encode())
-                    break
+                except RetryLater as exc:
+                    await session.send(exc.body())
                 except InputError as exc:
+                    session.bad_frame()
                     await session.send(exc.body())
                 except Exception as exc:  # noqa: BLE001 - a failed frame never drops the socket
                     session.failures.warning("websocket frame failed: %s: %s", type(exc).__name__, exc)
                     await session.send(Unavailable(
                         "the server could not handle this frame; retry in a moment", RETRY_AFTER_S,
-                        _client_id(msg.data),
+                        _client_id(msg.data) if msg.type == WSMsgType.TEXT else None,
                     ).body())
-            elif msg.type == WSMsgType.BINARY:
-                await session.send(
-                    InputError("invalid_frame", "binary frames are not supported; send JSON text").body()
-                )
+            except _Close as exc:
+                await session.send(exc.body())
+                await ws.close(code=exc.close_code, message=exc.code.encode())
+                break
     finally:
         metrics.WEBSOCKET_CONNECTIONS.dec()
         await session.close()

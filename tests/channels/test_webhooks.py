@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -309,4 +310,35 @@ async def test_a_deeply_nested_body_is_400_not_a_crash(client: TestClient, produ
     data = b"[" * 3000 + b"]" * 3000
     status, body = await post(client, "/v1/webhooks/generic/plain", data, {"Content-Type": "application/json"})
     assert (status, body["code"]) == (400, "invalid_json")
+    assert produced.events == []
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip", "deflate", "x-unknown"])
+async def test_a_bad_content_encoding_is_a_4xx_and_one_info_line_not_an_error_traceback(
+    deps: WebDeps, produced: Produced, caplog: pytest.LogCaptureFixture, encoding: str
+) -> None:
+    from parley.web.server import runner_options
+
+    app = create_web_app(
+        settings=Settings(max_text_bytes=1000), deps=deps, ingress=Ingress(produced, timeout_s=1), readiness=ready
+    )
+    runner = web.AppRunner(app, **runner_options())  # the server a worker and `parley web` run
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        # a fresh connection per request: the server closes one whose body it could not read
+        async with aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(force_close=True)) as http:
+            with caplog.at_level(logging.DEBUG):
+                for channel, app_id, headers in (("telegram", "tg", tg_headers()), ("generic", "plain", {})):
+                    async with http.post(
+                        f"http://127.0.0.1:{port}/v1/webhooks/{channel}/{app_id}", data=b"not compressed at all",
+                        headers={**headers, "Content-Type": "application/json", "Content-Encoding": encoding},
+                    ) as response:
+                        assert 400 <= response.status < 500, (channel, response.status)
+    finally:
+        await runner.cleanup()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if r.exc_info], "no traceback"
     assert produced.events == []

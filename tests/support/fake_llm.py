@@ -8,6 +8,8 @@ Behaviour, chosen by the last message:
 - user text containing "llm-down", or model "down-500": HTTP 500 every time.
 - model "flaky-429": HTTP 429 for the first two calls of each conversation text, then answers.
 - model "always-slow": never answers within any sane timeout.
+- model "echo-key": HTTP 401 whose message quotes the API key it was sent, as some providers
+  do for a bad key (whatever the key: the canary test checks it never reaches a log).
 - model "slow-Ns" (slow-2s, slow-6s…): answers normally after N seconds.
 - model "words-N" (words-200…): streams N words, one chunk each (a long answer, for benchmarks).
 - user text containing "hang-once": the first call for that text never answers (until its
@@ -49,9 +51,12 @@ class FakeLLM(ThreadedServer):
         app.router.add_post("/v1/chat/completions", self._completions)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        if body.get("model") == "echo-key":
+            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            return web.json_response({"error": {"message": f"Incorrect API key provided: {key}. You can find your API key at https://platform.example/account/api-keys?key={key}"}}, status=401)
         if request.headers.get("Authorization") != "Bearer test-key":
             return web.json_response({"error": {"message": "bad key"}}, status=401)
-        body = await request.json()
         self.requests.append(body)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)

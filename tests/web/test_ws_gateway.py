@@ -170,8 +170,9 @@ async def test_the_token_may_come_as_a_query_parameter(client: TestClient) -> No
         ("not-a-token", "base64url"),
         ("", "non-empty"),
         (42, "string"),
+        (token_for("secure", ttl_s=10 * 365 * 86_400), "PARLEY_USER_TOKEN_MAX_LIFETIME_S"),
     ],
-    ids=["forged", "tampered", "expired", "other-app", "garbage", "empty", "number"],
+    ids=["forged", "tampered", "expired", "other-app", "garbage", "empty", "number", "ten-years"],
 )
 async def test_a_bad_token_is_refused_and_the_socket_closed(
     client: TestClient, produced: Produced, token: Any, reason: str
@@ -495,3 +496,52 @@ async def test_an_anonymous_message_under_a_users_name_is_not_theirs(
     async with client.ws_connect("/ws") as alice:
         error = await say_hello(alice, "open", "c-planted", token=token_for("open", "alice"))
         assert (error["type"], error["code"]) == ("error", "forbidden_conversation")
+
+
+async def test_a_socket_sending_garbage_is_closed_with_1008_and_others_are_unaffected(
+    aiohttp_client: ClientFactory, produced: Produced
+) -> None:
+    client = await aiohttp_client(make_app(produced))
+    async with client.ws_connect("/ws") as bystander, client.ws_connect("/ws") as ws:
+        assert (await say_hello(bystander))["type"] == "ready"
+        kinds = ("not json", '{"type": "nonsense"}', b"\x00binary", "[1, 2]")
+        for index in range(2000):
+            try:
+                frame = kinds[index % len(kinds)]
+                if isinstance(frame, bytes):
+                    await ws.send_bytes(frame)
+                else:
+                    await ws.send_str(frame)
+            except ConnectionError:
+                break  # the server closed the socket
+        errors: list[dict[str, Any]] = []
+        while True:
+            msg = await ws.receive(timeout=5)
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                break
+            errors.append(json.loads(msg.data))
+        assert ws.close_code == 1008
+        assert len(errors) < 100, f"{len(errors)} replies before the close"
+        assert errors[-1]["code"] == "too_many_bad_frames"
+        assert {e["code"] for e in errors[:-1]} <= {"invalid_json", "unknown_type", "invalid_frame", "invalid_request"}
+        # the other socket goes on
+        await bystander.send_json({"type": "ping"})
+        assert (await bystander.receive_json(timeout=2)) == {"type": "pong"}
+        assert (await send_message(bystander, "m1"))["type"] == "ack"
+
+
+async def test_pings_count_against_the_frame_rate(aiohttp_client: ClientFactory, produced: Produced) -> None:
+    client = await aiohttp_client(make_app(produced, ws_frames_per_minute=6, ws_frame_burst=3, ws_bad_frame_burst=2))
+    async with client.ws_connect("/ws") as ws:
+        for _ in range(3):
+            await ws.send_json({"type": "ping"})
+            assert (await ws.receive_json(timeout=2)) == {"type": "pong"}
+        await ws.send_json({"type": "ping"})
+        error = await ws.receive_json(timeout=2)
+        assert (error["code"], error["type"]) == ("rate_limited", "error") and 5 < error["retry_after"] <= 10
+        await ws.send_json({"type": "ping"})
+        assert (await ws.receive_json(timeout=2))["code"] == "rate_limited"
+        await ws.send_json({"type": "ping"})  # the third frame over the rate: too many bad frames
+        assert (await ws.receive_json(timeout=2))["code"] == "too_many_bad_frames"
+        assert (await ws.receive(timeout=2)).type == WSMsgType.CLOSE
+        assert ws.close_code == 1008

@@ -132,3 +132,13 @@ def test_application_buckets_follow_limit_changes_and_stay_bounded() -> None:
     buckets.bucket("a", 10)  # recently used: kept
     buckets.bucket("d", 10)
     assert set(buckets._buckets) == {"c", "a", "d"}
+
+
+def test_a_token_living_longer_than_the_maximum_is_refused_with_a_clear_message() -> None:
+    ten_years = make_user_token(SECRET, "shop", "user-1", 10 * 365 * 86_400, now=NOW)
+    with pytest.raises(TokenError, match=r"more than the 86400s this server accepts.*USER_TOKEN_MAX_LIFETIME_S"):
+        verify_user_token(ten_years, SECRET, "shop", now=NOW, max_lifetime_s=86_400)
+    day = make_user_token(SECRET, "shop", "user-1", 86_400, now=NOW)
+    assert verify_user_token(day, SECRET, "shop", now=NOW, max_lifetime_s=86_400) == "user-1"
+    # the same ten-year token is accepted once its remaining life is within the maximum
+    assert verify_user_token(ten_years, SECRET, "shop", now=NOW + 10 * 365 * 86_400 - 60, max_lifetime_s=86_400) == "user-1"
