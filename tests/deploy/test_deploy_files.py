@@ -218,27 +218,149 @@ def test_compose_infrastructure_has_healthchecks_and_named_volumes() -> None:
         assert value.startswith("${") and ":-" in value, (name, key, value)
 
 
-def test_traefik_routes_ws_v1_and_root_to_web_with_dashboard_off() -> None:
-    services = _compose()["services"]
-    labels = services["web"]["labels"]
-    assert labels["traefik.enable"] == "true"
-    router_rule = re.compile(r"traefik\.http\.routers\.[\w-]+\.rule")
-    rules = [v for k, v in labels.items() if router_rule.fullmatch(k)]
-    for prefix in ("/ws", "/v1", "/"):
-        assert any(f"PathPrefix(`{prefix}`)" in rule for rule in rules), prefix
-    routers = {k.split(".")[3] for k in labels if k.startswith("traefik.http.routers.")}
-    for router in routers:
-        assert labels[f"traefik.http.routers.{router}.service"] == "parley-web"
-    assert labels["traefik.http.services.parley-web.loadbalancer.server.port"] == "8080"
-    for name, svc in services.items():
-        if name != "web":
-            assert "traefik.enable" not in (svc.get("labels") or {}), name
+_DEFAULT = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
-    mounted = {v.split(":")[1]: v.split(":")[0] for v in services["traefik"]["volumes"]}
-    static = _yaml(ROOT / mounted["/etc/traefik/traefik.yml"])
-    assert static["api"]["dashboard"] is False
-    assert static["providers"]["docker"]["exposedByDefault"] is False
-    assert static["entryPoints"]["web"]["address"] == ":80"
+
+def _interpolate(value: str) -> str:
+    """Compose's `${VAR:-default}` with the defaults (what `up` sees with nothing exported)."""
+    return _DEFAULT.sub(lambda m: m.group(2) or "", value)
+
+
+def _traefik_flags() -> dict[str, str]:
+    flags = {}
+    for arg in _compose()["services"]["traefik"]["command"]:
+        name, _, value = _interpolate(arg).removeprefix("--").partition("=")
+        flags[name.lower()] = value
+    return flags
+
+
+def _routers() -> dict[str, dict[str, str]]:
+    """Every Traefik router declared in a label: name -> {rule, entrypoints, tls, ...}."""
+    routers: dict[str, dict[str, str]] = {}
+    for svc in _compose()["services"].values():
+        for key, value in (svc.get("labels") or {}).items():
+            m = re.fullmatch(r"traefik\.http\.routers\.([\w-]+)\.(.+)", key)
+            if m:
+                routers.setdefault(m.group(1), {})[m.group(2)] = _interpolate(str(value))
+    return routers
+
+
+def _rule_matches(rule: str, host: str, path: str) -> bool:
+    """Evaluate the subset of Traefik's rule language the compose file uses."""
+    allowed = re.sub(r"`[^`]*`", "", rule)
+    leftover = re.sub(r"\b(Host|Path|PathPrefix)\(\)|&&|\|\||!|[()\s]", "", allowed)
+    assert not leftover, f"rule uses more than Host/Path/PathPrefix/&&/||/!: {rule}"
+    expr = re.sub(r"`([^`]*)`", lambda m: repr(m.group(1)), rule)
+    expr = expr.replace("&&", " and ").replace("||", " or ").replace("!", " not ")
+    env = {
+        "Host": lambda h: h.lower() == host.lower(),
+        "Path": lambda p: p == path,
+        "PathPrefix": lambda p: path.startswith(p),
+    }
+    return bool(eval(expr, {"__builtins__": {}}, env))  # noqa: S307 - our own file, vetted above
+
+
+PUBLIC_HOST = "localhost"  # PARLEY_PUBLIC_HOST's default
+PUBLIC_PATHS = ["/", "/ws", "/v1/webhooks/telegram/demo", "/v1/webhooks/whatsapp/demo",
+                "/v1/applications/demo/uploads", "/v1/files/demo/abc.png", "/v1/openapi.json"]
+INTERNAL_PATHS = ["/v1/admin/applications", "/v1/admin/chatbots/x", "/v1/tables",
+                  "/v1/tables/conversations/demo/c1", "/metrics", "/healthz", "/readyz"]
+
+
+def _entrypoints(router: dict[str, str]) -> set[str]:
+    return {e.strip() for e in router["entrypoints"].split(",")}
+
+
+def test_traefik_public_entry_point_is_tls_and_plain_http_only_redirects() -> None:
+    flags = _traefik_flags()
+    assert flags["entrypoints.web.address"] == ":80"
+    assert flags["entrypoints.websecure.address"] == ":443"
+    assert flags["entrypoints.websecure.http.tls"] == "true"
+    # http -> https, permanently, to the published HTTPS port
+    assert flags["entrypoints.web.http.redirections.entrypoint.to"] == ":443"
+    assert flags["entrypoints.web.http.redirections.entrypoint.scheme"] == "https"
+    assert flags["entrypoints.web.http.redirections.entrypoint.permanent"] == "true"
+    # a certificate resolver for real hosts, its email from the environment
+    resolver = "certificatesresolvers.letsencrypt.acme"
+    assert flags[f"{resolver}.tlschallenge"] == "true"
+    assert flags[f"{resolver}.storage"].startswith("/letsencrypt/")
+    raw = " ".join(_compose()["services"]["traefik"]["command"])
+    assert "acme.email=${ACME_EMAIL:-}" in raw
+    mounts = [v.split(":") for v in _compose()["services"]["traefik"]["volumes"]]
+    assert any(m[1] == "/letsencrypt" and m[0] in _compose()["volumes"] for m in mounts)
+    # no router answers on plain HTTP (so the redirect is all it does); every public one is TLS
+    routers = _routers()
+    assert routers
+    for name, router in routers.items():
+        assert "web" not in _entrypoints(router), f"{name} serves plain HTTP"
+        if "websecure" in _entrypoints(router):
+            assert router["tls"] == "true", name
+            assert router["tls.certresolver"] == "letsencrypt", name
+            assert f"Host(`{PUBLIC_HOST}`)" in router["rule"], f"{name}: no PARLEY_PUBLIC_HOST"
+    # the self-signed default for local use is Traefik's own: no default certificate is set
+    dynamic = _yaml(DEPLOY / "traefik" / "dynamic.yml")
+    assert "stores" not in dynamic.get("tls", {})
+    assert dynamic["tls"]["options"]["default"]["minVersion"] in ("VersionTLS12", "VersionTLS13")
+
+
+def test_traefik_public_entry_point_routes_no_admin_tables_or_metrics() -> None:
+    routers = _routers()
+    public = {n: r for n, r in routers.items() if _entrypoints(r) & {"web", "websecure"}}
+    assert public
+    for path in PUBLIC_PATHS:
+        assert any(_rule_matches(r["rule"], PUBLIC_HOST, path) for r in public.values()), path
+        assert all(routers[n]["service"] == "parley-web" for n in public), path
+    for path in INTERNAL_PATHS:
+        for host in (PUBLIC_HOST, "evil.example"):
+            hits = [n for n, r in public.items() if _rule_matches(r["rule"], host, path)]
+            assert not hits, f"{path} is routed publicly by {hits}"
+    # some rule that does not pin the public host would serve every Host header
+    for name, router in public.items():
+        assert not _rule_matches(router["rule"], "evil.example", "/"), name
+
+
+def test_admin_and_tables_are_on_the_internal_entry_point_only() -> None:
+    flags = _traefik_flags()
+    internal_port = flags["entrypoints.internal.address"].lstrip(":")
+    published = _compose()["services"]["traefik"]["ports"]
+    mapping = [_interpolate(p) for p in published if _interpolate(p).endswith(f":{internal_port}")]
+    assert mapping and all(p.startswith("127.0.0.1:") for p in mapping), published
+    for entry_point in ("traefik",):  # ping and Traefik's own metrics: not published at all
+        port = flags[f"entrypoints.{entry_point}.address"].lstrip(":")
+        assert not any(_interpolate(p).endswith(f":{port}") for p in published)
+    routers = _routers()
+    internal = {n: r for n, r in routers.items() if _entrypoints(r) == {"internal"}}
+    dynamic = _yaml(DEPLOY / "traefik" / "dynamic.yml")
+    allow = dynamic["http"]["middlewares"]["parley-internal-only"]["ipAllowList"]["sourceRange"]
+    assert "0.0.0.0/0" not in allow and "::/0" not in allow
+    for path, service in (("/v1/admin/applications", "parley-web"),
+                          ("/v1/tables/conversations/a/b", "parley-worker")):
+        hits = [n for n, r in internal.items() if _rule_matches(r["rule"], "anything", path)]
+        assert hits, path
+        for name in hits:
+            assert internal[name]["service"] == service, (path, name)
+            assert "parley-internal-only@file" in internal[name]["middlewares"], name
+    # /metrics is scraped over the compose network, never through Traefik
+    for path in ("/metrics", "/healthz", "/readyz"):
+        assert not any(_rule_matches(r["rule"], "x", path) for r in routers.values()), path
+    services = _compose()["services"]
+    assert services["web"]["labels"]["traefik.http.services.parley-web.loadbalancer.server.port"] == "8080"
+    for name, svc in services.items():
+        if name not in ("web", "worker"):
+            assert "traefik.enable" not in (svc.get("labels") or {}), name
+    assert flags["api.dashboard"] == "false"
+    assert flags["providers.docker.exposedbydefault"] == "false"
+    assert flags["providers.file.filename"] == "/etc/traefik/dynamic.yml"
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in services["traefik"]["volumes"]}
+    assert mounts["/etc/traefik/dynamic.yml"] == "./deploy/traefik/dynamic.yml"
+
+
+def test_traefik_access_log_keeps_query_strings_out() -> None:
+    flags = _traefik_flags()
+    if flags.get("accesslog") == "true":
+        assert flags["accesslog.format"] == "json"
+        assert flags["accesslog.fields.names.requestpath"] == "drop"
+        assert flags["accesslog.fields.names.requestline"] == "drop"
 
 
 # --- Prometheus and Grafana -------------------------------------------------------------------
@@ -411,6 +533,41 @@ def test_k8s_services_select_their_pods(service: str, deployment: str) -> None:
     port_names = {p["name"] for p in container["ports"]}
     for port in svc["spec"]["ports"]:
         assert port["targetPort"] in port_names or port["targetPort"] == 8080
+
+
+def _ingress_matches(paths: list[dict[str, Any]], path: str) -> bool:
+    for rule in paths:
+        want = rule["path"]
+        if rule["pathType"] == "Exact" and path == want:
+            return True
+        if rule["pathType"] == "Prefix":
+            prefix = [e for e in want.split("/") if e]
+            if [e for e in path.split("/") if e][: len(prefix)] == prefix:
+                return True
+        assert rule["pathType"] in ("Exact", "Prefix"), rule
+    return False
+
+
+def test_k8s_ingress_is_tls_and_exposes_only_the_public_paths() -> None:
+    (ingress,) = _by_kind("Ingress").values()
+    spec = ingress["spec"]
+    tls_hosts = {h for t in spec["tls"] for h in t["hosts"]}
+    assert all(t["secretName"] for t in spec["tls"])
+    assert "defaultBackend" not in spec
+    for rule in spec["rules"]:
+        assert rule["host"] in tls_hosts, f"{rule['host']} is served without TLS"
+        paths = rule["http"]["paths"]
+        for path in paths:
+            assert path["backend"]["service"]["name"] == "parley-web", path
+        for path in PUBLIC_PATHS:
+            assert _ingress_matches(paths, path), path
+        for path in INTERNAL_PATHS:
+            assert not _ingress_matches(paths, path), f"{path} is exposed by the Ingress"
+    annotations = ingress["metadata"].get("annotations", {})
+    assert annotations.get("nginx.ingress.kubernetes.io/force-ssl-redirect") == "true"
+    # the Services stay in-cluster: nothing else publishes admin, tables or /metrics
+    for name, svc in _by_kind("Service").items():
+        assert svc["spec"].get("type", "ClusterIP") == "ClusterIP", name
 
 
 # --- the commands the deployment runs exist ---------------------------------------------------
