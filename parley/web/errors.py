@@ -5,6 +5,10 @@ answers it as ``{"type": "error", "code", "message"}``, with ``errors``: ``[{"fi
 "message"}]`` when the error names fields (a 422), the error's status and its headers.
 
 (The webhooks and uploads still answer their ``InputError`` themselves, in the same shape.)
+
+aiohttp's own 4xx answers under ``/v1/`` (no route matched, method not allowed, body too large)
+get the same envelope instead of aiohttp's ``text/plain``, so every ``/v1`` error is what
+``/v1/openapi.json`` documents.
 """
 
 from __future__ import annotations
@@ -54,3 +58,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except HttpError as exc:
         return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/v1/"):
+            raise
+        code = "not_found" if exc.status == 404 else (exc.reason or "error").lower().replace(" ", "_")
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else (
+            f"{request.method} {request.path}: {exc.reason}")
+        return web.json_response({"type": "error", "code": code, "message": message},
+                                 status=exc.status, headers=headers)

@@ -194,6 +194,7 @@ def _platform_webhook_paths(id_schema: dict[str, Any]) -> dict[str, Any]:
         ],
         "responses": {
             "200": {"description": "`hub.challenge`, as text.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "400": _error_response("`application_id` is not a valid id (code `invalid_field`)."),
             "403": _error_response("Wrong `hub.verify_token`."),
             "404": _error_response("No such application, or it has no `channels.whatsapp`."),
         },
@@ -207,28 +208,69 @@ def _table_paths() -> dict[str, Any]:
             "schema": {"type": "string", "enum": ["conversations", "seen-events", "usage"]}}
     errors = {
         "401": _error_response("Missing or wrong admin key."),
-        "404": _error_response("Unknown table, key not found, or asked of a gateway."),
         "503": _error_response("Admin API disabled, or partitions not assigned yet."),
     }
-    ok = {"description": "JSON", "content": {"application/json": {}}}
+    not_found = _error_response("Unknown table (`unknown_table`), or asked of a gateway (`not_a_worker`).")
+    entry = {
+        "type": "object",
+        "required": ["table", "key", "partition", "found", "value", "served_by"],
+        "properties": {
+            "table": {"type": "string"}, "key": {"type": "string"},
+            "partition": {"type": "integer", "minimum": 0},
+            "found": {"type": "boolean"},
+            "value": {"description": "The key's state (null when not found)."},
+            "served_by": {"type": "string", "description": "The worker that answered."},
+        },
+    }
     return {
         "/v1/tables": {"get": {
             "operationId": "listTables", "summary": "Queryable tables", "tags": ["operations"],
-            "security": _ADMIN_SECURITY, "responses": {"200": ok, **errors},
+            "security": _ADMIN_SECURITY,
+            "responses": {
+                "200": _json_body({"type": "object", "required": ["tables"],
+                                   "properties": {"tables": {"type": "object"}}},
+                                  "Each table with what its keys and values are."),
+                **errors,
+            },
         }},
         "/v1/tables/{view}": {"get": {
             "operationId": "scanTable", "summary": "Scan a table across every worker", "tags": ["operations"],
             "security": _ADMIN_SECURITY,
             "parameters": [view,
                            {"name": "prefix", "in": "query", "schema": {"type": "string"}},
-                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
-            "responses": {"200": ok, **errors},
+                           {"name": "limit", "in": "query",
+                            "description": "At most this many rows (clamped to 1..1000; default 100).",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+            "responses": {
+                "200": _json_body({
+                    "type": "object", "required": ["rows"],
+                    "properties": {
+                        "rows": {"type": "array", "items": {"type": "object", "required": ["key"],
+                                                            "properties": {"key": {"type": "string"}}}},
+                        "members": {"type": "array", "items": {"type": "string"}},
+                        "unreachable": {"type": "array", "items": {"type": "string"},
+                                        "description": "Members that did not answer: their rows are missing."},
+                    },
+                }, "Rows ordered by key, merged from every worker."),
+                "400": _error_response("`limit` is not an integer (code `invalid_field`)."),
+                "404": not_found,
+                **errors,
+            },
         }},
         "/v1/tables/{view}/{key}": {"get": {
             "operationId": "getTableKey", "summary": "One key, from the worker that owns it", "tags": ["operations"],
             "security": _ADMIN_SECURITY,
             "parameters": [view, {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": ok, "502": _error_response("The owning worker did not answer."), **errors},
+            "responses": {
+                "200": _json_body(entry, "The key's state (`found: true`)."),
+                "404": _json_body(
+                    {"oneOf": [entry, _ref("Error")]},
+                    "The key has no state (the entry, with `found: false` and `value: null`), or an "
+                    "unknown table / a gateway (an error).",
+                ),
+                "502": _error_response("The owning worker did not answer."),
+                **errors,
+            },
         }},
     }
 
@@ -273,7 +315,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [
                         {"name": "application_id", "in": "path", "required": True, "schema": id_schema},
                         {"name": "X-Parley-Signature", "in": "header", "required": False,
-                         "schema": {"type": "string", "examples": ["t=1700000000,v1=5257a869…"]},
+                         "schema": {"type": "string", "examples": ["t=1700000000,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd"]},
                          "description": "Required when the application has a secret: "
                          "`t=<unix time>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">`."},
                     ],
