@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -37,6 +36,7 @@ from multidict import CIMultiDict
 from parley.channels.egress import policy_of
 from parley.egress import EgressRefused
 from parley.records import ReplyEvent
+from parley.retry import backoff_delay
 
 __all__ = [
     "SIGNATURE_TOLERANCE_S",
@@ -388,8 +388,7 @@ def _json_or_none(raw: bytes) -> Any:
 def _backoff(policy: SendPolicy, attempt: int, retry_after: float | None = None) -> float:
     """Jittered exponential backoff before attempt ``attempt + 1``, at least a ``Retry-After``
     (cut to ``policy.max_retry_after_s``)."""
-    delay = min(policy.max_backoff_s, policy.base_backoff_s * 2 ** (attempt - 1))
-    delay *= 0.5 + random.random() / 2
+    delay = backoff_delay(attempt, policy.base_backoff_s, policy.max_backoff_s)
     if retry_after is not None:
         delay = max(delay, min(retry_after, policy.max_retry_after_s))
     return delay

@@ -224,39 +224,9 @@ class DocumentStore:
             })
             if doc.get("signed_in") is True and not record["signed_in"]:
                 record.update(user_id=str(doc.get("sender") or ""), signed_in=True)
-        written = 0
         records = list(owners.values())
-        for start in range(0, len(records), 500):
-            written += sum(await self._claims.insert(records[start : start + 500]))
+        written = sum(await self._claims.insert(records))  # batched by the inserter
         await migrations.replace_one(marker, {**marker, "conversations": len(records)}, upsert=True)
         if records:
             logger.info("document store: owner records written for %d archived conversations", written)
         return written
-
-    async def has_signed_in_sender(self, application_id: str, conversation_id: str) -> bool:
-        """Whether a user message of the conversation came from a signed-in user (a token)."""
-        doc = await self.messages.find_one(
-            {
-                "application_id": application_id,
-                "conversation_id": conversation_id,
-                "role": "user",
-                "signed_in": True,
-            },
-            projection={"_id": 1},
-        )
-        return doc is not None
-
-    async def conversation_user_not(
-        self, application_id: str, conversation_id: str, *, sender: str
-    ) -> dict[str, Any] | None:
-        """A user message of the conversation not sent by the signed-in user ``sender``, if any:
-        another sender's, or one an anonymous client sent under that name (messages archived
-        before ``signed_in`` existed count as the sender's own when the name matches)."""
-        return await self.messages.find_one(
-            {
-                "application_id": application_id,
-                "conversation_id": conversation_id,
-                "role": "user",
-                "$or": [{"sender": {"$ne": sender}}, {"signed_in": False}],
-            }
-        )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from parley import metrics
 from parley.records import DeadLetter
 from parley.redact import scrub
+from parley.retry import backoff_delay
 from parley.streams.codec import DecodeError
 
 __all__ = ["RawEvent", "guarded", "dead_letter_for"]
@@ -79,8 +79,7 @@ async def guarded(
             permanent = isinstance(exc, DecodeError) or getattr(exc, "permanent", False) is True
             final = permanent or attempt >= max_attempts
             if not final:
-                delay = min(max_backoff_s, base_backoff_s * 2 ** (attempt - 1))
-                delay *= 0.5 + random.random() / 2
+                delay = backoff_delay(attempt, base_backoff_s, max_backoff_s)
                 logger.warning(
                     "%s: attempt %d/%d failed for %s[%d]@%d: %s; retrying in %.2fs",
                     stage, attempt, max_attempts, raw.topic, raw.partition, raw.offset, scrub(str(exc)), delay,
