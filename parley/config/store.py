@@ -24,7 +24,6 @@ and takes its default.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -47,6 +46,7 @@ from parley.config.models import (
 from parley.redact import register_application_secrets
 from parley.retry import ThrottledLog, store_outage
 from parley.settings import Settings
+from parley.singleflight import SingleFlight
 from parley.storage.cache import Cache, InMemoryCache
 from parley.storage.documents import DocumentStore
 
@@ -108,7 +108,7 @@ class ConfigStore:
         # bumped by every invalidation: a load that overlapped one does not fill the cache, so a
         # read racing an admin write cannot put the old document back (within this process)
         self._invalidations = 0
-        self._loading: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self._loads: SingleFlight[str, dict[str, Any] | None] = SingleFlight()
         self._credentials: Cache = InMemoryCache()  # never shared: holds secrets
         self._last_known: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
         self._outage_log = ThrottledLog(logger)
@@ -204,45 +204,40 @@ class ConfigStore:
             logger.warning("ignoring an unreadable cache entry %s", key)
         # One load per key at a time: a thousand turns starting together for one application
         # read its document once, not a thousand times (which exhausts the Mongo pool).
-        pending = self._loading.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
-        try:
-            invalidations = self._invalidations
-            if key in self._last_known and time.monotonic() < self._store_down_until:
-                doc = self._last_known[key]  # the store was down a moment ago: do not wait on it
-                future.set_result(doc)
-                return doc
-            try:
-                stored = await load(doc_id)
-            except Exception as exc:
-                if not store_outage(exc):
-                    raise
-                self._store_down_until = time.monotonic() + OUTAGE_HOLD_S
-                if key not in self._last_known:
-                    raise
-                self._outage_log.warning(
-                    "the document store did not answer (%s: %s); using the configs last read", type(exc).__name__, exc
-                )
-                doc = self._last_known[key]
-                future.set_result(doc)
-                return doc
-            register_application_secrets(stored)  # hidden from every log line from now on
-            doc = stored if stored is None or kind is None else _checked(kind, doc_id, stored, fields)
-            if invalidations == self._invalidations:
-                await cache.set(key, json.dumps({"doc": doc}, default=str).encode(), ttl_s or self._ttl_s)
-                self._remember(key, doc)
-            future.set_result(doc)
-            return doc
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters get it; no "never retrieved" warning
-            raise
-        finally:
-            del self._loading[key]
+        return await self._loads.run(key, lambda: self._load(key, doc_id, load, kind, fields, cache, ttl_s))
 
+    async def _load(
+        self,
+        key: str,
+        doc_id: str,
+        load: Callable[[str], Awaitable[dict[str, Any] | None]],
+        kind: Kind | None,
+        fields: tuple[str, ...],
+        cache: Cache,
+        ttl_s: float | None,
+    ) -> dict[str, Any] | None:
+        """The document from the store (cached), or as last read while the store is down."""
+        invalidations = self._invalidations
+        if key in self._last_known and time.monotonic() < self._store_down_until:
+            return self._last_known[key]  # the store was down a moment ago: do not wait on it
+        try:
+            stored = await load(doc_id)
+        except Exception as exc:
+            if not store_outage(exc):
+                raise
+            self._store_down_until = time.monotonic() + OUTAGE_HOLD_S
+            if key not in self._last_known:
+                raise
+            self._outage_log.warning(
+                "the document store did not answer (%s: %s); using the configs last read", type(exc).__name__, exc
+            )
+            return self._last_known[key]
+        register_application_secrets(stored)  # hidden from every log line from now on
+        doc = stored if stored is None or kind is None else _checked(kind, doc_id, stored, fields)
+        if invalidations == self._invalidations:
+            await cache.set(key, json.dumps({"doc": doc}, default=str).encode(), ttl_s or self._ttl_s)
+            self._remember(key, doc)
+        return doc
 
     def _remember(self, key: str, doc: dict[str, Any] | None) -> None:
         self._last_known[key] = doc

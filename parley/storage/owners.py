@@ -19,13 +19,13 @@ the cache, has the last word.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from typing import Any
 
 from parley.ports import Cache, Owner, OwnerRecords
+from parley.singleflight import SingleFlight
 
 __all__ = ["Owner", "ConversationOwners", "owner_record_id", "owner_cache_key"]
 
@@ -63,7 +63,7 @@ class ConversationOwners:
         self._cache = cache
         self._ttl_s = ttl_s
         self._negative_ttl_s = negative_ttl_s
-        self._loading: dict[str, asyncio.Future[Owner | None]] = {}
+        self._loads: SingleFlight[str, Owner | None] = SingleFlight()
 
     async def owner(self, application_id: str, conversation_id: str) -> Owner | None:
         """The conversation's owner; None when nobody has claimed it (as far as the cache knows)."""
@@ -117,21 +117,12 @@ class ConversationOwners:
     async def _load(self, application_id: str, conversation_id: str) -> Owner | None:
         """The stored owner, one read per conversation at a time; an owner found is cached."""
         record_id = owner_record_id(application_id, conversation_id)
-        pending = self._loading.get(record_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Owner | None] = asyncio.get_running_loop().create_future()
-        self._loading[record_id] = future
-        try:
+
+        async def read() -> Owner | None:
             record = await self._records.find_owner_record(record_id)
             owner = _owner_of(record) if record is not None else None
             if owner is not None:
                 await self._remember(owner_cache_key(application_id, conversation_id), owner)
-            future.set_result(owner)
             return owner
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters get it; no "never retrieved" warning
-            raise
-        finally:
-            del self._loading[record_id]
+
+        return await self._loads.run(record_id, read)
