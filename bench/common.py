@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,6 +18,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.support.net import free_port  # noqa: E402
+from tests.support.worker import ParleyProcess  # noqa: E402
 
 __all__ = [
     "ROOT", "BENCH_LIMITS", "pct", "summary", "FakeLLMProcess", "DevProcess", "direct_llm_calls",
@@ -69,52 +69,26 @@ class FakeLLMProcess:
         self.proc.wait(10)
 
 
-class DevProcess:
-    """`parley dev` (or any `parley` command) on a free port with its own data directory."""
+class DevProcess(ParleyProcess):
+    """`parley dev` on a free port with its own data directory, the benchmarks' rate limits lifted
+    and none of the caller's PARLEY_ settings."""
 
-    def __init__(self, args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        port = free_port()
         self.data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
         base = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-        self.env = {**base, **BENCH_LIMITS, "PARLEY_LOG_LEVEL": "WARNING", **(env or {})}
-        self.args = args or ["dev", "--port", str(self.port), "--data-dir", str(self.data_dir)]
-        self.log_path = self.data_dir / "parley.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        super().__init__(
+            ["dev", "--port", str(port), "--data-dir", str(self.data_dir)],
+            {**base, **BENCH_LIMITS, "PARLEY_LOG_LEVEL": "WARNING", **(env or {})},
+            self.data_dir / "parley.log", port, inherit_env=False,
+        )
 
     def start(self, timeout_s: float = 120) -> DevProcess:
-        log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it for its life
-        self.proc = subprocess.Popen([sys.executable, "-m", "parley", *self.args], env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{self.http}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.2)
-        self.stop()
-        raise SystemExit(f"parley {' '.join(self.args)} did not become ready; see {self.log_path}")
+        super().start(timeout_s)
+        return self
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
+        return super().stop(sig, timeout_s)
 
     def log_lines(self, needle: str) -> int:
         try:
