@@ -29,7 +29,7 @@ __all__ = [
 #: servers it starts (against your own `parley dev`, set these yourself).
 BENCH_LIMITS = {
     "PARLEY_WS_MESSAGES_PER_MINUTE": "1000000", "PARLEY_WS_MESSAGE_BURST": "10000",
-    "PARLEY_WS_APP_MESSAGES_PER_MINUTE": "0",
+    "PARLEY_WS_APP_MESSAGES_PER_MINUTE": "0", "PARLEY_WS_FRAMES_PER_MINUTE": "0",
 }
 
 

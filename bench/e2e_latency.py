@@ -33,12 +33,9 @@ import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-#: A benchmark sends turns back to back on one socket: lift the per-connection rate limit of the
-#: server it starts (against your own `parley dev`, set these yourself).
-BENCH_LIMITS = {"PARLEY_WS_MESSAGES_PER_MINUTE": "100000", "PARLEY_WS_MESSAGE_BURST": "1000",
-                "PARLEY_WS_APP_MESSAGES_PER_MINUTE": "100000"}
+from common import BENCH_LIMITS  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -69,8 +66,9 @@ async def run(url: str, turns: int, conversations: int, warmup: int) -> dict[str
             for n in range(per_conv + warmup):
                 t0 = time.perf_counter()
                 await ws.send(json.dumps({"type": "ping"}))
-                while json.loads(await ws.recv())["type"] != "pong":
-                    pass
+                while (answer := json.loads(await ws.recv()))["type"] != "pong":
+                    if answer["type"] == "error":  # e.g. rate_limited: lift the limits of your server
+                        raise RuntimeError(f"ping refused: {answer}")
                 t_ping = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 await ws.send(json.dumps({"type": "message", "id": uuid.uuid4().hex, "text": f"turn {n}"}))

@@ -188,7 +188,8 @@ def main() -> None:
     parser.add_argument("--only", choices=("webhook", "websocket"))
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
-    env = {"PARLEY_ADMIN_API_KEY": ADMIN_KEY, **dict(item.split("=", 1) for item in args.env)}
+    # the callback receiver listens on loopback: the operator allow-list lets Parley call it
+    env = {"PARLEY_ADMIN_API_KEY": ADMIN_KEY, "PARLEY_EGRESS_ALLOW": "127.0.0.0/8", **dict(item.split("=", 1) for item in args.env)}
     dev = DevProcess(env=env).start()
     run = f"tp-{uuid.uuid4().hex[:6]}"
     try:
