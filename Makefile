@@ -34,12 +34,14 @@ check: $(STAMP_TEST)
 	$(BIN)/mypy
 
 # Tools the tests run as real programs: `docker-compose config` validates docker-compose.yml
-# offline (no Docker engine needed) and the tests start their own redis-server. Debian packages,
+# offline (no Docker engine needed), the tests start their own redis-server, and the browser
+# tests drive Debian's chromium headless (never a downloaded browser). Debian packages,
 # installed once, as root or through sudo.
 system-deps:
 	@missing=""; \
 	command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing (Debian packages) for the tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
