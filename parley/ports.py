@@ -17,7 +17,7 @@ from parley.config.models import ApplicationConfig
 
 __all__ = [
     "ApplicationDocuments", "Archive", "Bus", "Cache", "Configs", "DeliveryLedger", "FileInfo", "FileStore",
-    "FileStoreError", "Owner", "OwnerRecords", "Owners", "Subscription",
+    "FileStoreError", "Owner", "OwnerRecords", "Owners", "Subscription", "UploadLedger",
 ]
 
 
@@ -159,4 +159,43 @@ class FileStore(Protocol):
 
     async def presigned_url(self, key: str, expires_s: int) -> str:
         """A URL anyone holding it may GET the file through, for ``expires_s`` seconds."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the file; nothing happens when there is no such file."""
+        ...
+
+
+class UploadLedger(Protocol):
+    """What Parley knows of the files clients upload: each application's hourly quota, and which
+    uploads no message has referenced yet (they expire, docs/attachments.md)."""
+
+    async def reserve(self, application_id: str, size: int, quota_bytes: int, now: float) -> float:
+        """Count ``size`` bytes against the application's quota of this hour. 0 when they fit
+        (and are counted); otherwise nothing is counted and the result is the seconds until
+        the next hour."""
+        ...
+
+    async def release(self, application_id: str, size: int, now: float) -> None:
+        """Give back bytes ``reserve`` counted for an upload that was not stored."""
+        ...
+
+    async def record(self, file_id: str, application_id: str, size: int, now: float) -> None:
+        """Note a stored upload; it expires unless a message references it."""
+        ...
+
+    async def referenced(self, file_ids: list[str], now: float) -> None:
+        """Note that a message references these uploads: they are kept."""
+        ...
+
+    async def unreferenced_before(self, before: float, limit: int) -> list[str]:
+        """Uploads recorded before ``before`` that no message references, oldest first."""
+        ...
+
+    async def forget(self, file_ids: list[str]) -> None:
+        """Drop the records of deleted uploads."""
+        ...
+
+    async def prune_quota(self, before: float) -> None:
+        """Drop the quota counters of hours that ended before ``before``."""
         ...

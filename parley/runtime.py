@@ -127,7 +127,7 @@ class Runtime(Service):
         """What the web layer uses, from the started clients."""
         return WebDeps(
             configs=self.configs, owners=self.owners, archive=self.documents, documents=self.documents,
-            bus=self.bus, files=self.files, http=self.http, store_reads=self.store_reads,
+            bus=self.bus, files=self.files, uploads=self.documents.uploads, http=self.http, store_reads=self.store_reads,
             egress=self.egress, tool_names=frozenset(self.tools.names()),
         )
 

@@ -235,6 +235,18 @@ class Settings(BaseSettings):
         ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"),
         description="MIME types an upload may have, comma-separated (415 for others).",
     )
+    upload_quota_bytes_per_hour: int = Field(
+        256 * 1024 * 1024, ge=0,
+        description="Bytes an application's clients may upload per clock hour, across gateways "
+        "(429 with Retry-After above it); 0: no quota.",
+    )
+    upload_unreferenced_ttl_s: int = Field(
+        24 * 3600, ge=0,
+        description="An upload no message has referenced is deleted this long after it was stored; 0: kept.",
+    )
+    upload_sweep_interval_s: float = Field(
+        300.0, gt=0, description="How often a worker deletes the expired unreferenced uploads."
+    )
     files_backend: Literal["auto", "s3", "local"] = Field(
         "auto",
         description="Where uploads are stored: `s3`, `local` (a directory under PARLEY_DATA_DIR) or `auto`: "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -11,6 +12,7 @@ from parley import metrics
 from parley.agents import dispatcher, persister, processor, produce, usage
 from parley.runtime import Runtime
 from parley.settings import Settings
+from parley.storage.uploads import sweep_unreferenced
 from parley.tables import declare_tables
 from parley.topics import declare_topics
 from parley.web.app import create_web_app
@@ -94,5 +96,15 @@ def wire(app: ParleyApp, settings: Settings) -> None:
     @app.timer(settings.metrics_interval_s, name="parley.consumer_lag")
     async def record_consumer_lag() -> None:
         await update_consumer_lag(app)
+
+    if settings.upload_unreferenced_ttl_s:
+        @app.timer(settings.upload_sweep_interval_s, name="parley.upload_sweep")
+        async def delete_unreferenced_uploads() -> None:
+            try:
+                await sweep_unreferenced(
+                    runtime.documents.uploads, runtime.files, ttl_s=settings.upload_unreferenced_ttl_s, now=time.time()
+                )
+            except Exception as exc:  # noqa: BLE001 - the store is down: the next round tries again
+                logger.warning("the sweep of unreferenced uploads failed: %s", exc)
 
     app.web_server(WebServer(make_web_app, settings.web_host, settings.web_port))

@@ -16,6 +16,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from parley.storage.bulk import BulkFinder, BulkInserter
+from parley.storage.uploads import MongoUploadLedger
 
 __all__ = ["ARCHIVE_ROLES", "DocumentCollection", "DocumentStore"]
 
@@ -89,9 +90,11 @@ class DocumentStore:
         self._archive = BulkInserter(self.messages, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
         self._claims = BulkInserter(self.conversations, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
         self._owner_reads = BulkFinder(self.conversations, max_ids=batch_max_docs)
+        self.uploads = MongoUploadLedger(self._db["uploads"], self._db["upload_quota"])
 
     async def start(self) -> None:
         await self.messages.create_index([("conversation_id", ASCENDING), ("created_at", ASCENDING)])
+        await self.uploads.start()
 
     async def close(self) -> None:
         for writer in (self._archive, self._claims):

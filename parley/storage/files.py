@@ -266,6 +266,14 @@ class S3FileStore:
         except ClientError as exc:
             raise FileStoreError(f"S3 get_object of {key} failed: {exc}") from exc
 
+    async def delete(self, key: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:  # S3 answers 204 for a key that does not exist
+            await self._call("delete_object", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+        except ClientError as exc:
+            raise FileStoreError(f"S3 delete_object of {key} failed: {exc}") from exc
+
     async def presigned_url(self, key: str, expires_s: int) -> str:
         # Signing is local (no request), but may refresh credentials: same deadline as a call.
         return str(
@@ -371,6 +379,10 @@ class LocalFileStore:
         except OSError as exc:
             raise FileStoreError(f"cannot read file {key}: {exc}") from exc
 
+    async def delete(self, key: str) -> None:
+        path = self.path_for(key)
+        await asyncio.to_thread(_remove_file, path)
+
     def sign(self, key: str, expires: int) -> str:
         message = f"{key}\n{expires}".encode()
         return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()
@@ -403,6 +415,13 @@ def _write_file(path: Path, body: bytes, meta: bytes) -> None:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+
+def _remove_file(path: Path) -> None:
+    """Remove the metadata first (a file without metadata does not exist), then the data."""
+    for target in (path.with_name(path.name + _META_SUFFIX), path):
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
 
 
 def _read_meta(path: Path) -> dict[str, Any] | None:

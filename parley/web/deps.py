@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from parley.egress import EgressPolicy
-from parley.ports import Archive, Bus, Configs, FileStore, Owners
+from parley.ports import Archive, Bus, Configs, FileStore, Owners, UploadLedger
 from parley.storage.documents import DocumentStore
 
 __all__ = ["WebDeps"]
@@ -28,6 +28,8 @@ class WebDeps:
     documents: DocumentStore
     bus: Bus
     files: FileStore
+    #: uploads' hourly quota and which of them messages reference (the rest expire)
+    uploads: UploadLedger
     http: aiohttp.ClientSession
     #: document store reads at the edges at once (resume and history)
     store_reads: asyncio.Semaphore

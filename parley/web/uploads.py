@@ -12,10 +12,13 @@ presigned S3 URLs instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import re
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 from aiohttp import BodyPartReader, hdrs, web
@@ -23,7 +26,7 @@ from aiohttp.helpers import parse_mimetype
 
 from parley.attachments import MAX_ATTACHMENTS, StoredFile
 from parley.filetypes import EXTENSIONS, checked_content_type
-from parley.ports import Configs, FileStore
+from parley.ports import Configs, FileStore, UploadLedger
 from parley.storage.files import (
     KEY_PATTERN,
     FileStoreError,
@@ -46,6 +49,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Bytes read from the request at a time.
 READ_CHUNK = 64 * 1024
@@ -70,6 +74,8 @@ async def upload_handler(request: web.Request) -> web.Response:
         return await _upload(request)
     except InputError as exc:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, QuotaExceeded):
+            headers = {"Retry-After": str(exc.retry_after)}
         response = _error(exc, headers)
         if exc.status == 413:
             response.force_close()  # do not keep a connection with an unread body around
@@ -103,16 +109,51 @@ async def _upload(request: web.Request) -> web.Response:
     key = make_key(application_id, extension)
     name = _clean_name(form.filename) or f"file{extension}"
     metadata = {"application_id": application_id, "conversation_id": form.conversation_id, "user": user_id or ""}
-    store = deps.files
+    store, ledger, now = deps.files, deps.uploads, time.time()
+    quota = settings.upload_quota_bytes_per_hour
+    if quota:
+        wait = await _ledger(ledger.reserve(application_id, len(form.data), quota, now))
+        if wait:
+            raise QuotaExceeded(application_id, quota, wait)
     try:
         size = await store.put(key, form.data, content_type, name=name, metadata=metadata)
         url = await store.presigned_url(key, settings.files_url_expiry_s)
     except FileStoreError as exc:
         logger.warning("upload for %s not stored: %s", application_id, exc)
+        if quota:
+            await _ledger(ledger.release(application_id, len(form.data), now))
         raise InputError("unavailable", "the file store did not answer; retry later", status=503) from exc
+    try:
+        await _ledger(ledger.record(key, application_id, size, now))
+    except InputError:
+        with contextlib.suppress(FileStoreError):  # a file without its record would never expire
+            await store.delete(key)
+        raise
     logger.info("stored upload %s (%s, %d bytes) for %s", key, content_type, size, application_id)
     stored = StoredFile(file_id=key, content_type=content_type, size=size, name=name)
     return web.json_response({**stored.to_wire(), "url": url}, status=201)
+
+
+class QuotaExceeded(InputError):
+    def __init__(self, application_id: str, quota: int, retry_after: float) -> None:
+        super().__init__(
+            "upload_quota",
+            f"application {application_id!r} has used its upload quota of {quota} bytes for this hour; "
+            f"retry in {math.ceil(retry_after)} s",
+            status=429,
+        )
+        self.retry_after = math.ceil(retry_after)
+
+
+async def _ledger(call: Awaitable[T]) -> T:
+    """A call of the upload ledger (the document store): 503 when it fails."""
+    try:
+        return await call
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the document store is down: retry later
+        logger.warning("upload ledger: %s", exc)
+        raise InputError("unavailable", "the document store did not answer; retry later", status=503) from exc
 
 
 async def _application_config(configs: Configs, application_id: str) -> Any:
@@ -263,13 +304,16 @@ async def file_handler(request: web.Request) -> web.StreamResponse:
 # --- referencing files from messages ----------------------------------------------------------
 
 
-async def resolve_attachments(files: FileStore, application_id: str, raw: Any) -> list[dict[str, Any]]:
+async def resolve_attachments(
+    files: FileStore, uploads: UploadLedger, application_id: str, raw: Any
+) -> list[dict[str, Any]]:
     """The ``attachments`` of a message frame or webhook body (``[{"file_id": ...}]``, at most
     ``MAX_ATTACHMENTS``) as references for ``IncomingEvent.attachments``: the wire form of a
     ``parley.attachments.StoredFile``, in the order given, duplicates dropped.
 
     ``InputError`` (400) when the value is malformed or names a file that is not an upload of
-    ``application_id``; 503 when the file store does not answer.
+    ``application_id``; 503 when the file store does not answer. The files are noted as
+    referenced, so they do not expire (``parley.storage.uploads``).
     """
     if raw is None:
         return []
@@ -298,6 +342,7 @@ async def resolve_attachments(files: FileStore, application_id: str, raw: Any) -
         resolved.append(
             StoredFile(file_id=file_id, content_type=info.content_type, size=info.size, name=info.name).to_wire()
         )
+    await _ledger(uploads.referenced(file_ids, time.time()))  # kept: a message uses them
     return resolved
 
 
@@ -346,6 +391,12 @@ def openapi_paths(id_schema: dict[str, Any]) -> dict[str, Any]:
                     "403": error("A browser origin the application does not allow."),
                     "404": error("No such application."),
                     "413": error("Larger than PARLEY_MAX_UPLOAD_BYTES."),
+                    "429": {
+                        "description": "The application's uploads of this hour reached "
+                        "PARLEY_UPLOAD_QUOTA_BYTES_PER_HOUR; retry after Retry-After seconds.",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
                     "415": error("Not multipart, a type not allowed, or content that contradicts the type."),
                     "503": error("The file store or the document store did not answer: retry later."),
                 },

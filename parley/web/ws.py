@@ -408,7 +408,9 @@ class _Session:
             raise _RateLimited(retry_after, client_id)
         if not self.claimed:
             await self._claim(client_id)
-        attachments = await resolve_attachments(self.deps.files, self.application_id, frame.get("attachments"))
+        attachments = await resolve_attachments(
+            self.deps.files, self.deps.uploads, self.application_id, frame.get("attachments")
+        )
         event = user_event(
             application_id=self.application_id,
             conversation_id=self.conversation_id,

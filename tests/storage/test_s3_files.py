@@ -45,6 +45,14 @@ async def test_put_stat_and_get_round_trip(s3_store: S3FileStore) -> None:
     assert await s3_store.get(key) == PNG
 
 
+async def test_a_deleted_file_is_gone_and_deleting_again_is_harmless(s3_store: S3FileStore) -> None:
+    key = make_key("demo", ".png")
+    await s3_store.put(key, PNG, "image/png")
+    await s3_store.delete(key)
+    assert await s3_store.stat(key) is None
+    await s3_store.delete(key)
+
+
 async def test_a_stream_is_stored_whole(s3_store: S3FileStore) -> None:
     async def chunks():
         for i in range(5):

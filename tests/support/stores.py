@@ -55,3 +55,55 @@ class DocumentConfigs:
 
     async def application_document(self, application_id: str) -> dict[str, Any] | None:
         return await self._documents.get_application(application_id)
+
+
+class MemoryUploadLedger:
+    """``parley.ports.UploadLedger`` in memory, with the Mongo ledger's semantics."""
+
+    def __init__(self) -> None:
+        self.counters: dict[tuple[str, int], int] = {}
+        self.records: dict[str, dict[str, Any]] = {}
+
+    async def reserve(self, application_id: str, size: int, quota_bytes: int, now: float) -> float:
+        from parley.storage.uploads import hour_of, seconds_to_next_hour
+
+        key = (application_id, hour_of(now))
+        if self.counters.get(key, 0) + size > quota_bytes:
+            return seconds_to_next_hour(now)
+        self.counters[key] = self.counters.get(key, 0) + size
+        return 0.0
+
+    async def release(self, application_id: str, size: int, now: float) -> None:
+        from parley.storage.uploads import hour_of
+
+        key = (application_id, hour_of(now))
+        self.counters[key] = self.counters.get(key, 0) - size
+
+    async def record(self, file_id: str, application_id: str, size: int, now: float) -> None:
+        self.records.setdefault(
+            file_id, {"application_id": application_id, "size": size, "created_at": now, "referenced_at": None}
+        )
+
+    async def referenced(self, file_ids: list[str], now: float) -> None:
+        for file_id in file_ids:
+            record = self.records.get(file_id)
+            if record is not None and record["referenced_at"] is None:
+                record["referenced_at"] = now
+
+    async def unreferenced_before(self, before: float, limit: int) -> list[str]:
+        found = sorted(
+            (r["created_at"], fid) for fid, r in self.records.items()
+            if r["referenced_at"] is None and r["created_at"] < before
+        )
+        return [fid for _, fid in found[:limit]]
+
+    async def forget(self, file_ids: list[str]) -> None:
+        for file_id in file_ids:
+            if self.records.get(file_id, {}).get("referenced_at", 0) is None:
+                del self.records[file_id]
+
+    async def prune_quota(self, before: float) -> None:
+        from parley.storage.uploads import hour_of
+
+        for key in [k for k in self.counters if k[1] < hour_of(before)]:
+            del self.counters[key]

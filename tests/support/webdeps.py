@@ -9,7 +9,7 @@ from parley.egress import EgressPolicy
 from parley.storage.bus import InProcessBus
 from parley.tools import default_registry
 from parley.web.deps import WebDeps
-from tests.support.stores import memory_owners
+from tests.support.stores import MemoryUploadLedger, memory_owners
 
 __all__ = ["web_deps", "NoFiles", "NoArchive"]
 
@@ -32,6 +32,9 @@ class NoFiles:
     async def presigned_url(self, key: str, expires_s: int) -> str:
         raise AssertionError("this test links no file")
 
+    async def delete(self, key: str) -> None:
+        raise AssertionError("this test deletes no file")
+
 
 class NoArchive:
     """An empty archive."""
@@ -47,7 +50,7 @@ def web_deps(**given: Any) -> WebDeps:
     """A ``WebDeps`` whose unnamed fields are empty stand-ins (``configs`` must be given)."""
     fields: dict[str, Any] = {
         "owners": memory_owners(), "archive": NoArchive(), "documents": None, "bus": InProcessBus(),
-        "files": NoFiles(), "http": None, "store_reads": asyncio.Semaphore(8),
+        "files": NoFiles(), "uploads": MemoryUploadLedger(), "http": None, "store_reads": asyncio.Semaphore(8),
         "egress": EgressPolicy(), "tool_names": frozenset(default_registry().names()),
     }
     fields.update(given)

@@ -27,6 +27,7 @@ from parley.web.auth import make_user_token
 from parley.web.deps import WebDeps
 from parley.web.ingress import Ingress
 from parley.web.uploads import _MIN_READ, _read_part, resolve_attachments
+from tests.support.stores import MemoryUploadLedger
 from tests.support.webdeps import web_deps
 
 LIMIT = 64 * 1024
@@ -36,6 +37,7 @@ JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(100)
 GIF = b"GIF89a" + bytes(50)
 WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + bytes(50)
 PDF = b"%PDF-1.7\n" + bytes(50)
+LEDGER = MemoryUploadLedger()
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
 APPLICATIONS = {
@@ -62,8 +64,8 @@ class Documents:
 
 
 
-def make_deps(files: Any) -> WebDeps:
-    return web_deps(configs=Configs(), files=files)
+def make_deps(files: Any, uploads: MemoryUploadLedger | None = None) -> WebDeps:
+    return web_deps(configs=Configs(), files=files, uploads=uploads or MemoryUploadLedger())
 
 
 class BrokenStore(LocalFileStore):
@@ -82,10 +84,10 @@ async def never_produce(key: str, value: bytes) -> None:
     raise AssertionError("an upload produces nothing")
 
 
-def make_app(files: Any, **settings: Any) -> web.Application:
+def make_app(files: Any, uploads: MemoryUploadLedger | None = None, **settings: Any) -> web.Application:
     return create_web_app(
         settings=Settings(max_upload_bytes=LIMIT, **settings),
-        deps=make_deps(files),
+        deps=make_deps(files, uploads),
         ingress=Ingress(never_produce, timeout_s=1),
         readiness=ready,
     )
@@ -441,14 +443,14 @@ async def test_attachments_resolve_to_references(client: TestClient, store: Loca
     _, png = await upload(client, form(PNG, filename="a.png"))
     _, pdf = await upload(client, form(PDF, "application/pdf", filename="b.pdf"))
     resolved = await resolve_attachments(
-        store, "demo", [{"file_id": png["file_id"]}, {"file_id": pdf["file_id"]}, {"file_id": png["file_id"]}]
+        store, LEDGER, "demo", [{"file_id": png["file_id"]}, {"file_id": pdf["file_id"]}, {"file_id": png["file_id"]}]
     )
     assert resolved == [
         {"file_id": png["file_id"], "content_type": "image/png", "size": len(PNG), "name": "a.png"},
         {"file_id": pdf["file_id"], "content_type": "application/pdf", "size": len(PDF), "name": "b.pdf"},
     ]
-    assert await resolve_attachments(store, "demo", None) == []
-    assert await resolve_attachments(store, "demo", []) == []
+    assert await resolve_attachments(store, LEDGER, "demo", None) == []
+    assert await resolve_attachments(store, LEDGER, "demo", []) == []
 
 
 async def test_bad_attachments_are_refused(client: TestClient, store: LocalFileStore, tmp_path: Path) -> None:
@@ -469,8 +471,72 @@ async def test_bad_attachments_are_refused(client: TestClient, store: LocalFileS
     ]
     for raw, code in cases:
         with pytest.raises(InputError) as raised:
-            await resolve_attachments(store, "demo", raw)
+            await resolve_attachments(store, LEDGER, "demo", raw)
         assert (raised.value.code, raised.value.status) == (code, 400), raw
     with pytest.raises(InputError) as raised:
-        await resolve_attachments(BrokenStore(tmp_path, "http://x"), "demo", [{"file_id": png["file_id"]}])
+        await resolve_attachments(BrokenStore(tmp_path, "http://x"), LEDGER, "demo", [{"file_id": png["file_id"]}])
     assert (raised.value.code, raised.value.status) == ("unavailable", 503)
+
+
+# --- quota and expiry -----------------------------------------------------------------------
+
+
+async def test_uploads_over_the_hourly_quota_are_429_with_retry_after(aiohttp_client: ClientFactory, store: LocalFileStore) -> None:
+    ledger = MemoryUploadLedger()
+    client = await aiohttp_client(make_app(store, ledger, upload_quota_bytes_per_hour=2 * len(PNG)))
+    for _ in range(2):
+        status, _ = await upload(client, form(PNG))
+        assert status == 201
+    async with client.post("/v1/applications/demo/uploads", data=form(PNG)) as response:
+        body = await response.json()
+        assert response.status == 429, body
+        assert body["code"] == "upload_quota" and "quota" in body["message"]
+        assert 1 <= int(response.headers["Retry-After"]) <= 3600
+    # another application has its own quota; a refused upload is not kept
+    status, _ = await upload(
+        client, form(PNG), application_id="secured",
+        headers={"Authorization": "Bearer " + make_user_token(SECRET, "secured", "bob", 60)},
+    )
+    assert status == 201
+    assert len(ledger.records) == 3
+    assert sum(1 for _ in (store.root).rglob("*.png")) == 3
+
+
+async def test_a_failed_store_gives_its_quota_back(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
+    ledger = MemoryUploadLedger()
+    client = await aiohttp_client(make_app(BrokenStore(tmp_path, "http://testserver"), ledger, upload_quota_bytes_per_hour=10_000))
+    for _ in range(3):
+        status, _ = await upload(client, form(PNG))
+        assert status == 503
+    assert sum(ledger.counters.values()) == 0 and ledger.records == {}
+
+
+async def test_a_store_that_cannot_count_the_quota_is_503_and_keeps_nothing(aiohttp_client: ClientFactory, store: LocalFileStore) -> None:
+    class DownLedger(MemoryUploadLedger):
+        async def record(self, *args: Any) -> None:
+            raise ConnectionError("document store down")
+
+    client = await aiohttp_client(make_app(store, DownLedger()))
+    status, body = await upload(client, form(PNG))
+    assert status == 503 and body["code"] == "unavailable"
+    assert list(store.root.rglob("*.png")) == []  # a file without its record would never expire
+
+
+async def test_unreferenced_uploads_expire_and_referenced_ones_stay(aiohttp_client: ClientFactory, store: LocalFileStore) -> None:
+    from parley.storage.uploads import sweep_unreferenced
+
+    ledger = MemoryUploadLedger()
+    client = await aiohttp_client(make_app(store, ledger))
+    _, kept = await upload(client, form(PNG, filename="kept.png"))
+    _, dropped = await upload(client, form(PNG, filename="dropped.png"))
+    await resolve_attachments(store, ledger, "demo", [{"file_id": kept["file_id"]}])
+
+    assert await sweep_unreferenced(ledger, store, ttl_s=3600, now=time.time()) == 0  # not old enough
+    assert await sweep_unreferenced(ledger, store, ttl_s=3600, now=time.time() + 3601) == 1
+    assert await store.stat(kept["file_id"]) is not None
+    assert await store.stat(dropped["file_id"]) is None
+    async with client.get(local_path(dropped["url"])) as response:
+        assert response.status == 404
+    with pytest.raises(InputError) as refused:
+        await resolve_attachments(store, ledger, "demo", [{"file_id": dropped["file_id"]}])
+    assert refused.value.code == "unknown_file"
