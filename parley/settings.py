@@ -298,6 +298,11 @@ class Settings(BaseSettings):
     usage_retention_hours: int = Field(
         24 * 7, ge=1, le=24 * 400, description="Hours of usage windows kept per application."
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, /metrics answers only requests with `Authorization: Bearer <token>` "
+        "(401 otherwise), for ports that cannot be kept off public routes. Unset: no credentials.",
+    )
     metrics_interval_s: float = Field(
         5.0, gt=0, le=300, description="How often gauges computed by polling (consumer lag) are refreshed."
     )

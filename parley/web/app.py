@@ -6,11 +6,12 @@ import weakref
 from importlib import resources
 from typing import Any
 
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, hdrs, web
 
 from parley import metrics
 from parley.settings import Settings
 from parley.web.admin import add_admin_routes
+from parley.web.auth import bearer_matches
 from parley.web.deps import WebDeps
 from parley.web.errors import error_middleware
 from parley.web.ingress import Ingress
@@ -30,6 +31,12 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
+    token = request.app[SETTINGS].metrics_token
+    if token is not None and not bearer_matches(request.headers.get(hdrs.AUTHORIZATION), token.get_secret_value()):
+        return web.json_response(
+            {"type": "error", "code": "unauthorized", "message": "/metrics needs 'Authorization: Bearer <PARLEY_METRICS_TOKEN>'"},
+            status=401, headers={"WWW-Authenticate": "Bearer"},
+        )
     body = metrics.render()
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE_LATEST})
 

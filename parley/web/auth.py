@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["TokenError", "make_user_token", "verify_user_token", "origin_allowed", "MAX_TOKEN_CHARS"]
+__all__ = ["TokenError", "bearer_matches", "make_user_token", "verify_user_token", "origin_allowed", "MAX_TOKEN_CHARS"]
 
 MAX_TOKEN_CHARS = 4096
 MAX_USER_ID_CHARS = 256
@@ -140,3 +140,12 @@ def origin_allowed(origin: str | None, allowed: Sequence[str]) -> bool:
         return True
     wanted = _normal_origin(origin)
     return any(entry == "*" or _normal_origin(entry) == wanted for entry in allowed)
+
+
+def bearer_matches(header: str | None, expected: str) -> bool:
+    """Whether an ``Authorization`` header is ``Bearer <expected>`` (compared in constant time)."""
+    scheme, _, presented = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return False
+    # (surrogatepass: a header with bytes that are not UTF-8 arrives with surrogate escapes)
+    return hmac.compare_digest(presented.strip().encode("utf-8", "surrogatepass"), expected.encode("utf-8"))

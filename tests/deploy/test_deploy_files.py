@@ -591,3 +591,19 @@ def test_every_parley_variable_in_the_compose_file_is_a_real_setting() -> None:
         names |= {k for k in (service.get("environment") or {}) if isinstance(service.get("environment"), dict)}
     unknown = sorted(n for n in names if n.startswith("PARLEY_") and n not in known)
     assert unknown == [], f"compose sets variables Parley does not read: {unknown}"
+
+
+def test_every_parley_pod_is_behind_a_network_policy_that_admits_only_http() -> None:
+    policies = [p for p in yaml.safe_load_all((K8S / "networkpolicy.yaml").read_text("utf-8")) if p]
+    for deployment in _by_kind("Deployment").values():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        selecting = [
+            p for p in policies
+            if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+        ]
+        assert selecting, f"no NetworkPolicy selects the pods of {deployment['metadata']['name']}"
+        for policy in selecting:
+            assert policy["spec"]["policyTypes"] == ["Ingress"]
+            for rule in policy["spec"]["ingress"]:
+                assert rule["ports"] == [{"port": "http", "protocol": "TCP"}], policy["metadata"]["name"]
+                assert all(peer != {} for peer in rule["from"]), "an empty peer admits everyone"

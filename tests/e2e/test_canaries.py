@@ -1,11 +1,12 @@
-"""Canary secrets never reach a log line, a topic, the archive or the CLI (issue 11, part 2).
+"""Canary secrets never reach a log line, a topic, the archive, the metrics or the CLI (issue 11, part 2).
 
 A worker of its own holds a canary LLM key; an application with a canary secret, a callback URL
 with canary credentials (a port nobody listens on, so delivery fails and is dead-lettered), a
 WhatsApp channel with a canary verify token. Traffic: a signed generic webhook answered by a
 model that echoes the key in its 401 (dead letter, apology reply, failing callback), a websocket
 connected with ``?token=<canary token>``, WhatsApp's subscription check with the canary verify
-token. Then the worker log, every record of the dead-letters topic, the application's archive
+token. Then the worker log, every record of the dead-letters topic, the application's archive,
+the worker's /metrics
 and ``parley dlq list`` (table and JSON) and ``parley dlq show`` are searched: 0 hits.
 """
 
@@ -84,7 +85,7 @@ def parley_cli(services: Any, *args: str) -> str:
     return result.stdout + result.stderr
 
 
-async def test_no_canary_secret_reaches_logs_topics_the_archive_or_the_cli(
+async def test_no_canary_secret_reaches_logs_topics_the_archive_metrics_or_the_cli(
     canary_worker: ParleyProcess, services: Any, mongo_db: Any
 ) -> None:
     application_id = f"canary-{RUN}"
@@ -145,6 +146,8 @@ async def test_no_canary_secret_reaches_logs_topics_the_archive_or_the_cli(
     archive = json.dumps(list(mongo_db.messages.find({"application_id": application_id})), default=str)
     assert conversation_id in archive, "the archive was searched"
     all_letters = b"\n".join(await dead_letters(services["broker"].url)).decode("utf-8", "replace")
+    async with aiohttp.ClientSession() as http, http.get(f"{canary_worker.http}/metrics") as response:
+        metrics_text = await response.text()
     shown_id = json.loads(letters[0])["dead_letter_id"]
     places = {
         "worker log": canary_worker.log_path.read_text(errors="replace"),
@@ -153,7 +156,9 @@ async def test_no_canary_secret_reaches_logs_topics_the_archive_or_the_cli(
         "dlq list": parley_cli(services, "dlq", "list", "--limit", "0"),
         "dlq list --json": parley_cli(services, "dlq", "list", "--json", "--limit", "0"),
         "dlq show": parley_cli(services, "dlq", "show", shown_id),
+        "metrics": metrics_text,
     }
+    assert f'application="{application_id}"' in metrics_text, "the metrics were searched"
     assert "GET /ws?token=***" in places["worker log"], "the access log was searched"
     hits = {(where, canary[:24]) for where, text in places.items() for canary in canaries if canary in text}
     assert hits == set(), hits
