@@ -14,8 +14,11 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from tests.support.browser import CHROMIUM_ARGS, chromium_path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope, not session: while Playwright's sync API is open, its event loop counts as
+    # running in this thread, and the asyncio tests of later modules could not start theirs.
+    # (So a browser test module holds sync tests only.)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
         yield chromium

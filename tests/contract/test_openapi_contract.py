@@ -19,6 +19,7 @@ import re
 import time
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -59,6 +60,7 @@ def _run(operation: Any, mode: GenerationMode, base_url: str, counter: list[int]
     check()
 
 
+@pytest.mark.timeout(900)  # thousands of requests: minutes on a loaded machine, not the default 120 s
 def test_every_operation_keeps_to_the_document(worker: ParleyProcess) -> None:
     schema = schemathesis.openapi.from_url(f"{worker.http}/v1/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
