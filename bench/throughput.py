@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from common import DevProcess, cpu_seconds, process_tree, summary  # noqa: E402
+from common import DevProcess, cpu_seconds, process_tree, summary, syscalls  # noqa: E402
 
 ADMIN_KEY = "bench-admin-key"
 
@@ -232,6 +232,7 @@ def main() -> None:
                      for name, pid in [("parley", dev.proc.pid), ("documents", servers.get("documents", 0))] if pid] if args.profile else []
             before = {name: cpu_seconds([pid]) for name, pid in servers.items()}
             before_parley, before_client = cpu_seconds([dev.proc.pid]), time.process_time()
+            calls_before = syscalls(dev.proc.pid)
             t0 = time.perf_counter()
             if door == "webhook":
                 turns, latencies, _conversations = asyncio.run(webhook_load(dev.http, args.seconds, args.concurrency, run))
@@ -240,6 +241,7 @@ def main() -> None:
             wall = time.perf_counter() - t0
             parley_cpu = cpu_seconds([dev.proc.pid]) - before_parley
             client_cpu = time.process_time() - before_client
+            reads, writes = (after - before for after, before in zip(syscalls(dev.proc.pid), calls_before, strict=True))
             server_cpu = {name: cpu_seconds([pid]) - before[name] for name, pid in servers.items()}
             for spy in spies:
                 spy.send_signal(signal.SIGINT)
@@ -253,6 +255,7 @@ def main() -> None:
                   f"{sum(server_cpu.values()) * per_turn:.2f} ms ("
                   + ", ".join(f"{name} {cpu * per_turn:.2f}" for name, cpu in sorted(server_cpu.items()))
                   + f"), bench client {client_cpu * per_turn:.2f} ms (parley at {parley_cpu / wall * 100:.0f}% of a core)")
+            print(f"parley system calls per turn: {reads * per_turn / 1000:.1f} reads, {writes * per_turn / 1000:.1f} writes")
             exact = counts.get("user") == turns and counts.get("assistant") == turns
             print(f"archive: {counts.get('user', 0)} user messages, {counts.get('assistant', 0)} replies for "
                   f"{turns} turns -> {'every turn archived exactly once' if exact else 'MISMATCH'}")
