@@ -175,6 +175,20 @@ async def broker_ceiling(kafka_url: str, n: int) -> float:
     return n / elapsed
 
 
+def fetches(http: str) -> tuple[float, float]:
+    """(fetches that returned records, empty fetches) so far, from the worker's /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{http}/metrics", timeout=10) as response:  # noqa: S310 - loopback
+        text = response.read().decode()
+    found = dict.fromkeys(("records", "empty"), 0.0)
+    for line in text.splitlines():
+        match = re.match(r'parley_consumer_fetches_total\{result="(\w+)"\} (\S+)', line)
+        if match:
+            found[match.group(1)] = float(match.group(2))
+    return found["records"], found["empty"]
+
+
 def name_of(pid: int) -> str:
     """"broker" or "documents" for the embedded servers (by their command line)."""
     try:
@@ -232,7 +246,7 @@ def main() -> None:
                      for name, pid in [("parley", dev.proc.pid), ("documents", servers.get("documents", 0))] if pid] if args.profile else []
             before = {name: cpu_seconds([pid]) for name, pid in servers.items()}
             before_parley, before_client = cpu_seconds([dev.proc.pid]), time.process_time()
-            calls_before = syscalls(dev.proc.pid)
+            calls_before, fetches_before = syscalls(dev.proc.pid), fetches(dev.http)
             t0 = time.perf_counter()
             if door == "webhook":
                 turns, latencies, _conversations = asyncio.run(webhook_load(dev.http, args.seconds, args.concurrency, run))
@@ -255,7 +269,10 @@ def main() -> None:
                   f"{sum(server_cpu.values()) * per_turn:.2f} ms ("
                   + ", ".join(f"{name} {cpu * per_turn:.2f}" for name, cpu in sorted(server_cpu.items()))
                   + f"), bench client {client_cpu * per_turn:.2f} ms (parley at {parley_cpu / wall * 100:.0f}% of a core)")
-            print(f"parley system calls per turn: {reads * per_turn / 1000:.1f} reads, {writes * per_turn / 1000:.1f} writes")
+            with_records, empty = (after - before for after, before in zip(fetches(dev.http), fetches_before, strict=True))
+            print(f"parley system calls per turn: {reads * per_turn / 1000:.1f} reads, {writes * per_turn / 1000:.1f} writes; "
+                  f"consumer fetches: {(with_records + empty) / wall:.0f}/s ({with_records * per_turn / 1000:.2f} "
+                  f"with records and {empty * per_turn / 1000:.2f} empty per turn)")
             exact = counts.get("user") == turns and counts.get("assistant") == turns
             print(f"archive: {counts.get('user', 0)} user messages, {counts.get('assistant', 0)} replies for "
                   f"{turns} turns -> {'every turn archived exactly once' if exact else 'MISMATCH'}")

@@ -62,9 +62,15 @@ Handler = Callable[[RawEvent], Awaitable[None]]
 KeyOf = Callable[[faust.EventT[Any], RawEvent], Hashable]
 
 
+@functools.lru_cache(maxsize=256)
+def _events_counted(topic: str, direction: str) -> Any:
+    """``parley_events_total`` for one topic and direction (``labels`` costs more than ``inc``)."""
+    return metrics.EVENTS.labels(topic, direction)
+
+
 def raw_event(event: faust.EventT[Any]) -> RawEvent:
     message = event.message
-    metrics.EVENTS.labels(message.topic, "in").inc()
+    _events_counted(message.topic, "in").inc()
     return RawEvent(
         topic=message.topic,
         partition=message.partition,
@@ -80,14 +86,14 @@ async def produce_all(messages: list[tuple[faust.TopicT, str, bytes]]) -> None:
     futures = [await topic.send(key=key.encode(), value=value) for topic, key, value in messages]
     await asyncio.gather(*futures)
     for topic, _, _ in messages:
-        metrics.EVENTS.labels(topic.get_topic_name(), "out").inc()
+        _events_counted(topic.get_topic_name(), "out").inc()
 
 
 async def produce(topic: faust.TopicT, key: str, value: bytes) -> Any:
     """Send and wait for the broker's ack."""
     fut = await topic.send(key=key.encode(), value=value)
     result = await fut
-    metrics.EVENTS.labels(topic.get_topic_name(), "out").inc()
+    _events_counted(topic.get_topic_name(), "out").inc()
     return result
 
 
