@@ -15,7 +15,8 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from parley.storage.bulk import BulkFinder, BulkInserter, BulkSetter
+from parley.storage import bulk
+from parley.storage.bulk import BulkFinder, BulkInserter
 
 __all__ = ["ARCHIVE_ROLES", "DocumentCollection", "DocumentStore"]
 
@@ -87,8 +88,8 @@ class DocumentStore:
         self.messages = self._db["messages"]
         self.conversations = self._db["conversations"]  # one owner record per conversation
         self._archive = BulkInserter(self.messages, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
+        self._marks = bulk.BulkSetter(self.messages, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
         self._claims = BulkInserter(self.conversations, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
-        self._marks = BulkSetter(self.messages, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
         self._owner_reads = BulkFinder(self.conversations, max_ids=batch_max_docs)
 
     async def start(self) -> None:
