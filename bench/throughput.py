@@ -9,9 +9,12 @@ measures, one after the other for ``--seconds`` each:
   its reply at the application's ``callback_url`` (a receiver in this process), then send the next;
 - ``websocket``: ``--concurrency`` sockets each send a message and wait for the final reply.
 
-Prints turns/s, p50/p99 of send -> reply, CPU seconds per turn of Parley and of the embedded
-servers, and checks in the archive that every turn was archived exactly once (one user message
-and one reply each). As the ceiling, measured in the same run: the raw produce + consume rate of
+Prints turns/s, p50/p99 of send -> reply, CPU seconds per turn of Parley, of the embedded
+broker and document server and of this benchmark's own client, Parley's system calls and
+consumer fetches per turn (counts that other load on the machine does not change), and checks in
+the archive that every turn was archived exactly once (one user message and one reply each).
+``--profile DIR`` records Parley and the document server with py-spy (``pip install py-spy``)
+into DIR/<door>-<process>.txt (collapsed stacks). As the ceiling, measured in the same run: the raw produce + consume rate of
 the embedded broker with aiokafka, with producer batches as `parley dev` makes them.
 """
 
