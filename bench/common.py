@@ -22,7 +22,7 @@ from tests.support.worker import ParleyProcess  # noqa: E402
 
 __all__ = [
     "ROOT", "BENCH_LIMITS", "pct", "summary", "FakeLLMProcess", "DevProcess", "direct_llm_calls",
-    "cpu_seconds", "rss_bytes", "process_tree",
+    "cpu_seconds", "rss_bytes", "process_tree", "syscalls",
 ]
 
 #: A benchmark sends many turns: lift the per-connection and per-application rate limits of the
@@ -156,6 +156,21 @@ def cpu_seconds(pids: list[int]) -> float:
         except (OSError, ValueError, IndexError):
             continue
     return total
+
+
+def syscalls(pid: int) -> tuple[int, int]:
+    """(read, write) system calls the process has made so far (``/proc/<pid>/io``: read/readv
+    and write/writev, which is how the event loop reads and writes its sockets): unlike CPU
+    time, a count that other load on the machine does not change."""
+    counts = {}
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                counts[name] = int(value)
+    except OSError:
+        return 0, 0
+    return counts.get("syscr", 0), counts.get("syscw", 0)
 
 
 def rss_bytes(pid: int) -> int:

@@ -9,9 +9,12 @@ measures, one after the other for ``--seconds`` each:
   its reply at the application's ``callback_url`` (a receiver in this process), then send the next;
 - ``websocket``: ``--concurrency`` sockets each send a message and wait for the final reply.
 
-Prints turns/s, p50/p99 of send -> reply, CPU seconds per turn of Parley and of the embedded
-servers, and checks in the archive that every turn was archived exactly once (one user message
-and one reply each). As the ceiling, measured in the same run: the raw produce + consume rate of
+Prints turns/s, p50/p99 of send -> reply, CPU seconds per turn of Parley, of the embedded
+broker and document server and of this benchmark's own client, Parley's system calls and
+consumer fetches per turn (counts that other load on the machine does not change), and checks in
+the archive that every turn was archived exactly once (one user message and one reply each).
+``--profile DIR`` records Parley and the document server with py-spy (``pip install py-spy``)
+into DIR/<door>-<process>.txt (collapsed stacks). As the ceiling, measured in the same run: the raw produce + consume rate of
 the embedded broker with aiokafka, with producer batches as `parley dev` makes them.
 """
 
@@ -22,6 +25,9 @@ import asyncio
 import json
 import os
 import re
+import shutil
+import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -31,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from common import DevProcess, cpu_seconds, process_tree, summary  # noqa: E402
+from common import DevProcess, cpu_seconds, process_tree, summary, syscalls  # noqa: E402
 
 ADMIN_KEY = "bench-admin-key"
 
@@ -172,6 +178,39 @@ async def broker_ceiling(kafka_url: str, n: int) -> float:
     return n / elapsed
 
 
+def fetches(http: str) -> tuple[float, float]:
+    """(fetches that returned records, empty fetches) so far, from the worker's /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{http}/metrics", timeout=10) as response:  # noqa: S310 - loopback
+        text = response.read().decode()
+    found = dict.fromkeys(("records", "empty"), 0.0)
+    for line in text.splitlines():
+        match = re.match(r'parley_consumer_fetches_total\{result="(\w+)"\} (\S+)', line)
+        if match:
+            found[match.group(1)] = float(match.group(2))
+    return found["records"], found["empty"]
+
+
+def name_of(pid: int) -> str:
+    """"broker" or "documents" for the embedded servers (by their command line)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return str(pid)
+    return "broker" if b"tansu" in cmdline else "documents" if b"secantus" in cmdline else str(pid)
+
+
+def start_profile(directory: str, door: str, pid: int) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` (idle samples left out) until it gets SIGINT."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+                             "--nonblocking", "--output", str(Path(directory) / f"{door}.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def servers_from_log(dev: DevProcess) -> tuple[str, str]:
     text = dev.log_path.read_text()
     kafka = re.search(r"broker (kafka://\S+?),", text)
@@ -187,6 +226,8 @@ def main() -> None:
     parser.add_argument("--ceiling-records", type=int, default=20_000)
     parser.add_argument("--only", choices=("webhook", "websocket"))
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--profile", metavar="DIR", help="record each door with py-spy (installed "
+                        "separately: pip install py-spy) into DIR/<door>.txt, collapsed stacks")
     args = parser.parse_args()
     # the callback receiver listens on loopback: the operator allow-list lets Parley call it
     env = {"PARLEY_ADMIN_API_KEY": ADMIN_KEY, "PARLEY_EGRESS_ALLOW": "127.0.0.0/8", **dict(item.split("=", 1) for item in args.env)}
@@ -196,34 +237,52 @@ def main() -> None:
         kafka_url, mongo_url = servers_from_log(dev)
         assert dev.proc is not None
         tree = process_tree(dev.proc.pid)
-        servers = [p for p in tree if p != dev.proc.pid]
+        servers = {name_of(pid): pid for pid in tree if pid != dev.proc.pid}  # broker, documents
         print(f"parley dev at {dev.http}, echo model, cpu_cores={os.cpu_count()}, "
-              f"{args.concurrency} concurrent senders, {args.seconds:g} s per door")
+              f"{args.concurrency} concurrent senders, {args.seconds:g} s per door; "
+              f"load average {os.getloadavg()[0]:.2f}")
         asyncio.run(websocket_load(dev.ws, 2, 20, f"{run}-warm"))
         for door in ("webhook", "websocket"):
             if args.only and door != args.only:
                 continue
-            before = cpu_seconds([dev.proc.pid]), cpu_seconds(servers)
+            spies = [start_profile(args.profile, f"{door}-{name}", pid)
+                     for name, pid in [("parley", dev.proc.pid), ("documents", servers.get("documents", 0))] if pid] if args.profile else []
+            before = {name: cpu_seconds([pid]) for name, pid in servers.items()}
+            before_parley, before_client = cpu_seconds([dev.proc.pid]), time.process_time()
+            calls_before, fetches_before = syscalls(dev.proc.pid), fetches(dev.http)
             t0 = time.perf_counter()
             if door == "webhook":
                 turns, latencies, _conversations = asyncio.run(webhook_load(dev.http, args.seconds, args.concurrency, run))
             else:
                 turns, latencies, _conversations = asyncio.run(websocket_load(dev.ws, args.seconds, args.concurrency, run))
             wall = time.perf_counter() - t0
-            parley_cpu = cpu_seconds([dev.proc.pid]) - before[0]
-            server_cpu = cpu_seconds(servers) - before[1]
+            parley_cpu = cpu_seconds([dev.proc.pid]) - before_parley
+            client_cpu = time.process_time() - before_client
+            reads, writes = (after - before for after, before in zip(syscalls(dev.proc.pid), calls_before, strict=True))
+            server_cpu = {name: cpu_seconds([pid]) - before[name] for name, pid in servers.items()}
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
             time.sleep(1.5)  # the last archive writes
             counts = asyncio.run(archived(mongo_url, f"{run}-{'hook' if door == 'webhook' else 'ws'}-"))
+            per_turn = 1000 / max(1, turns)
             print(f"--- {door}: {turns} turns in {wall:.1f} s = {turns / wall:.0f} turns/s")
             print(summary("send -> reply", latencies))
-            print(f"CPU per turn: parley {parley_cpu / max(1, turns) * 1000:.2f} ms, embedded servers "
-                  f"{server_cpu / max(1, turns) * 1000:.2f} ms (parley at {parley_cpu / wall * 100:.0f}% of a core)")
+            print(f"CPU per turn: parley {parley_cpu * per_turn:.2f} ms, embedded servers "
+                  f"{sum(server_cpu.values()) * per_turn:.2f} ms ("
+                  + ", ".join(f"{name} {cpu * per_turn:.2f}" for name, cpu in sorted(server_cpu.items()))
+                  + f"), bench client {client_cpu * per_turn:.2f} ms (parley at {parley_cpu / wall * 100:.0f}% of a core)")
+            with_records, empty = (after - before for after, before in zip(fetches(dev.http), fetches_before, strict=True))
+            print(f"parley system calls per turn: {reads * per_turn / 1000:.1f} reads, {writes * per_turn / 1000:.1f} writes; "
+                  f"consumer fetches: {(with_records + empty) / wall:.0f}/s ({with_records * per_turn / 1000:.2f} "
+                  f"with records and {empty * per_turn / 1000:.2f} empty per turn)")
             exact = counts.get("user") == turns and counts.get("assistant") == turns
             print(f"archive: {counts.get('user', 0)} user messages, {counts.get('assistant', 0)} replies for "
                   f"{turns} turns -> {'every turn archived exactly once' if exact else 'MISMATCH'}")
         ceiling = asyncio.run(broker_ceiling(kafka_url, args.ceiling_records))
         print(f"ceiling: raw broker produce + consume with aiokafka: {ceiling:.0f} records/s "
-              f"(a turn is at least 3 records: incoming, outgoing, usage)")
+              f"(a turn is at least 3 records: incoming, outgoing, usage); "
+              f"load average {os.getloadavg()[0]:.2f}")
     finally:
         dev.stop()
         print(f"server log: {dev.log_path} ({dev.log_lines('Traceback')} tracebacks, "

@@ -19,7 +19,7 @@ from parley.settings import Settings
 
 if TYPE_CHECKING:
     from parley.runtime import Runtime
-    from parley.streams.keyed import KeyedRunner
+    from parley.streams.keyed import KeyedBatcher, KeyedRunner
     from parley.tables import Tables
     from parley.topics import Topics
 
@@ -69,7 +69,7 @@ class ParleyApp(faust.App):
     parley_runtime: Runtime
     parley_topics: Topics
     parley_tables: Tables
-    parley_runner_stages: list[list[KeyedRunner]]
+    parley_runner_stages: list[list[KeyedRunner | KeyedBatcher]]
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:

@@ -167,9 +167,12 @@ def pace_fetches(fetcher: Any, pacer: FetchPacer) -> Callable[[], None]:
                 timeout = min([timeout, *held]) if timeout else min(held)
         return fetch_requests, resets, timeout, invalid_metadata, resume_futures
 
+    fetched_data, fetched_nothing = metrics.CONSUMER_FETCHES.labels("records"), metrics.CONSUMER_FETCHES.labels("empty")
+
     async def proc(assignment: Any, node_id: Any, request: Any) -> bool:
         wakes = pacer.wakes
         had_data = bool(await proc_fetch(assignment, node_id, request))
+        (fetched_data if had_data else fetched_nothing).inc()
         pause = pacer.fetched(node_id, had_data, wakes)
         metrics.CONSUMER_FETCH_PAUSE.set(pause)
         return had_data

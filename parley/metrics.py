@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 __all__ = [
     "EVENTS", "HANDLER_SECONDS", "LLM_SECONDS", "LLM_FIRST_TOKEN_SECONDS", "LLM_TOKENS",
     "LLM_ERRORS", "TOOL_SECONDS", "TOOL_ERRORS", "DEAD_LETTERS", "TURNS_IN_FLIGHT",
-    "WEBSOCKET_CONNECTIONS", "CONSUMER_LAG", "CONSUMER_FETCH_PAUSE", "CONSUMER_WAKEUPS", "USAGE_TURNS", "USAGE_TOKENS", "render", "CONTENT_TYPE_LATEST",
+    "WEBSOCKET_CONNECTIONS", "CONSUMER_LAG", "CONSUMER_FETCH_PAUSE", "CONSUMER_WAKEUPS", "CONSUMER_FETCHES", "USAGE_TURNS", "USAGE_TOKENS", "render", "CONTENT_TYPE_LATEST",
 ]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -47,6 +47,9 @@ CONSUMER_FETCH_PAUSE = Gauge(
 )
 CONSUMER_WAKEUPS = Counter(
     "parley_consumer_wakeups", "Times a produce from this process ended the consumer's idle pause."
+)
+CONSUMER_FETCHES = Counter(
+    "parley_consumer_fetches", "Fetch requests the consumer made, by whether they returned records.", ["result"]
 )
 
 

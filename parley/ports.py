@@ -43,6 +43,10 @@ class Subscription(Protocol):
 
     async def get(self) -> dict[str, Any]: ...
 
+    def take_waiting(self, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` frames already waiting, without waiting for more."""
+        ...
+
 
 class Bus(Protocol):
     """Ephemeral frames between processes (Redis pub/sub, or in-process)."""

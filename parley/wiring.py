@@ -71,12 +71,12 @@ def wire(app: ParleyApp, settings: Settings) -> None:
     app.parley_topics = topics
     app.parley_tables = tables
 
-    # Finished in this order on shutdown: turns and tool rounds, then the archive and deliveries.
+    # Finished in this order on shutdown: turns and tool rounds, then the archive, deliveries
+    # and usage counts.
     app.parley_runner_stages = [
         [processor.register(app, topics, tables, runtime, settings), dispatcher.register(app, topics, runtime, settings)],
-        [persister.register(app, topics, runtime, settings)],
+        [persister.register(app, topics, runtime, settings), usage.register(app, topics, tables, settings)],
     ]
-    usage.register(app, topics, tables, settings)
 
     ingress = Ingress(lambda key, value: produce(topics.incoming, key, value), settings.produce_timeout_s)
 

@@ -23,9 +23,10 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
+from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
-__all__ = ["BulkFinder", "BulkInserter", "BulkWriteFailed", "DUPLICATE_KEY"]
+__all__ = ["BulkFinder", "BulkInserter", "BulkSetter", "BulkWriteFailed", "DUPLICATE_KEY"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +42,20 @@ class _Collection(Protocol):
     async def insert_many(self, documents: list[dict[str, Any]], *, ordered: bool) -> Any: ...
 
 
+class _Updatable(Protocol):
+    async def bulk_write(self, requests: list[Any], *, ordered: bool) -> Any: ...
+
+
 class _Findable(Protocol):
     def find(self, query: dict[str, Any]) -> Any: ...
 
 
-class BulkInserter:
+class _GroupCommit:
+    """The batching shared by ``BulkInserter`` and ``BulkSetter``: documents queue, go out in
+    batches (``_send``), and each caller returns once its own documents are written."""
+
     def __init__(
         self,
-        collection: _Collection,
         *,
         max_docs: int = 500,
         max_wait_s: float = 0.005,
@@ -57,7 +64,6 @@ class BulkInserter:
     ) -> None:
         if max_docs < 1 or max_writes < 1 or max_queued < max_docs:
             raise ValueError("max_docs and max_writes must be at least 1, max_queued at least max_docs")
-        self._collection = collection
         self._max_docs = max_docs
         self._max_wait_s = max_wait_s
         self._queue: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
@@ -67,10 +73,7 @@ class BulkInserter:
         self._room = asyncio.Semaphore(max_queued)  # documents queued or being written
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def insert(self, docs: list[dict[str, Any]]) -> list[bool]:
-        """Write ``docs`` (each with its ``_id``); per document, True if this call inserted it,
-        False if a document with that ``_id`` was already there. Raises ``BulkWriteFailed`` (or
-        the driver's error) when any of them was not written; the others may have been."""
+    async def _submit(self, docs: list[dict[str, Any]]) -> list[bool]:
         if not docs:
             return []
         loop = asyncio.get_running_loop()
@@ -127,7 +130,7 @@ class BulkInserter:
         if not batch:
             return
         try:
-            await self._collection.insert_many([doc for doc, _ in batch], ordered=False)
+            await self._send([doc for doc, _ in batch])
         except BulkWriteError as exc:
             _settle_partial(batch, exc)
             return
@@ -139,6 +142,47 @@ class BulkInserter:
         for _, future in batch:
             if not future.done():
                 future.set_result(True)
+
+
+    async def _send(self, docs: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+
+class BulkInserter(_GroupCommit):
+    def __init__(self, collection: _Collection, **options: Any) -> None:
+        super().__init__(**options)
+        self._collection = collection
+
+    async def insert(self, docs: list[dict[str, Any]]) -> list[bool]:
+        """Write ``docs`` (each with its ``_id``); per document, True if this call inserted it,
+        False if a document with that ``_id`` was already there. Raises ``BulkWriteFailed`` (or
+        the driver's error) when any of them was not written; the others may have been."""
+        return await self._submit(docs)
+
+    async def _send(self, docs: list[dict[str, Any]]) -> None:
+        await self._collection.insert_many(docs, ordered=False)
+
+
+class BulkSetter(_GroupCommit):
+    """Field updates by ``_id`` from many callers, sent as one unordered ``bulk_write`` of
+    ``$set`` statements per batch, with the same group commit as ``BulkInserter``: a webhook
+    reply's delivery mark is one statement in a shared command instead of a command of its own
+    (the embedded document server spent as much CPU on those one-by-one updates as on all the
+    archive's inserts, bench/throughput.py --profile)."""
+
+    def __init__(self, collection: _Updatable, **options: Any) -> None:
+        super().__init__(**options)
+        self._collection = collection
+
+    async def set(self, updates: list[dict[str, Any]]) -> None:
+        """Apply each ``{"_id": ..., field: value, ...}`` as a ``$set`` of its fields on the
+        document with that ``_id`` (a missing document is left missing); returns once all are
+        written, raises (``BulkWriteFailed`` or the driver's error) when any was not."""
+        await self._submit(updates)
+
+    async def _send(self, docs: list[dict[str, Any]]) -> None:
+        requests = [UpdateOne({"_id": doc["_id"]}, {"$set": {k: v for k, v in doc.items() if k != "_id"}}) for doc in docs]
+        await self._collection.bulk_write(requests, ordered=False)
 
 
 def _settle_partial(batch: list[tuple[dict[str, Any], asyncio.Future[bool]]], exc: BulkWriteError) -> None:

@@ -47,6 +47,13 @@ class Subscription:
     async def get(self) -> dict[str, Any]:
         return await self.queue.get()
 
+    def take_waiting(self, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` frames already in the queue, without waiting."""
+        frames: list[dict[str, Any]] = []
+        while len(frames) < limit and not self.queue.empty():
+            frames.append(self.queue.get_nowait())
+        return frames
+
 
 class InProcessBus:
     def __init__(self) -> None:

@@ -15,6 +15,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from parley.storage import bulk
 from parley.storage.bulk import BulkFinder, BulkInserter
 from parley.storage.uploads import MongoUploadLedger
 
@@ -88,6 +89,7 @@ class DocumentStore:
         self.messages = self._db["messages"]
         self.conversations = self._db["conversations"]  # one owner record per conversation
         self._archive = BulkInserter(self.messages, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
+        self._marks = bulk.BulkSetter(self.messages, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
         self._claims = BulkInserter(self.conversations, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
         self._owner_reads = BulkFinder(self.conversations, max_ids=batch_max_docs)
         self.uploads = MongoUploadLedger(self._db["uploads"], self._db["upload_quota"])
@@ -97,7 +99,7 @@ class DocumentStore:
         await self.uploads.start()
 
     async def close(self) -> None:
-        for writer in (self._archive, self._claims):
+        for writer in (self._archive, self._claims, self._marks):
             try:
                 await writer.close()
             except Exception as exc:  # noqa: BLE001 - closing: the callers have their errors
@@ -145,7 +147,8 @@ class DocumentStore:
         return bool(doc and doc.get("delivered_at"))
 
     async def mark_delivered(self, message_id: str, at: float) -> None:
-        await self.messages.update_one({"_id": message_id}, {"$set": {"delivered_at": at}})
+        """Batched with other replies' marks (``BulkSetter``); returns once this one is written."""
+        await self._marks.set([{"_id": message_id, "delivered_at": at}])
 
     async def conversation_messages(
         self, conversation_id: str, *, limit: int = 1000

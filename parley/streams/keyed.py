@@ -20,7 +20,7 @@ from typing import Any
 
 from parley import metrics
 
-__all__ = ["KeyedRunner", "finish_in_flight"]
+__all__ = ["KeyedBatcher", "KeyedRunner", "finish_in_flight"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +89,104 @@ class KeyedRunner:
             await asyncio.wait(list(self._tails.values()))
 
 
+class KeyedBatcher:
+    """Like ``KeyedRunner``, but the events of one key that arrive while the key is busy (or in
+    the same run of the event loop: everything a fetch brought) are handled together, by one
+    call of ``work`` with all of them, and each is acked (``done``) after that call. For cheap
+    work whose cost is per call, not per event: the usage agent writes an application's counters
+    once per batch instead of once per turn.
+
+    A batch runs in the context of its first event (a table write goes to that event's
+    partition, which is its key's: keys are message keys). At most ``max_batch`` events per call;
+    a key that was idle waits ``max_wait_s`` before its first batch, to gather what follows.
+    """
+
+    def __init__(self, limit: int, name: str = "batched", *, max_batch: int = 500, max_wait_s: float = 0.0) -> None:
+        if max_batch < 1 or max_wait_s < 0:
+            raise ValueError("max_batch must be at least 1, max_wait_s not negative")
+        self._max_wait_s = max_wait_s
+        self._slots = asyncio.Semaphore(limit)
+        self._max_batch = max_batch
+        self._open_batch: dict[Any, list[tuple[Any, Callable[[], Any]]]] = {}  # per key, still filling
+        self._tails: dict[Any, asyncio.Task[None]] = {}
+        self._name = name
+        self.in_flight = 0
+        self.batches = 0  # calls of ``work`` so far
+        self._gauge = metrics.TURNS_IN_FLIGHT.labels(name)
+        self._open = asyncio.Event()
+        self._open.set()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def close(self) -> None:
+        self._open.clear()
+
+    async def submit(
+        self, key: Any, item: Any, done: Callable[[], Any], work: Callable[[list[Any]], Awaitable[None]]
+    ) -> None:
+        while True:
+            await self._open.wait()
+            await self._slots.acquire()
+            if self._open.is_set():
+                break
+            self._slots.release()
+        self.in_flight += 1
+        self._gauge.inc()
+        batch = self._open_batch.get(key)
+        if batch is None:
+            batch = self._open_batch[key] = []
+            task = asyncio.create_task(self._run(key, batch, self._tails.get(key), work), name=f"{self._name}:{key!r}")
+            self._tails[key] = task
+        batch.append((item, done))
+        if len(batch) >= self._max_batch:
+            del self._open_batch[key]  # full: the next event of the key starts another batch
+
+    async def _run(
+        self,
+        key: Any,
+        batch: list[tuple[Any, Callable[[], Any]]],
+        previous: asyncio.Task[None] | None,
+        work: Callable[[list[Any]], Awaitable[None]],
+    ) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])
+            else:
+                await asyncio.sleep(self._max_wait_s)  # let the events already fetched join the batch
+            if self._open_batch.get(key) is batch:
+                del self._open_batch[key]  # from now on events of the key start another batch
+            self.batches += 1
+            try:
+                await work([item for item, _ in batch])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - work is expected to dead-letter its own failures
+                logger.exception("%s: unhandled error for key %r", self._name, key)
+            for _, done in batch:
+                done()
+        finally:
+            if self._open_batch.get(key) is batch:
+                del self._open_batch[key]
+            self.in_flight -= len(batch)
+            self._gauge.dec(len(batch))
+            for _ in batch:
+                self._slots.release()
+            if self._tails.get(key) is asyncio.current_task():
+                del self._tails[key]
+
+    async def drain(self) -> None:
+        while self._tails:
+            await asyncio.wait(list(self._tails.values()))
+
+
 #: After a stage finished events, how long the next stage stays open to take what they produced
 #: (a reply written to ``outgoing`` reaches the persister within a fetch or two).
 SETTLE_S = 1.0
 
 
-async def finish_in_flight(stages: list[list[KeyedRunner]], grace_s: float, settle_s: float = SETTLE_S) -> int:
+async def finish_in_flight(stages: list[list[KeyedRunner | KeyedBatcher]], grace_s: float, settle_s: float = SETTLE_S) -> int:
     """Close the runners and let their events finish, stage after stage, within ``grace_s`` in
     all; a stage's runners are closed only when the stages before it are done (and, when those
     finished anything, ``settle_s`` later), so the persister still takes and delivers the replies

@@ -14,7 +14,7 @@ from typing import Any
 
 from parley.records import UsageEvent
 
-__all__ = ["apply_usage", "hour_of", "usage_event"]
+__all__ = ["apply_usage", "apply_usages", "hour_of", "usage_event"]
 
 APPLIED_MEMORY = 1000
 
@@ -36,18 +36,35 @@ def usage_event(
 
 def apply_usage(value: Any, event: UsageEvent, retention_hours: int, now: float | None = None) -> tuple[dict[str, Any], bool]:
     """(new value, applied): add ``event`` to the application's hourly windows."""
+    state, applied = apply_usages(value, [event], retention_hours, now)
+    return state, bool(applied)
+
+
+def apply_usages(
+    value: Any, events: list[UsageEvent], retention_hours: int, now: float | None = None
+) -> tuple[dict[str, Any], list[UsageEvent]]:
+    """(new value, the events applied): add ``events`` (of one application, in order) to its
+    hourly windows, skipping those already counted (by ``event_id``, also within ``events``).
+    One copy of the value for the whole batch: the usage agent writes it once."""
     state: dict[str, Any] = dict(value) if isinstance(value, dict) else {}
-    applied: list[str] = list(state.get("applied") or [])
-    if event.event_id in applied:
-        return state, False
+    applied_ids: list[str] = list(state.get("applied") or [])
+    seen = set(applied_ids)
     hours: dict[str, Any] = {h: dict(bots) for h, bots in (state.get("hours") or {}).items()}
-    window = hours.setdefault(hour_of(event.at), {})
-    counters = dict(window.get(event.chatbot_id) or {})
-    counters["turns"] = int(counters.get("turns", 0)) + event.turns
-    counters["prompt_tokens"] = int(counters.get("prompt_tokens", 0)) + event.prompt_tokens
-    counters["completion_tokens"] = int(counters.get("completion_tokens", 0)) + event.completion_tokens
-    window[event.chatbot_id] = counters
+    applied: list[UsageEvent] = []
+    for event in events:
+        if event.event_id in seen:
+            continue
+        seen.add(event.event_id)
+        window = hours.setdefault(hour_of(event.at), {})
+        counters = dict(window.get(event.chatbot_id) or {})
+        counters["turns"] = int(counters.get("turns", 0)) + event.turns
+        counters["prompt_tokens"] = int(counters.get("prompt_tokens", 0)) + event.prompt_tokens
+        counters["completion_tokens"] = int(counters.get("completion_tokens", 0)) + event.completion_tokens
+        window[event.chatbot_id] = counters
+        applied_ids.append(event.event_id)
+        applied.append(event)
+    if not applied:
+        return state, []
     oldest = hour_of((time.time() if now is None else now) - retention_hours * 3600)
     hours = {h: bots for h, bots in hours.items() if h >= oldest}
-    applied.append(event.event_id)
-    return {"hours": dict(sorted(hours.items())), "applied": applied[-APPLIED_MEMORY:]}, True
+    return {"hours": dict(sorted(hours.items())), "applied": applied_ids[-APPLIED_MEMORY:]}, applied

@@ -40,6 +40,7 @@ from parley.validation import InputError, optional_str, parse_json_object, requi
 from parley.web.auth import TokenError, origin_allowed, verify_user_token
 from parley.web.ingress import IngressUnavailable, user_event
 from parley.web.keys import DEPS, INGRESS, SETTINGS, SOCKETS
+from parley.web.outbox import send_texts
 from parley.web.ratelimit import ApplicationBuckets, admit, per_minute_bucket
 from parley.web.uploads import resolve_attachments
 
@@ -166,6 +167,8 @@ ORIGIN = "_origin_socket"
 SIGNED_IN = "_signed_in"
 #: how long publishing a user message for the other sockets may hold the sending socket
 SHOW_TIMEOUT_S = 1.0
+#: At most this many frames waiting for a socket go out in one write.
+FORWARD_BATCH = 64
 
 
 def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
@@ -224,11 +227,15 @@ class _Session:
         self.socket_id = next(_SOCKET_IDS)  # marks this socket's own frames on the bus
 
     async def send(self, frame: dict[str, Any]) -> None:
-        if self.ws.closed:
+        await self.send_all([frame])
+
+    async def send_all(self, frames: list[dict[str, Any]]) -> None:
+        """Send ``frames`` in order, in one write to the socket (``outbox.send_texts``)."""
+        if self.ws.closed or not frames:
             return
         async with self._send_lock:
             try:
-                await self.ws.send_str(frame_text(frame))
+                await send_texts(self.ws, [frame_text(frame) for frame in frames])
             except (ConnectionResetError, RuntimeError) as exc:
                 logger.debug("websocket send failed: %s", exc)
 
@@ -425,9 +432,11 @@ class _Session:
             await self.ingress.submit(event)
         except IngressUnavailable as exc:
             raise Unavailable(f"{exc}; retry with the same id", RETRY_AFTER_S, client_id) from exc
-        await self.send({"type": "ack", "id": client_id, "event_id": event.event_id})
-        # The gateway's part of a typing indicator: the message is in, an answer is coming.
-        await self.send({"type": "typing", "state": "started", "in_reply_to": event.event_id})
+        await self.send_all([
+            {"type": "ack", "id": client_id, "event_id": event.event_id},
+            # The gateway's part of a typing indicator: the message is in, an answer is coming.
+            {"type": "typing", "state": "started", "in_reply_to": event.event_id},
+        ])
         await self._show_to_other_sockets(event)
 
     async def _claim(self, client_id: str) -> None:
@@ -481,17 +490,22 @@ class _Session:
             # Live frames wait in the subscription's queue while the archive is sent.
             already_sent = await released
             while True:
-                frame = await subscription.get()
-                if already_sent and frame.get("message_id") in already_sent:
-                    continue
-                if ORIGIN in frame:
-                    if frame[ORIGIN] == self.socket_id:
-                        continue  # this socket's own message: its client has the ack
-                    if frame.get(SIGNED_IN) and self.user_id is None:
-                        await self._leave_signed_in_conversation()
-                        return
-                    frame = {k: v for k, v in frame.items() if k not in (ORIGIN, SIGNED_IN)}
-                await self.send(frame)
+                # what waits in the queue goes out in one write (a model's burst of deltas)
+                waiting = [await subscription.get(), *subscription.take_waiting(FORWARD_BATCH - 1)]
+                outgoing: list[dict[str, Any]] = []
+                for frame in waiting:
+                    if already_sent and frame.get("message_id") in already_sent:
+                        continue
+                    if ORIGIN in frame:
+                        if frame[ORIGIN] == self.socket_id:
+                            continue  # this socket's own message: its client has the ack
+                        if frame.get(SIGNED_IN) and self.user_id is None:
+                            await self.send_all(outgoing)
+                            await self._leave_signed_in_conversation()
+                            return
+                        frame = {k: v for k, v in frame.items() if k not in (ORIGIN, SIGNED_IN)}
+                    outgoing.append(frame)
+                await self.send_all(outgoing)
 
     async def _leave_signed_in_conversation(self) -> None:
         """An anonymous socket that joined a conversation before a signed-in user claimed it

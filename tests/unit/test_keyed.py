@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from parley.streams.keyed import KeyedRunner, finish_in_flight
+from parley.streams.keyed import KeyedBatcher, KeyedRunner, finish_in_flight
 
 
 def sleeper(log: list[str], label: str, delay: float) -> Callable[[], Awaitable[None]]:
@@ -112,3 +112,62 @@ async def test_a_runner_closed_while_the_loop_waits_for_a_slot_starts_nothing_ne
     await asyncio.sleep(0.1)
     assert log == ["start a", "end a"] and not waiting.done()
     waiting.cancel()
+
+
+async def test_a_batcher_hands_the_waiting_events_of_a_key_over_together_in_order_and_acks_after() -> None:
+    batcher = KeyedBatcher(limit=1000, name="test", max_batch=50)
+    calls: list[tuple[str, list[int]]] = []
+    acked: list[int] = []
+    busy = asyncio.Event()
+
+    async def work(items: list[tuple[str, int]]) -> None:
+        calls.append((items[0][0], [n for _, n in items]))
+        assert not any(n in acked for _, n in items), "acked only after its batch"
+        await busy.wait()
+
+    for n in range(120):  # a fetch's worth of events for two keys, nothing handled yet
+        key = "a" if n % 3 else "b"
+        await batcher.submit(key, (key, n), lambda n=n: acked.append(n), work)
+    busy.set()
+    await asyncio.wait_for(batcher.drain(), 5)
+    a = [n for n in range(120) if n % 3]
+    b = [n for n in range(120) if not n % 3]
+    assert [c for c in calls if c[0] == "a"] == [("a", a[:50]), ("a", a[50:])]  # at most max_batch
+    assert [c for c in calls if c[0] == "b"] == [("b", b)]
+    assert sorted(acked) == list(range(120)) and batcher.in_flight == 0
+
+
+async def test_events_arriving_while_a_batch_runs_form_the_next_batch_of_their_key() -> None:
+    batcher = KeyedBatcher(limit=1000, name="test")
+    calls: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def work(items: list[int]) -> None:
+        calls.append(items)
+        if len(calls) == 1:
+            await release.wait()
+
+    await batcher.submit("k", 0, lambda: None, work)
+    await asyncio.sleep(0.01)  # batch [0] is running
+    for n in range(1, 30):
+        await batcher.submit("k", n, lambda: None, work)
+    release.set()
+    await asyncio.wait_for(batcher.drain(), 5)
+    assert calls == [[0], list(range(1, 30))]
+
+
+async def test_a_batcher_bounds_the_events_it_holds() -> None:
+    batcher = KeyedBatcher(limit=5, name="test")
+    release = asyncio.Event()
+
+    async def work(items: list[int]) -> None:
+        await release.wait()
+
+    for n in range(5):
+        await batcher.submit(n, n, lambda: None, work)
+    sixth = asyncio.ensure_future(batcher.submit(5, 5, lambda: None, work))
+    await asyncio.sleep(0.05)
+    assert not sixth.done(), "the sixth event waits for room"
+    release.set()
+    await asyncio.wait_for(sixth, 5)
+    await asyncio.wait_for(batcher.drain(), 5)
