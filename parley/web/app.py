@@ -11,12 +11,14 @@ from aiohttp import WSCloseCode, web
 from parley import metrics
 from parley.settings import Settings
 from parley.web.admin import add_admin_routes
+from parley.web.console import add_console_routes
 from parley.web.deps import WebDeps
 from parley.web.errors import error_middleware
 from parley.web.ingress import Ingress
 from parley.web.keys import DEPS, FAUST_APP, INGRESS, READINESS, SETTINGS, SOCKETS, Readiness
 from parley.web.openapi import openapi_handler
 from parley.web.tables_api import add_table_routes
+from parley.web.tools_api import add_tool_routes
 from parley.web.uploads import add_upload_routes
 from parley.web.webhooks import add_webhook_routes
 from parley.web.ws import add_websocket_routes
@@ -74,6 +76,8 @@ def create_web_app(
     add_webhook_routes(app)
     app.router.add_get("/v1/openapi.json", openapi_handler)
     add_admin_routes(app)
+    add_tool_routes(app)
     add_table_routes(app)
     add_upload_routes(app)
+    add_console_routes(app)
     return app

@@ -149,6 +149,26 @@ def _admin_paths(plural: str, kind: str, schema: str) -> dict[str, Any]:
     }
 
 
+def _tool_paths() -> dict[str, Any]:
+    return {
+        f"{ADMIN_PREFIX}/tools": {
+            "get": {
+                "operationId": "list_tools", "summary": "The registered tools a chatbot may list",
+                "tags": ["chatbots"], "security": _ADMIN_SECURITY,
+                "responses": {
+                    "200": _json_body({
+                        "type": "object", "required": ["items"],
+                        "properties": {"items": {"type": "array", "items": {
+                            "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}},
+                        }}},
+                    }, "The tool names, sorted."),
+                    "401": _response("Unauthorized"), "503": _response("Unavailable"),
+                },
+            }
+        }
+    }
+
+
 def _error_response(description: str, schema: str = "Error") -> dict[str, Any]:
     return _json_body(_ref(schema), description)
 
@@ -304,6 +324,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             **_admin_paths("applications", "application", "Application"),
             **_admin_paths("chatbots", "chatbot", "Chatbot"),
+            **_tool_paths(),
             "/v1/webhooks/generic/{application_id}": {
                 "post": {
                     "operationId": "generic_webhook",

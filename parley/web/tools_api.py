@@ -1,0 +1,21 @@
+"""``GET /v1/admin/tools``: the names of the registered tools, which a chatbot's ``tools`` may
+list (the console offers them as choices; the admin API refuses any other name)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from parley.web.admin import ADMIN_PREFIX, authorize_admin
+from parley.web.keys import DEPS
+
+__all__ = ["add_tool_routes"]
+
+
+async def _tools(request: web.Request) -> web.Response:
+    authorize_admin(request)
+    names = sorted(request.app[DEPS].tool_names)
+    return web.json_response({"items": [{"name": name} for name in names]}, headers={"Cache-Control": "no-store"})
+
+
+def add_tool_routes(app: web.Application) -> None:
+    app.router.add_get(f"{ADMIN_PREFIX}/tools", _tools, name="admin.tools")
