@@ -16,6 +16,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from parley.storage.bulk import BulkFinder, BulkInserter
+from parley.storage.transcripts import ConversationIndex
 
 __all__ = ["ARCHIVE_ROLES", "DocumentCollection", "DocumentStore"]
 
@@ -86,12 +87,15 @@ class DocumentStore:
         self.chatbots = DocumentCollection(self._db["chatbots"])
         self.messages = self._db["messages"]
         self.conversations = self._db["conversations"]  # one owner record per conversation
+        #: the console's conversation list, transcripts and handoff records
+        self.index = ConversationIndex(self._db)
         self._archive = BulkInserter(self.messages, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
         self._claims = BulkInserter(self.conversations, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
         self._owner_reads = BulkFinder(self.conversations, max_ids=batch_max_docs)
 
     async def start(self) -> None:
         await self.messages.create_index([("conversation_id", ASCENDING), ("created_at", ASCENDING)])
+        await self.index.start()
 
     async def close(self) -> None:
         for writer in (self._archive, self._claims):
@@ -100,6 +104,11 @@ class DocumentStore:
             except Exception as exc:  # noqa: BLE001 - closing: the callers have their errors
                 logger.warning("document store: a batched write failed while closing: %s", exc)
         await self._client.close()
+
+    @property
+    def database(self) -> Any:
+        """The database itself, for the ops tools' own collections (``dead_letter_actions``)."""
+        return self._db
 
     async def ping(self) -> bool:
         try:

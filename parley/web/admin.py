@@ -41,7 +41,7 @@ from parley.storage.documents import DocumentCollection, DocumentStore
 from parley.web.errors import HttpError
 from parley.web.keys import DEPS, SETTINGS
 
-__all__ = ["ADMIN_PREFIX", "AdminError", "add_admin_routes", "merge_patch"]
+__all__ = ["ADMIN_PREFIX", "AdminError", "add_admin_routes", "authorize_admin", "merge_patch", "no_store_json", "page_limit", "read_json", "store_errors"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,15 +146,24 @@ def _guarded(
 ) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
         _authorize(request)  # an AdminError is answered by parley.web.errors.error_middleware
+        return await handler(resource, request)
+
+    return store_errors(guarded)
+
+
+def store_errors(handler: Handler) -> Handler:
+    """``handler``, with a document store failure answered as 503 ``unavailable``."""
+
+    async def answered(request: web.Request) -> web.StreamResponse:
         try:
-            return await handler(resource, request)
+            return await handler(request)
         except PyMongoError as exc:
             logger.warning("admin %s %s: document store error: %s", request.method, request.path, exc)
             raise AdminError(
                 503, "unavailable", f"the document store is unavailable ({type(exc).__name__}); retry later"
             ) from exc
 
-    return guarded
+    return answered
 
 
 # --- authentication -------------------------------------------------------------------------
@@ -201,12 +210,12 @@ def _authorize(request: web.Request) -> None:
 
 # --- handlers -------------------------------------------------------------------------------
 async def _list(resource: _Resource, request: web.Request) -> web.Response:
-    limit = _limit(request.query.get("limit"))
+    limit = page_limit(request.query.get("limit"))
     after = request.query.get("after") or None
     docs = await resource.documents(request).list(limit=limit + 1, after=after)
     more = len(docs) > limit
     docs = docs[:limit]
-    return _json({
+    return no_store_json({
         "items": [_view(resource, doc) for doc in docs],
         "next_after": str(docs[-1]["_id"]) if more else None,
     })
@@ -217,11 +226,11 @@ async def _get(resource: _Resource, request: web.Request) -> web.Response:
     stored = await resource.documents(request).get(doc_id)
     if stored is None:
         raise _not_found(resource, doc_id)
-    return _json(_view(resource, stored))
+    return no_store_json(_view(resource, stored))
 
 
 async def _create(resource: _Resource, request: web.Request) -> web.Response:
-    body = _document_body(await _read_json(request))
+    body = _document_body(await read_json(request))
     await _validate(resource, request, body, require_id=True)
     doc_id = str(body["id"])
     stored = _stored(resource, body, previous=None)
@@ -231,12 +240,12 @@ async def _create(resource: _Resource, request: web.Request) -> web.Response:
             f"{resource.kind} {doc_id!r} already exists; change it with PUT or PATCH {resource.path}/{doc_id}",
         )
     await resource.invalidate(request, doc_id)  # a cached "no such document"
-    return _json(_view(resource, stored), 201, {"Location": f"{resource.path}/{doc_id}"})
+    return no_store_json(_view(resource, stored), 201, {"Location": f"{resource.path}/{doc_id}"})
 
 
 async def _put(resource: _Resource, request: web.Request) -> web.Response:
     doc_id = _path_id(resource, request)
-    body = _document_body(await _read_json(request))
+    body = _document_body(await read_json(request))
     _same_id(body, doc_id)
     body["id"] = doc_id
     await _validate(resource, request, body)
@@ -254,13 +263,13 @@ async def _put(resource: _Resource, request: web.Request) -> web.Response:
             written = await resource.documents(request).replace(stored, revision=previous.get("revision"))
         if written:
             await resource.invalidate(request, doc_id)
-            return _json(_view(resource, stored), 201 if previous is None else 200)
+            return no_store_json(_view(resource, stored), 201 if previous is None else 200)
     raise _concurrent(resource, doc_id)
 
 
 async def _patch(resource: _Resource, request: web.Request) -> web.Response:
     doc_id = request.match_info["id"]
-    patch = _document_body(await _read_json(request))
+    patch = _document_body(await read_json(request))
     _same_id(patch, doc_id)
     patch.pop("id", None)
     for _ in range(WRITE_ATTEMPTS):
@@ -274,7 +283,7 @@ async def _patch(resource: _Resource, request: web.Request) -> web.Response:
         stored = _stored(resource, document, previous)
         if await resource.documents(request).replace(stored, revision=previous.get("revision")):
             await resource.invalidate(request, doc_id)
-            return _json(_view(resource, stored))
+            return no_store_json(_view(resource, stored))
     raise _concurrent(resource, doc_id)
 
 
@@ -416,7 +425,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-async def _read_json(request: web.Request) -> dict[str, Any]:
+async def read_json(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise AdminError(413, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
     raw = bytearray()
@@ -466,7 +475,7 @@ def _check_storable(body: dict[str, Any]) -> None:
             raise _invalid([FieldError(path, "must be an integer from -2^63 to 2^63-1")])
 
 
-def _limit(raw: str | None) -> int:
+def page_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
     try:
@@ -494,6 +503,6 @@ def _concurrent(resource: _Resource, doc_id: str) -> AdminError:
     )
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def no_store_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(body, status=status, headers={"Cache-Control": "no-store", **(headers or {})})
 

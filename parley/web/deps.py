@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from parley.egress import EgressPolicy
-from parley.ports import Archive, Bus, Configs, FileStore, Owners
+from parley.ports import Archive, Bus, Configs, DeadLetterDesk, FileStore, Owners
 from parley.storage.documents import DocumentStore
 
 __all__ = ["WebDeps"]
@@ -35,3 +35,5 @@ class WebDeps:
     egress: EgressPolicy
     #: the tools a chatbot may list (the registry's names)
     tool_names: frozenset[str]
+    #: the dead letters (the console's API); None where no broker is configured
+    dead_letters: DeadLetterDesk | None = None
