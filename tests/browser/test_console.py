@@ -8,10 +8,13 @@ main pages go to docs/images/ (docs/console.md embeds them).
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -38,11 +41,29 @@ def console(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) -> Iter
         "PARLEY_LLM_MODEL": "fake-model",
         # the applications made in the tests call back to a loopback receiver
         "PARLEY_EGRESS_ALLOW": "127.0.0.0/8",
+        # a model failure is a dead letter quickly
+        "PARLEY_LLM_MAX_ATTEMPTS": "1",
     })
     process = ParleyProcess(["dev", "--port", str(port), "--data-dir", str(tmp / "data")], env,
                             tmp / "dev.log", port, inherit_env=False).start()
     yield process
     process.stop()
+
+
+def admin(process: ParleyProcess, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """The admin API with the key (setting up what a test is not about)."""
+    request = urllib.request.Request(
+        process.http + path, method=method, data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - loopback
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+
+def chatbot_and_application(process: ParleyProcess, name: str) -> None:
+    admin(process, "POST", "/v1/admin/chatbots", {"id": name, "system_prompt": "You tell the time.", "tools": ["current_time"]})
+    admin(process, "POST", "/v1/admin/applications", {"id": name, "name": name.title(), "chatbot_id": name})
 
 
 def shot(page: Page, name: str) -> None:
@@ -174,3 +195,103 @@ def test_an_applications_write_only_secret_and_channel_credentials_are_set_and_c
     row = page.locator("tr[data-id=vault]")
     expect(row).to_contain_text("Vault")
     shot(page, "applications")
+
+
+def try_it(page: Page, base: str, chatbot: str) -> tuple[Any, str]:
+    """The chatbot's try-it panel, connected: (its log, its conversation id)."""
+    page.goto(f"{base}/console/chatbots/{chatbot}")
+    panel = page.get_by_test_id("try-it")
+    expect(panel.get_by_test_id("tryit-status")).to_have_text("online")
+    return panel.get_by_test_id("tryit-log"), panel.get_by_test_id("tryit-conversation").inner_text()
+
+
+def say(page: Page, text: str) -> None:
+    page.fill("#tryit-input", text)
+    page.keyboard.press("Enter")
+
+
+def test_an_operator_finds_the_conversation_reads_the_tool_call_takes_over_and_answers(
+    console: ParleyProcess, browser_context: Any
+) -> None:
+    chatbot_and_application(console, "handover")
+    user = browser_context.new_page()
+    user.set_default_timeout(15_000)
+    sign_in_with_key(user, console.http)
+    expect(user.get_by_role("heading", name="Overview")).to_be_visible()
+    log, conversation = try_it(user, console.http, "handover")
+    say(user, "what is the time in Asia/Tokyo?")
+    expect(log.locator(".bubble.assistant.final").last).to_contain_text("The tool said:", timeout=30_000)
+
+    operator = browser_context.new_page()  # a tab of its own (the key is kept per tab)
+    operator.set_default_timeout(15_000)
+    sign_in_with_key(operator, console.http)
+    operator.get_by_role("link", name="Conversations").click()
+    operator.select_option("#conv-app", "handover")
+    expect(operator).to_have_url(re.compile(r"/console/conversations/handover$"))
+    operator.fill("#conv-q", conversation)
+    operator.get_by_role("button", name="Search").click()
+    row = operator.locator(f"tr[data-conversation='{conversation}']")
+    expect(row).to_contain_text("The tool said:")
+    expect(operator.locator("tr[data-conversation]")).to_have_count(1)
+    shot(operator, "conversations")
+    row.get_by_role("link", name=conversation).click()
+
+    transcript = operator.get_by_test_id("transcript")
+    expect(transcript.locator("[data-role=user]").first).to_contain_text("what is the time in Asia/Tokyo?")
+    call = transcript.get_by_test_id("tool-call").first
+    expect(call).to_contain_text("current_time")
+    expect(call).to_contain_text("Asia/Tokyo")
+    expect(transcript.get_by_test_id("tool-result").first).to_contain_text("current_time")
+    expect(transcript.locator("[data-role=assistant]").last).to_contain_text("The tool said:")
+    expect(transcript.get_by_test_id("delivery").last).to_contain_text("delivery:")
+    expect(operator.get_by_test_id("handoff-state")).to_contain_text("bot answering")
+    shot(operator, "transcript")
+
+    operator.get_by_role("button", name="Take over").click()
+    expect(operator.get_by_test_id("handoff-state")).to_contain_text("taken over by Administrator")
+    operator.fill("#operator-text", "Hello, a human here. How can I help?")
+    operator.get_by_role("button", name="Send as operator").click()
+    expect(operator.locator("#flash")).to_contain_text("Sent to the user")
+    # the user sees it in the chat, named
+    answer = log.locator(".bubble.assistant[data-operator]")
+    expect(answer).to_have_text("Hello, a human here. How can I help?", timeout=30_000)
+    expect(answer).to_have_attribute("data-operator", "Administrator")
+    expect(transcript.locator("[data-role=operator]")).to_contain_text("Hello, a human here.", timeout=15_000)
+    shot(operator, "handoff")
+
+    operator.get_by_role("button", name="Hand back to the bot").click()
+    expect(operator.get_by_test_id("handoff-state")).to_contain_text("bot answering")
+    say(user, "and the time in Europe/Paris?")
+    expect(log.locator(".bubble.assistant.final").last).to_contain_text("Europe/Paris", timeout=30_000)
+
+
+def test_a_dead_letter_is_inspected_and_replayed(console: ParleyProcess, page: Page) -> None:
+    chatbot_and_application(console, "fragile")
+    sign_in_with_key(page, console.http)
+    log, conversation = try_it(page, console.http, "fragile")
+    say(page, "llm-down: this one fails")
+    expect(log.locator(".bubble.assistant.final")).to_be_visible(timeout=30_000)  # the error reply
+
+    page.get_by_role("link", name="Dead letters").click()
+    page.fill("#dl-app", "fragile")
+    page.get_by_role("button", name="Filter").click()
+    row = page.locator("tr[data-dead-letter]").first
+    expect(row).to_contain_text(conversation, timeout=30_000)
+    shot(page, "dead-letters")
+    row.locator("a").first.click()
+    expect(page.get_by_test_id("dl-error")).not_to_be_empty()
+    expect(page.get_by_test_id("dl-decoded")).to_contain_text("llm-down: this one fails")
+    expect(page.get_by_test_id("dl-status")).to_have_text("new")
+    page.get_by_role("button", name="Replay").click()
+    expect(page.locator("#flash")).to_contain_text("Replayed")
+    expect(page.get_by_test_id("dl-status")).to_contain_text("replayed")
+    shot(page, "dead-letter")
+
+
+def test_the_overview_shows_the_charts_and_the_gauges(console: ParleyProcess, page: Page) -> None:
+    sign_in_with_key(page, console.http)
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    expect(page.locator("svg.chart")).to_have_count(2)
+    expect(page.get_by_test_id("stat-sockets").locator(".stat-value")).to_have_text(re.compile(r"^\d+$"))
+    expect(page.get_by_test_id("stat-turns").locator(".stat-value")).to_have_text(re.compile(r"^\d+$"))
+    shot(page, "overview")

@@ -11,12 +11,12 @@ function svg(tag, attrs, ...children) {
 
 function tick(value) {
   if (value >= 1000) return `${(value / 1000).toFixed(value >= 10000 ? 0 : 1)}k`;
-  return Number.isInteger(value) ? String(value) : value.toFixed(1);
+  return Number.isInteger(value) || value >= 10 ? String(Math.round(value)) : value.toFixed(1);
 }
 
 /** lineChart([{name, points: [[t, v], …], cls}], {width, height, unit}) → an <svg>. */
 export function lineChart(series, { width = 560, height = 160, unit = '', label = '' } = {}) {
-  const pad = { left: 42, right: 10, top: 10, bottom: 22 };
+  const pad = { left: 60, right: 10, top: 10, bottom: 22 };
   const points = series.flatMap((s) => s.points).filter((p) => Array.isArray(p) && Number.isFinite(Number(p[1])));
   const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img', 'aria-label': label });
   if (!points.length) {

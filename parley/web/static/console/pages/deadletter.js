@@ -12,6 +12,13 @@ function row(label, value) {
   return [h('dt', {}, label), h('dd', {}, value ?? '—')];
 }
 
+function status(d) {
+  const parts = [];
+  if (d.replayed_at) parts.push(`replayed ${d.replay_count > 1 ? `${d.replay_count} times, last ` : ''}${when(d.replayed_at)}`);
+  if (d.purged_at) parts.push(`purged ${when(d.purged_at)}`);
+  return parts.join('; ') || 'new';
+}
+
 export async function render(view, params) {
   let d;
   try {
@@ -25,7 +32,8 @@ export async function render(view, params) {
   const purge = h('button', { type: 'button', class: 'danger' }, 'Purge');
   replay.addEventListener('click', () => busy(replay, 'Replaying…', async () => {
     const answer = await post(`/v1/admin/dead-letters/${enc(d.id)}/replay`);
-    flash(`Replayed${answer && answer.topic ? ` to ${answer.topic}` : ''}: the event is processed again.`);
+    const step = (answer && answer.replay) || {};
+    flash(`Replayed${step.topic ? ` to ${step.topic}` : ''}: the event is processed again.`);
     navigate(location.pathname, { replace: true });
   }));
   purge.addEventListener('click', () => {
@@ -51,11 +59,13 @@ export async function render(view, params) {
       row('topic', d.topic !== undefined ? `${d.topic}${d.partition !== undefined ? ` [${d.partition}]` : ''}${d.offset !== undefined ? ` @${d.offset}` : ''}` : null),
       row('attempts', d.attempts),
       row('when', when(d.at)),
-      row('replayed', d.replayed_at ? `yes, ${when(d.replayed_at)}` : 'no')),
+      row('error type', d.error_type),
+      row('status', h('span', { 'data-testid': 'dl-status' }, status(d)))),
     h('h2', {}, 'Original event'),
     decoded !== null
       ? h('pre', { class: 'card', 'data-testid': 'dl-decoded' }, JSON.stringify(decoded, null, 2))
-      : h('p', { class: 'muted' }, 'The original bytes are not JSON.'),
+      : h('div', {}, h('p', { class: 'muted' }, 'The original bytes are not JSON; as text:'),
+        h('pre', { class: 'card wrap' }, d.original_text ?? '—')),
     h('details', {}, h('summary', {}, 'Original bytes (base64)'),
       h('pre', { class: 'card wrap' }, d.original_b64 || d.original || d.payload_b64 || '—')));
 }

@@ -43,7 +43,7 @@ export async function render(view, params, search) {
     h('td', {}, d.application_id || '—'),
     h('td', {}, d.conversation_id || '—'),
     h('td', { class: 'prompt' }, String(d.error || '').slice(0, 140)),
-    h('td', {}, d.replayed_at ? h('span', { class: 'badge ok' }, 'replayed') : ''),
+    h('td', {}, d.replayed_at ? h('span', { class: 'badge ok' }, d.replay_count > 1 ? `replayed ×${d.replay_count}` : 'replayed') : ''),
     h('td', { class: 'muted' }, when(d.at))));
   add(view, table(['id', 'stage', 'application', 'conversation', 'error', '', 'when'], rows, 'No dead letters: nothing failed.'));
   if (page.next_cursor) {

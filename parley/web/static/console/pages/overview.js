@@ -47,7 +47,8 @@ export async function render(view) {
           lineChart([{ name: 'p50', points: s.answer_p50_ms || [], cls: 's0' }, { name: 'p95', points: s.answer_p95_ms || [], cls: 's1' }],
             { unit: ' ms', label: 'p50 and p95 answer time, last hour' }),
           legend([['p50', 's0'], ['p95', 's1']]))),
-      h('p', { class: 'muted small' }, 'Last hour, refreshed every 10 s', data.source ? ` · from ${data.source}` : '', '.'));
+      h('p', { class: 'muted small' }, 'Last hour, one point a minute, refreshed every 10 s',
+        data.scope === 'process' ? ' · counted by the process serving this console' : '', '.'));
   }
   async function poll() {
     if (stop) return;

@@ -16,12 +16,16 @@ function pretty(value) {
 }
 
 function message(m) {
+  if (m.role === 'handoff') {
+    return h('div', { class: 'handoff-note', 'data-role': 'handoff' }, `— ${m.text} · ${when(m.created_at)} —`);
+  }
   const who = m.role === 'operator' ? `operator ${m.operator ? m.operator.name || m.operator.id : ''}`.trim()
     : m.role === 'user' ? `user ${m.sender || ''}`.trim() : m.role;
   const marks = [
-    m.replayed ? h('span', { class: 'badge warn', title: 'produced again by a replay' }, 'replayed') : null,
+    m.replayed ? h('span', { class: 'badge warn', title: `produced again by replay ${m.replay_id || ''}` }, 'replayed') : null,
     m.stopped ? h('span', { class: 'badge' }, 'stopped') : null,
-    m.delivery ? h('span', { class: `badge ${m.delivery.status === 'failed' ? 'bad' : 'ok'}`, 'data-testid': 'delivery' },
+    m.is_error ? h('span', { class: 'badge bad' }, 'error reply') : null,
+    m.delivery ? h('span', { class: `badge ${m.delivery.status === 'failed' ? 'bad' : m.delivery.status === 'pending' ? 'warn' : 'ok'}`, 'data-testid': 'delivery' },
       `delivery: ${m.delivery.status || 'unknown'}${m.delivery.channel ? ` (${m.delivery.channel})` : ''}`
       + `${m.delivery.error ? ` — ${m.delivery.error}` : ''}`) : null,
   ];
@@ -32,7 +36,7 @@ function message(m) {
       h('div', {}, '⚙ call ', h('code', {}, c.name), h('span', { class: 'muted' }, ` ${c.id || ''}`)),
       h('pre', {}, pretty(c.arguments)))),
     (m.tool_results || []).map((r) => h('div', { class: 'tool-result', 'data-testid': 'tool-result' },
-      h('div', {}, '↳ result of ', h('code', {}, r.name || r.call_id)),
+      h('div', {}, '↳ result of ', h('code', {}, r.name || r.call_id), r.is_error ? h('span', { class: 'badge bad' }, 'error') : null),
       h('pre', {}, pretty(r.content)))),
     (m.attachments || []).length ? h('ul', { class: 'attachments' }, m.attachments.map((a) => h('li', {},
       '📎 ', a.url ? h('a', { href: a.url, target: '_blank', rel: 'noopener' }, a.name || a.file_id || 'file') : (a.name || a.file_id || 'file'),
