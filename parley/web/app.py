@@ -10,6 +10,7 @@ from aiohttp import WSCloseCode, web
 
 from parley import metrics
 from parley.settings import Settings
+from parley.web.accounts_api import add_account_routes
 from parley.web.admin import add_admin_routes
 from parley.web.deps import WebDeps
 from parley.web.errors import error_middleware
@@ -74,6 +75,7 @@ def create_web_app(
     add_webhook_routes(app)
     app.router.add_get("/v1/openapi.json", openapi_handler)
     add_admin_routes(app)
+    add_account_routes(app)
     add_table_routes(app)
     add_upload_routes(app)
     return app

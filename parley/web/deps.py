@@ -15,6 +15,7 @@ import aiohttp
 from parley.egress import EgressPolicy
 from parley.ports import Archive, Bus, Configs, FileStore, Owners
 from parley.storage.documents import DocumentStore
+from parley.users.service import UserService
 
 __all__ = ["WebDeps"]
 
@@ -35,3 +36,5 @@ class WebDeps:
     egress: EgressPolicy
     #: the tools a chatbot may list (the registry's names)
     tool_names: frozenset[str]
+    #: operator accounts, sessions, tokens and the audit log (None: only the admin key works)
+    users: UserService | None = None
