@@ -10,6 +10,7 @@ from aiohttp import WSCloseCode, web
 
 from parley import metrics
 from parley.settings import Settings
+from parley.web.accounts_api import add_account_routes
 from parley.web.admin import add_admin_routes
 from parley.web.console import add_console_routes
 from parley.web.conversations_api import add_conversation_routes
@@ -79,6 +80,7 @@ def create_web_app(
     add_webhook_routes(app)
     app.router.add_get("/v1/openapi.json", openapi_handler)
     add_admin_routes(app)
+    add_account_routes(app)
     add_tool_routes(app)
     add_conversation_routes(app)
     add_dead_letter_routes(app)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from parley.web.admin import ADMIN_PREFIX, authorize_admin
+from parley.web.access import authorize
+from parley.web.admin import ADMIN_PREFIX
 from parley.web.keys import DEPS
 
 __all__ = ["add_tool_routes"]
 
 
 async def _tools(request: web.Request) -> web.Response:
-    authorize_admin(request)
+    await authorize(request, action="read")
     names = sorted(request.app[DEPS].tool_names)
     return web.json_response({"items": [{"name": name} for name in names]}, headers={"Cache-Control": "no-store"})
 
