@@ -295,3 +295,95 @@ def test_the_overview_shows_the_charts_and_the_gauges(console: ParleyProcess, pa
     expect(page.get_by_test_id("stat-sockets").locator(".stat-value")).to_have_text(re.compile(r"^\d+$"))
     expect(page.get_by_test_id("stat-turns").locator(".stat-value")).to_have_text(re.compile(r"^\d+$"))
     shot(page, "overview")
+
+
+def sign_in(page: Page, base: str, email: str, password: str) -> None:
+    page.goto(f"{base}/console/signin")
+    page.fill("#f-email", email)
+    page.fill("#f-password", password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def test_an_owner_signs_in_makes_a_viewer_and_the_audit_log_shows_who_did_it(console: ParleyProcess, page: Page) -> None:
+    admin(console, "POST", "/v1/admin/users",
+          {"email": "olga@example.com", "name": "Olga Owner", "role": "owner", "password": "correct horse battery"})
+    sign_in(page, console.http, "olga@example.com", "a wrong password")
+    expect(page.locator("form.signin .form-errors")).to_be_visible()
+    expect(page.locator("#nav")).to_be_hidden()
+    sign_in(page, console.http, "olga@example.com", "correct horse battery")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    expect(page.locator("#who-name")).to_have_text("Olga Owner")
+    expect(page.locator("#who-role")).to_have_text("owner")
+
+    page.get_by_role("link", name="Users").click()
+    page.get_by_role("link", name="New user").click()
+    page.fill("#f-email", "victor@example.com")
+    page.fill("#f-name", "Victor Viewer")
+    page.select_option("#f-role", "viewer")
+    page.fill("#f-password", "short")
+    page.get_by_role("button", name="Create user").click()
+    expect(page.locator(".field[data-field=password] .field-error")).to_contain_text("at least 10")
+    page.fill("#f-password", "a viewer's long password")
+    page.get_by_role("button", name="Create user").click()
+    expect(page.locator("#flash")).to_contain_text("User victor@example.com saved")
+    page.get_by_role("link", name="Users").click()
+    expect(page.locator("tr[data-user='victor@example.com']")).to_contain_text("viewer")
+    shot(page, "users")
+
+    # a write through the session (CSRF header sent by the console): the audit log names Olga
+    page.goto(f"{console.http}/console/chatbots/demo")
+    page.fill("#f-system_prompt", "You are Parley's demo assistant, edited by Olga.")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("#flash")).to_contain_text("Chatbot demo saved")
+    page.get_by_role("link", name="Audit log").click()
+    page.locator("input[data-filter=kind]").fill("chatbot")
+    page.get_by_role("button", name="Filter").click()
+    entry = page.locator("tbody tr").first
+    expect(entry).to_contain_text("olga@example.com")
+    expect(entry).to_contain_text("demo")
+    expect(entry).to_contain_text("session")
+    shot(page, "audit")
+
+    # a personal API token: the secret shown once, then listed and revoked
+    page.get_by_role("link", name="API tokens").click()
+    page.fill("#f-name", "nightly export")
+    page.get_by_role("button", name="Make a token").click()
+    expect(page.get_by_test_id("token-secret")).to_contain_text("pat_")
+    row = page.locator("tr[data-token='nightly export']")
+    expect(row).to_contain_text("viewer")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Revoke token nightly export?"
+    row.get_by_role("button", name="Revoke").click()
+    expect(row).to_contain_text("revoked")
+    expect(row.get_by_role("button", name="Revoke")).to_have_count(0)
+
+
+def test_a_viewer_reads_everything_and_can_change_nothing(console: ParleyProcess, page: Page) -> None:
+    admin(console, "POST", "/v1/admin/users",
+          {"email": "vera@example.com", "name": "Vera Viewer", "role": "viewer", "password": "only reading here"})
+    sign_in(page, console.http, "vera@example.com", "only reading here")
+    expect(page.locator("#who-role")).to_have_text("viewer")
+    expect(page.get_by_role("link", name="Users")).to_be_hidden()
+    expect(page.get_by_role("link", name="Audit log")).to_be_hidden()
+
+    page.get_by_role("link", name="Chatbots").click()
+    expect(page.locator("tr[data-id=demo]")).to_be_visible()
+    expect(page.get_by_role("link", name="New chatbot")).to_have_count(0)
+    page.locator("tr[data-id=demo] a").first.click()
+    expect(page.get_by_test_id("read-only")).to_be_visible()
+    expect(page.locator("#f-system_prompt")).to_be_disabled()
+    expect(page.get_by_role("button", name="Save changes")).to_have_count(0)
+    expect(page.get_by_role("button", name="Delete")).to_have_count(0)
+    shot(page, "viewer")
+
+    page.goto(f"{console.http}/console/applications/demo")
+    expect(page.locator("#f-name")).to_be_disabled()
+    expect(page.get_by_role("button", name="Save changes")).to_have_count(0)
+
+    # and the API refuses anyway, even with the session's CSRF token
+    status = page.evaluate("""async () => {
+        const s = await (await fetch('/v1/auth/session')).json();
+        const r = await fetch('/v1/admin/chatbots/demo', {method: 'PATCH', headers: {
+            'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf_token}, body: '{"temperature": 1}'});
+        return [r.status, (await r.json()).code];
+    }""")
+    assert status == [403, "forbidden"]

@@ -3,7 +3,7 @@
 
 import { setUnauthorizedHandler } from './api.js';
 import { h, put } from './dom.js';
-import { isOwner, restore, session, signOut } from './session.js';
+import { isOwner, restore, role, session, signOut } from './session.js';
 import { errorBox, flash } from './ui.js';
 
 const BASE = '/console';
@@ -27,6 +27,7 @@ const ROUTES = [
   ['/users/:id', 'user', 'users'],
   ['/tokens', 'tokens', 'tokens'],
   ['/audit', 'audit', 'audit'],
+  ['/account', 'account', null],
 ];
 
 const main = document.getElementById('main');
@@ -62,6 +63,7 @@ function showChrome() {
   put(document.getElementById('who-name'), session.user.name || session.user.email || '');
   put(document.getElementById('who-role'), session.via === 'admin_key' ? 'owner · admin key' : session.user.role);
   for (const a of document.querySelectorAll('#nav [data-owner]')) a.hidden = !isOwner();
+  for (const a of document.querySelectorAll('#nav [data-admin]')) a.hidden = role() === 'viewer';
 }
 
 async function show() {

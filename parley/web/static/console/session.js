@@ -20,7 +20,8 @@ export async function restore() {
     const answer = await get('/v1/auth/session', { quiet401: true });
     if (answer && answer.user) { signedIn(answer.user, 'session', answer.csrf_token); return session.user; }
   } catch (e) {
-    if (!(e instanceof ApiError) || (e.status !== 401 && !e.missing)) throw e;
+    // 401: no session; 404 / 503: this server has no accounts (only the admin key)
+    if (!(e instanceof ApiError) || (e.status !== 401 && e.status !== 503 && !e.missing)) throw e;
   }
   if (adminKey()) {
     try {

@@ -32,7 +32,7 @@ export async function render(view, params, query) {
       await signIn(email.value.trim(), password.value);
       navigate(next(query), { replace: true });
     }, (e) => {
-      if (e instanceof ApiError && e.missing) {
+      if (e instanceof ApiError && (e.missing || (e.status === 503 && e.code === 'unavailable'))) {
         add(problem, errorBox(e, 'Signing in with an account'),
           h('p', {}, 'Use the admin key below (PARLEY_ADMIN_API_KEY).'));
         keyPart.open = true;

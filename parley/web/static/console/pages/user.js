@@ -2,7 +2,7 @@
 
 import { del, enc, get, patch, post } from '../api.js';
 import { navigate } from '../app.js';
-import { add, h, when } from '../dom.js';
+import { add, h, put, when } from '../dom.js';
 import { isOwner, session } from '../session.js';
 import {
   busy, checkbox, clearErrors, errorBox, field, flash, formErrors, lines, readOnlyNote, select, showErrors,
@@ -49,16 +49,38 @@ export async function render(view, params) {
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     clearErrors(form);
-    const body = { name: name.value.trim(), role: role.value, applications: all.checked ? null : lines(apps.value) };
-    if (creating) body.email = email.value.trim();
-    if (password.value) body.password = password.value;
-    if (!creating) body.disabled = disabled.checked;
+    const wanted = { name: name.value.trim(), role: role.value, applications: all.checked ? null : lines(apps.value) };
+    let body;
+    if (creating) {
+      body = { ...wanted, email: email.value.trim(), password: password.value };
+    } else {
+      // only what changed: a role or scope change ends the user's sessions
+      body = {};
+      if (wanted.name !== (user.name || '')) body.name = wanted.name;
+      if (wanted.role !== user.role) body.role = wanted.role;
+      if (JSON.stringify(wanted.applications) !== JSON.stringify(user.applications ?? null)) body.applications = wanted.applications;
+      if (disabled.checked !== Boolean(user.disabled)) body.disabled = disabled.checked;
+      if (password.value) body.password = password.value;
+      if (!Object.keys(body).length) { flash('Nothing changed.'); return; }
+    }
     busy(save, 'Saving…', async () => {
       const saved = creating ? await post('/v1/admin/users', body) : await patch(`/v1/admin/users/${enc(user.id)}`, body);
       flash(`User ${saved.email} saved.`);
       navigate(`/console/users/${enc(saved.id)}`, { replace: true });
     }, (e) => showErrors(form, e));
   });
+  const linkBox = h('div', { 'data-testid': 'signin-link' });
+  const makeLink = !creating && !user.disabled ? h('button', { type: 'button' }, 'Make a sign-in link') : null;
+  if (makeLink) {
+    makeLink.addEventListener('click', () => busy(makeLink, 'Making…', async () => {
+      const made = await post(`/v1/admin/users/${enc(user.id)}/link`);
+      const url = new URL(made.path, location.origin).href;
+      put(linkBox, h('div', { class: 'card secret-once' },
+        h('strong', {}, `A one-time sign-in link for ${user.email}`),
+        made.expires_in_s ? ` (valid ${Math.round(made.expires_in_s / 60)} minutes)` : '', ':',
+        h('pre', { class: 'wrap' }, url)));
+    }));
+  }
   const remove = !creating && user.id !== session.user.id ? h('button', { type: 'button', class: 'danger' }, 'Delete') : null;
   if (remove) {
     remove.addEventListener('click', () => {
@@ -70,6 +92,6 @@ export async function render(view, params) {
       });
     });
   }
-  add(view, title(creating ? 'New user' : `User ${user.email}`, remove),
-    creating ? null : h('p', { class: 'muted' }, `created ${when(user.created_at)}`), form);
+  add(view, title(creating ? 'New user' : `User ${user.email}`, makeLink, remove),
+    creating ? null : h('p', { class: 'muted' }, `created ${when(user.created_at)}`), linkBox, form);
 }

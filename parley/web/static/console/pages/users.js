@@ -14,7 +14,7 @@ export async function render(view, params, search) {
   if (!isOwner()) { add(view, readOnlyNote('Only owners manage users.')); return; }
   let page;
   try {
-    page = await get(`/v1/admin/users${query({ limit: 100, cursor: search.get('cursor') })}`);
+    page = await get(`/v1/admin/users${query({ limit: 100, after: search.get('after') })}`);
   } catch (e) {
     add(view, errorBox(e, 'User accounts'));
     return;
@@ -27,5 +27,5 @@ export async function render(view, params, search) {
     h('td', {}, u.disabled ? h('span', { class: 'badge bad' }, 'disabled') : ''),
     h('td', { class: 'muted' }, when(u.created_at))));
   add(view, table(['email', 'name', 'role', 'applications', '', 'created'], rows, 'No users yet.'));
-  if (page.next_cursor) add(view, h('p', {}, link(`/console/users${query({ cursor: page.next_cursor })}`, 'Next page →')));
+  if (page.next_after) add(view, h('p', {}, link(`/console/users${query({ after: page.next_after })}`, 'Next page →')));
 }
