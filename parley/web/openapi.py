@@ -14,6 +14,8 @@ from aiohttp import web
 
 from parley.config.models import ID_PATTERN, document_schema, view_schema
 from parley.web.admin import ADMIN_PREFIX, DEFAULT_LIMIT, MAX_LIMIT
+from parley.web.ops_openapi import openapi_paths as ops_paths
+from parley.web.ops_openapi import openapi_schemas as ops_schemas
 from parley.web.uploads import openapi_paths as upload_paths
 
 __all__ = ["openapi_document", "openapi_handler"]
@@ -320,6 +322,8 @@ def openapi_document() -> dict[str, Any]:
             {"name": "chatbots", "description": "Admin: how applications are answered."},
             {"name": "ingress", "description": "Messages in."},
             {"name": "operations", "description": "Health and API description."},
+            {"name": "conversations", "description": "Console: archived conversations and the human handoff."},
+            {"name": "dead letters", "description": "Console: events that failed, replayed or purged."},
         ],
         "paths": {
             **_admin_paths("applications", "application", "Application"),
@@ -354,6 +358,7 @@ def openapi_document() -> dict[str, Any]:
             **_platform_webhook_paths(id_schema),
             **_table_paths(),
             **upload_paths(id_schema),
+            **ops_paths(),
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi", "summary": "This document", "tags": ["operations"],
@@ -443,6 +448,7 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "properties": {"ready": {"type": "boolean"}, "checks": {"type": "object"}},
                 },
+                **ops_schemas(),
             },
             "responses": {
                 "Unauthorized": _error_response("Missing or wrong admin key (code `unauthorized`)."),
