@@ -4,7 +4,7 @@
 (``parley.web.access.authorize``: session, personal token or admin key, role and scope) and
 names the operator (id and name, archived with a handoff and with their messages); ``record``
 appends a write to the audit log (``parley.web.access.audit``). The holder of the admin key is
-named ``Administrator``.
+named ``Administrator`` (id ``admin``).
 """
 
 from __future__ import annotations
@@ -28,14 +28,16 @@ class Operator:
     principal: Principal
 
 
-ADMIN_KEY_NAME = "Administrator"
+#: the admin key's operator, as handoffs and operator messages name it
+ADMIN_KEY_ID, ADMIN_KEY_NAME = "admin", "Administrator"
 
 
 async def operator_for(request: web.Request, *, action: Action, application_id: str | None = None) -> Operator:
     """The caller, or an ``HttpError`` (401/403) when they may not ``action`` here."""
     principal = await authorize(request, action=action, application_id=application_id)
-    name = ADMIN_KEY_NAME if principal.credential == "admin_key" else (principal.name or principal.email)
-    return Operator(id=principal.user_id, name=name, principal=principal)
+    if principal.credential == "admin_key":
+        return Operator(id=ADMIN_KEY_ID, name=ADMIN_KEY_NAME, principal=principal)
+    return Operator(id=principal.user_id, name=principal.name or principal.email, principal=principal)
 
 
 async def record(
