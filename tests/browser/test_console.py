@@ -387,3 +387,24 @@ def test_a_viewer_reads_everything_and_can_change_nothing(console: ParleyProcess
         return [r.status, (await r.json()).code];
     }""")
     assert status == [403, "forbidden"]
+
+
+def test_a_transcript_lists_the_files_a_user_attached(console: ParleyProcess, browser_context: Any) -> None:
+    chatbot_and_application(console, "papers")
+    user = browser_context.new_page()
+    user.set_default_timeout(15_000)
+    user.goto(f"{console.http}/?app=papers&conversation=c-with-a-file")
+    expect(user.locator("#status")).to_have_text("online")
+    user.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"twenty-one bytes here"}])
+    expect(user.locator(".chip")).to_contain_text("notes.txt")
+    user.fill("#input", "please read my notes")
+    user.click("#send")
+    expect(user.locator(".bubble.assistant").last).to_contain_text("You said", timeout=30_000)
+
+    operator = browser_context.new_page()
+    operator.set_default_timeout(15_000)
+    sign_in_with_key(operator, console.http)
+    operator.goto(f"{console.http}/console/conversations/papers/c-with-a-file")
+    files = operator.get_by_test_id("transcript").locator("[data-role=user]").get_by_test_id("attachments")
+    expect(files).to_contain_text("notes.txt")
+    expect(files).to_contain_text("text/plain, 21 bytes")

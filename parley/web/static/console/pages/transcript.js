@@ -31,16 +31,25 @@ function message(m) {
   ];
   return h('article', { class: `msg ${m.role}`, 'data-role': m.role, 'data-message': m.message_id },
     h('header', {}, h('strong', {}, who), ' ', h('span', { class: 'muted' }, when(m.created_at)), ' ', marks),
-    m.text ? h('div', { class: 'text' }, m.text) : null,
+    m.text && m.role !== 'tool' ? h('div', { class: 'text' }, m.text) : null,   // a tool's text is its result, below
     (m.tool_calls || []).map((c) => h('div', { class: 'tool-call', 'data-testid': 'tool-call' },
       h('div', {}, '⚙ call ', h('code', {}, c.name), h('span', { class: 'muted' }, ` ${c.id || ''}`)),
       h('pre', {}, pretty(c.arguments)))),
     (m.tool_results || []).map((r) => h('div', { class: 'tool-result', 'data-testid': 'tool-result' },
       h('div', {}, '↳ result of ', h('code', {}, r.name || r.call_id), r.is_error ? h('span', { class: 'badge bad' }, 'error') : null),
       h('pre', {}, pretty(r.content)))),
-    (m.attachments || []).length ? h('ul', { class: 'attachments' }, m.attachments.map((a) => h('li', {},
-      '📎 ', a.url ? h('a', { href: a.url, target: '_blank', rel: 'noopener' }, a.name || a.file_id || 'file') : (a.name || a.file_id || 'file'),
-      h('span', { class: 'muted' }, ` ${a.content_type || ''} ${a.size ? `${a.size} bytes` : ''}`)))) : null);
+    (m.attachments || []).length
+      ? h('ul', { class: 'attachments', 'data-testid': 'attachments' }, m.attachments.map(attachment)) : null);
+}
+
+/** One of the archive's three attachment shapes (docs/attachments.md): a stored file, a file
+ * still on a platform, a file that could not be taken. */
+function attachment(a) {
+  const facts = [a.content_type, Number.isFinite(a.size) ? `${a.size} bytes` : null].filter(Boolean).join(', ');
+  return h('li', { 'data-file': a.file_id || a.ref || '' }, '📎 ', h('strong', {}, a.name || a.file_id || 'file'),
+    facts ? h('span', { class: 'muted' }, ` (${facts})`) : null,
+    a.platform ? h('span', { class: 'badge' }, `on ${a.platform}`) : null,
+    a.error ? h('span', { class: 'badge bad' }, `not taken: ${a.error}`) : null);
 }
 
 export async function render(view, params) {
