@@ -29,6 +29,7 @@ from parley.streams.delivery import DeliveryPorts
 from parley.streams.platform_files import MAX_CONCURRENT_DOWNLOADS, FilePorts
 from parley.tools import ToolRegistry, default_registry
 from parley.topics import ALL_TOPICS, INCOMING
+from parley.users.service import UserService, user_service
 from parley.web.deps import WebDeps
 
 __all__ = ["Runtime"]
@@ -51,6 +52,7 @@ class Runtime(Service):
     files: FileStore
     owners: ConversationOwners  # who each conversation belongs to (hello, first message)
     store_reads: asyncio.Semaphore  # document store reads at the edges at once
+    users: UserService  # operator accounts, sessions, tokens, the audit log
 
     def __init__(
         self, settings: Settings, *, seed_demo: bool = False, worker_group: str | None = None, **kwargs: Any
@@ -95,6 +97,8 @@ class Runtime(Service):
             )
         self.cache = cache_from_settings(settings)
         self.configs = ConfigStore(self.documents, settings, self.cache)
+        self.users = user_service(self.documents, self.cache, settings)
+        await self.users.start()
         self.store_reads = asyncio.Semaphore(settings.store_read_concurrency)
         self.owners = ConversationOwners(
             self.documents, self.cache,
@@ -128,7 +132,7 @@ class Runtime(Service):
         return WebDeps(
             configs=self.configs, owners=self.owners, archive=self.documents, documents=self.documents,
             bus=self.bus, files=self.files, http=self.http, store_reads=self.store_reads,
-            egress=self.egress, tool_names=frozenset(self.tools.names()),
+            egress=self.egress, tool_names=frozenset(self.tools.names()), users=self.users,
         )
 
     def delivery_ports(self) -> DeliveryPorts:

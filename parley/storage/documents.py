@@ -33,9 +33,17 @@ class DocumentCollection:
     def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
         self.collection = collection
 
-    async def list(self, *, limit: int, after: str | None = None) -> list[dict[str, Any]]:
-        """Up to ``limit`` documents ordered by id, those after ``after`` (exclusive)."""
-        query = {"_id": {"$gt": after}} if after is not None else {}
+    async def list(
+        self, *, limit: int, after: str | None = None, only: frozenset[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` documents ordered by id, those after ``after`` (exclusive), only the
+        ids in ``only`` when given."""
+        ids: dict[str, Any] = {}
+        if after is not None:
+            ids["$gt"] = after
+        if only is not None:
+            ids["$in"] = sorted(only)
+        query = {"_id": ids} if ids else {}
         cursor = self.collection.find(query).sort("_id", ASCENDING).limit(limit)
         return [doc async for doc in cursor]
 
@@ -89,6 +97,13 @@ class DocumentStore:
         self.conversations = self._db["conversations"]  # one owner record per conversation
         #: the console's conversation list, transcripts and handoff records
         self.index = ConversationIndex(self._db)
+        # operator accounts (parley.users): accounts, personal API tokens, one-time sign-in
+        # links, sessions (when Redis is not configured) and the audit log
+        self.users = self._db["users"]
+        self.api_tokens = self._db["api_tokens"]
+        self.signin_links = self._db["signin_links"]
+        self.sessions = self._db["sessions"]
+        self.audit = self._db["audit"]
         self._archive = BulkInserter(self.messages, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
         self._claims = BulkInserter(self.conversations, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
         self._owner_reads = BulkFinder(self.conversations, max_ids=batch_max_docs)
@@ -138,6 +153,14 @@ class DocumentStore:
             .limit(limit)
         )
         return [str(doc["_id"]) async for doc in cursor]
+
+    async def chatbot_users(self) -> dict[str, set[str]]:
+        """Every chatbot id in use and the applications using it."""
+        users: dict[str, set[str]] = {}
+        async for doc in self.applications.collection.find({}, {"_id": 1, "chatbot_id": 1}):
+            if isinstance(doc.get("chatbot_id"), str):
+                users.setdefault(doc["chatbot_id"], set()).add(str(doc["_id"]))
+        return users
 
     # --- archive -------------------------------------------------------------------------
     async def archive(self, docs: list[dict[str, Any]]) -> list[bool]:

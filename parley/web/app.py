@@ -10,6 +10,7 @@ from aiohttp import WSCloseCode, web
 
 from parley import metrics
 from parley.settings import Settings
+from parley.web.accounts_api import add_account_routes
 from parley.web.admin import add_admin_routes
 from parley.web.conversations_api import add_conversation_routes
 from parley.web.deadletters_api import add_dead_letter_routes
@@ -80,6 +81,7 @@ def create_web_app(
     add_conversation_routes(app)
     add_dead_letter_routes(app)
     add_overview_routes(app)
+    add_account_routes(app)
     add_table_routes(app)
     add_upload_routes(app)
     return app

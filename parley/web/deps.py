@@ -15,6 +15,7 @@ import aiohttp
 from parley.egress import EgressPolicy
 from parley.ports import Archive, Bus, Configs, DeadLetterDesk, FileStore, Owners
 from parley.storage.documents import DocumentStore
+from parley.users.service import UserService
 
 __all__ = ["WebDeps"]
 
@@ -37,3 +38,5 @@ class WebDeps:
     tool_names: frozenset[str]
     #: the dead letters (the console's API); None where no broker is configured
     dead_letters: DeadLetterDesk | None = None
+    #: operator accounts, sessions, tokens and the audit log (None: only the admin key works)
+    users: UserService | None = None

@@ -1,41 +1,42 @@
 """Who is calling the console's operations endpoints, and the record of what they changed.
 
-``operator_for(request, action=..., application_id=...)`` authorizes the request and names the
-operator (id and name, archived with a handoff and with their messages); ``record`` appends a
-write to the audit trail. Until accounts exist, the caller is the holder of the admin key
-(``parley.web.admin.authorize_admin``), named ``admin``, and writes are logged.
+``operator_for(request, action=..., application_id=...)`` authorizes the request
+(``parley.web.access.authorize``: viewers read, admins write for their applications) and names
+the operator, archived with a take over and with their messages, and shown to the user by
+name; ``record`` appends a write to the audit log (``parley.web.access.audit``).
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
 
-from parley.web.admin import authorize_admin
+from parley.web.access import Principal, audit, authorize
 
-__all__ = ["Operator", "operator_for", "record"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["ADMIN_KEY_NAME", "Operator", "operator_for", "record"]
 
 Action = Literal["read", "write"]
+#: what the user is shown for an operator acting with the admin key (no account, no name)
+ADMIN_KEY_NAME = "Administrator"
 
 
 @dataclass(frozen=True)
 class Operator:
     id: str
     name: str
+    principal: Principal
 
-
-ADMIN_KEY_OPERATOR = Operator(id="admin", name="Administrator")
+    def can_read(self, application_id: str | None) -> bool:
+        return self.principal.can_read(application_id)
 
 
 async def operator_for(request: web.Request, *, action: Action, application_id: str | None = None) -> Operator:
-    """The caller, or an ``HttpError`` (401/403/503) when they may not ``action`` here."""
-    authorize_admin(request)
-    return ADMIN_KEY_OPERATOR
+    """The caller, or an ``HttpError`` (401/403) when they may not ``action`` here."""
+    principal = await authorize(request, action=action, application_id=application_id)
+    name = ADMIN_KEY_NAME if principal.credential == "admin_key" else (principal.name or principal.email)
+    return Operator(id=principal.user_id, name=name, principal=principal)
 
 
 async def record(
@@ -49,8 +50,8 @@ async def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    """Note a write: who did ``action`` to which ``kind`` ``target_id``."""
-    logger.info(
-        "audit: %s (%s) %s %s %s of application %s from %s",
-        operator.name, operator.id, action, kind, target_id, application_id, request.remote,
+    """Append a write to the audit log: who did ``action`` to which ``kind`` ``target_id``."""
+    await audit(
+        request, operator.principal, action=action, kind=kind, target_id=target_id,
+        application_id=application_id, before=before, after=after,
     )

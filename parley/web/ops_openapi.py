@@ -230,8 +230,9 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _points(value: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": {"type": "array", "prefixItems": [{"type": "integer"}, value],
-                                       "minItems": 2, "maxItems": 2}}
+    """``[[minute start, value], ...]``."""
+    return {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2,
+                                       "items": {"anyOf": [{"type": "integer"}, value]}}}
 
 
 def openapi_schemas() -> dict[str, Any]:
