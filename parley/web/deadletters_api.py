@@ -79,7 +79,7 @@ async def _refused(call: Any) -> Any:
 
 async def list_letters(request: web.Request) -> web.Response:
     application_id = request.query.get("application_id") or None
-    await operator_for(request, action="read", application_id=application_id)
+    operator = await operator_for(request, action="read", application_id=application_id)
     stage = request.query.get("stage") or None
     include_purged = request.query.get("include_purged", "false").lower() in ("1", "true", "yes")
     limit = page_limit(request.query.get("limit"))
@@ -90,6 +90,7 @@ async def list_letters(request: web.Request) -> web.Response:
         if (include_purged or letter.get("purged_at") is None)
         and (stage is None or letter.get("stage") == stage)
         and (application_id is None or letter_application(letter) == application_id)
+        and operator.can_read(letter_application(letter))  # a scoped operator sees their applications'
     ]
     chosen.sort(key=_position, reverse=True)
     if after is not None:

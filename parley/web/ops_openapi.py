@@ -29,8 +29,11 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
+_FORBIDDEN = _error("`forbidden`: the role or the application scope does not allow it (viewers read, admins "
+                    "write for their applications); `csrf_required`: a session cookie without `X-CSRF-Token`.")
 _COMMON = {
     "401": _error("Missing or wrong credential (code `unauthorized`)."),
+    "403": _FORBIDDEN,
     "503": _error("`admin_disabled`: PARLEY_ADMIN_API_KEY is not set; `unavailable`: the document store "
                   "or the broker did not answer (retry)."),
 }
@@ -156,7 +159,7 @@ def _dead_letter_paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json(_ref("DeadLetterList"), "A page of dead letters."),
                     "400": _error("A query parameter is invalid (code `invalid_parameter`)."),
-                    "401": _COMMON["401"], **unavailable,
+                    "401": _COMMON["401"], "403": _FORBIDDEN, **unavailable,
                 },
             },
         },
@@ -167,7 +170,7 @@ def _dead_letter_paths() -> dict[str, Any]:
                 "security": _SECURITY,
                 "responses": {
                     "200": _json(_ref("DeadLetterDetail"), "The dead letter."),
-                    "404": not_found, "401": _COMMON["401"], **unavailable,
+                    "404": not_found, "401": _COMMON["401"], "403": _FORBIDDEN, **unavailable,
                 },
             },
             "delete": {
@@ -177,7 +180,7 @@ def _dead_letter_paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json({"type": "object", "required": ["dead_letter_id", "purged"], "properties": {
                         "dead_letter_id": {"type": "string"}, "purged": {"const": True}}}, "Purged."),
-                    "404": not_found, "401": _COMMON["401"], **unavailable,
+                    "404": not_found, "401": _COMMON["401"], "403": _FORBIDDEN, **unavailable,
                 },
             },
         },
@@ -196,7 +199,7 @@ def _dead_letter_paths() -> dict[str, Any]:
                     **_BODY_ERRORS,
                     "404": not_found,
                     "409": _error("Replayed already (pass `force`), or it cannot be replayed (code `refused`)."),
-                    "401": _COMMON["401"], **unavailable,
+                    "401": _COMMON["401"], "403": _FORBIDDEN, **unavailable,
                 },
             },
         },
@@ -230,8 +233,9 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _points(value: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": {"type": "array", "prefixItems": [{"type": "integer"}, value],
-                                       "minItems": 2, "maxItems": 2}}
+    """``[[minute start, value], ...]``."""
+    return {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2,
+                                       "items": {"anyOf": [{"type": "integer"}, value]}}}
 
 
 def openapi_schemas() -> dict[str, Any]:

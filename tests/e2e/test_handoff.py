@@ -97,8 +97,8 @@ async def test_a_websocket_conversation_is_taken_over_answered_by_the_operator_a
         roles = [m["role"] for m in transcript["messages"]]
         assert roles == ["user", "assistant", "handoff", "user", "operator"], roles
         operator = transcript["messages"][-1]
-        assert operator["operator"] == {"id": "admin", "name": "Administrator"}
-        assert transcript["handoff"]["operator_id"] == "admin"
+        assert operator["operator"] == {"id": "admin-key", "name": "Administrator"}
+        assert transcript["handoff"]["operator_id"] == "admin-key"
 
         await api("DELETE", f"{base}/handoff", 200)
         left = await next_frame(client, "handoff")

@@ -177,7 +177,7 @@ async def test_take_over_operator_messages_and_hand_back_travel_as_events_on_inc
     taken = await client.post(f"{path}/handoff", headers=AUTH)
     assert taken.status == 200, await taken.text()
     handoff = (await taken.json())["handoff"]
-    assert (handoff["operator_id"], handoff["operator_name"]) == ("admin", "Administrator")
+    assert (handoff["operator_id"], handoff["operator_name"]) == ("admin-key", "Administrator")
     [(key, event)] = produced.events
     assert key == f"{APP_ID}/{conv}" and event.kind == KIND_HANDOFF and event.channel == "telegram"
     assert (await get(client, path))["handoff"] == handoff
@@ -189,7 +189,7 @@ async def test_take_over_operator_messages_and_hand_back_travel_as_events_on_inc
     assert sent.status == 202, await sent.text()
     body = await sent.json()
     _, message = produced.events[-1]
-    assert (message.kind, message.text, message.channel, message.operator_id) == (KIND_OPERATOR, "Alice here", "telegram", "admin")
+    assert (message.kind, message.text, message.channel, message.operator_id) == (KIND_OPERATOR, "Alice here", "telegram", "admin-key")
     assert body["message_id"] == operator_reply_id(message.event_id)
     retried = await client.post(f"{path}/messages", json={"text": "Alice here", "id": "m-1"}, headers=AUTH)
     assert (await retried.json())["message_id"] == body["message_id"]  # a retry is the same event
