@@ -177,7 +177,7 @@ def account_paths() -> dict[str, Any]:
             "requestBody": _body(_ref("Login")),
             "responses": {
                 "200": {**_json(_ref("Session"), "Signed in."), "headers": _COOKIE},
-                "400": bad_body["400"], "413": bad_body["413"],
+                **bad_body,
                 "401": _error("Wrong email or password, or a disabled account (`bad_credentials`)."),
                 "429": {**_error("Too many failed sign-ins (`too_many_attempts`)."), "headers": {
                     "Retry-After": {"description": "Seconds until the next try.", "schema": {"type": "integer"}}}},
