@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from parley.web.access import authorize
-from parley.web.admin import ADMIN_PREFIX
+from parley.web.admin import ADMIN_PREFIX, no_store_json, store_errors
 from parley.web.keys import DEPS
 
 __all__ = ["add_tool_routes"]
@@ -15,8 +15,8 @@ __all__ = ["add_tool_routes"]
 async def _tools(request: web.Request) -> web.Response:
     await authorize(request, action="read")
     names = sorted(request.app[DEPS].tool_names)
-    return web.json_response({"items": [{"name": name} for name in names]}, headers={"Cache-Control": "no-store"})
+    return no_store_json({"items": [{"name": name} for name in names]})
 
 
 def add_tool_routes(app: web.Application) -> None:
-    app.router.add_get(f"{ADMIN_PREFIX}/tools", _tools, name="admin.tools")
+    app.router.add_get(f"{ADMIN_PREFIX}/tools", store_errors(_tools), name="admin.tools")

@@ -330,3 +330,19 @@ async def test_a_session_request_without_users_configured_is_a_clear_401(
         settings=settings, deps=deps, ingress=Ingress(_never_produced, timeout_s=1), readiness=_ready))
     response = await client.get("/v1/admin/applications", headers=Credential("x", cookie="abc").headers())
     assert response.status == 401
+
+
+async def test_a_sign_in_purges_ended_sessions_and_links_from_the_document_store(
+    documents: DocumentStore, users: UserService
+) -> None:
+    clock = Clock()
+    throttle = LoginThrottle(InMemoryCache(), per_account=5, per_address=5, window_s=60)
+    accounts = Accounts(documents, MongoSessions(documents.sessions), throttle,
+                        Policy(idle_timeout_s=600, max_age_s=3600, link_ttl_s=60), clock=clock)
+    user = await users.accounts.create_user(email="p@example.com", name="P", role="viewer", password=PASSWORD)
+    await accounts.open_session(user, "10.0.0.1")
+    await accounts.create_link(str(user["_id"]))
+    clock.now += 601
+    _, live, _ = await accounts.login("p@example.com", PASSWORD, "10.0.0.1")
+    assert [d["_id"] async for d in documents.sessions.find({})] == [live.id]
+    assert await documents.signin_links.count_documents({}) == 0
