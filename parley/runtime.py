@@ -29,6 +29,7 @@ from parley.streams.delivery import DeliveryPorts
 from parley.streams.platform_files import MAX_CONCURRENT_DOWNLOADS, FilePorts
 from parley.tools import ToolRegistry, default_registry
 from parley.topics import ALL_TOPICS, INCOMING
+from parley.users.commands import default_base_url, ensure_dev_owner, signin_url
 from parley.users.service import UserService, user_service
 from parley.web.deps import WebDeps
 
@@ -110,10 +111,24 @@ class Runtime(Service):
         self.downloads = asyncio.Semaphore(MAX_CONCURRENT_DOWNLOADS)
         if self.seed_demo:
             await self.configs.seed_demo()
+            await self._announce_dev_owner()
         model = getattr(self, "model", None)
         logger.info(
             "runtime started: model=%s bus=%s files=%s",
             model.name if model is not None else "- (gateway)", type(self.bus).__name__, type(self.files).__name__,
+        )
+
+    async def _announce_dev_owner(self) -> None:
+        """``parley dev``: the dev owner (made on first start) and a one-time sign-in link."""
+        user, secret, created = await ensure_dev_owner(self.users)
+        base = default_base_url(self.settings)
+        if self.settings.web_port == 0:
+            base = "http://127.0.0.1:<port>"
+        print(
+            f"Parley dev: {'created the dev owner' if created else 'dev owner'} {user['email']}; sign in to the "
+            f"console once with {signin_url(base, secret)} (valid {self.settings.signin_link_ttl_s:.0f} s; "
+            f"another: `parley users link {user['email']}`)",
+            flush=True,
         )
 
     async def on_stop(self) -> None:

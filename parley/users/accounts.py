@@ -249,6 +249,9 @@ class Accounts:
             await self._throttle.failed(key, address)
             raise AccountError(401, "bad_credentials", "wrong email or password (or the account is disabled)")
         await self._throttle.succeeded(key)
+        now = self._clock()
+        await self._sessions.purge(expired_before=now, idle_before=now - self.policy.idle_timeout_s)
+        await self._links.delete_many({"expires_at": {"$lt": now}})
         session, secret = await self.open_session(user, address)
         return user, session, secret
 

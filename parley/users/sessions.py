@@ -58,6 +58,8 @@ class SessionStore(Protocol):
     async def put(self, session: Session, ttl_s: float) -> None: ...
     async def get(self, session_id: str) -> Session | None: ...
     async def delete(self, session_id: str) -> None: ...
+    async def purge(self, *, expired_before: float, idle_before: float) -> None:
+        """Forget sessions past their absolute expiry or idle since before ``idle_before``."""
 
 
 class CacheSessions:
@@ -82,10 +84,13 @@ class CacheSessions:
     async def delete(self, session_id: str) -> None:
         await self._cache.delete(self._prefix + session_id)
 
+    async def purge(self, *, expired_before: float, idle_before: float) -> None:
+        return None  # Redis expires each key with its session
+
 
 class MongoSessions:
-    """Sessions in the document store's ``sessions`` collection (expired ones are removed when
-    read; ``expires_at`` is indexed so a clean-up can find them)."""
+    """Sessions in the document store's ``sessions`` collection (an ended session is removed when
+    read, and every sign-in purges the ended ones)."""
 
     def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
         self._collection = collection
@@ -105,3 +110,8 @@ class MongoSessions:
 
     async def delete(self, session_id: str) -> None:
         await self._collection.delete_one({"_id": session_id})
+
+    async def purge(self, *, expired_before: float, idle_before: float) -> None:
+        await self._collection.delete_many(
+            {"$or": [{"expires_at": {"$lt": expired_before}}, {"last_seen": {"$lt": idle_before}}]}
+        )

@@ -10,17 +10,19 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
+from parley.config.models import FieldError
 from parley.users.accounts import AccountError, Throttled, token_view, user_view
 from parley.users.audit import AuditLog
 from parley.users.principal import Principal
 from parley.users.service import UserService
 from parley.web.access import (
+    SESSION_COOKIE,
     audit,
     authorize,
     clear_session_cookie,
@@ -147,7 +149,7 @@ async def logout(request: web.Request) -> web.Response:
     found = await current_session(request)
     if found is not None:
         await authorize(request, action="read")  # the CSRF token: another site cannot sign you out
-        await users.accounts.logout(request.cookies.get("parley_session", ""))
+        await users.accounts.logout(request.cookies.get(SESSION_COOKIE, ""))
     clear_session_cookie(response, request)
     return response
 
@@ -241,7 +243,7 @@ async def create_user(request: web.Request) -> web.Response:
     unknown = sorted(set(body) - {"email", "name", "role", "applications", "password"})
     if unknown:
         raise AccountError(422, "invalid_document", f"unknown field(s): {', '.join(unknown)}",
-                           [_field(n, "unknown field") for n in unknown])
+                           [FieldError(n, "unknown field") for n in unknown])
     user = await users.accounts.create_user(
         email=body.get("email"), name=body.get("name", ""), role=body.get("role"),  # type: ignore[arg-type]
         applications=body.get("applications"), password=body.get("password"),
@@ -324,8 +326,6 @@ def _time(raw: str | None, name: str) -> float | None:
     except ValueError:
         raise AdminError(400, "invalid_parameter", f"{name} must be an ISO 8601 time, e.g. 2026-01-31T14:00:00Z") from None
     if parsed.tzinfo is None:
-        from datetime import UTC
-
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
 
@@ -341,8 +341,3 @@ def _limit(raw: str | None) -> int:
         raise AdminError(400, "invalid_parameter", f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
     return limit
 
-
-def _field(name: str, message: str) -> Any:
-    from parley.config.models import FieldError
-
-    return FieldError(name, message)

@@ -8,12 +8,13 @@ from typing import Any
 
 from parley.config.models import ID_PATTERN
 from parley.overview import MAX_MINUTES
+from parley.web.accounts_openapi import SECURITY
 from parley.web.admin import ADMIN_PREFIX, DEFAULT_LIMIT, MAX_LIMIT
 from parley.web.conversations_api import MAX_QUERY_CHARS, TRANSCRIPT_LIMIT
 
 __all__ = ["openapi_paths", "openapi_schemas"]
 
-_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"adminKey": []}]
+_SECURITY = SECURITY  # the admin key, a personal API token, or a session (with its CSRF token on writes)
 _ID = {"type": "string", "pattern": ID_PATTERN}
 
 
