@@ -107,12 +107,12 @@ def _conversation_paths() -> dict[str, Any]:
                 "operationId": "hand_back", "summary": "Hand the conversation back to the assistant", "tags": tags,
                 "security": _SECURITY,
                 "description": "The assistant answers the next user message, with the whole conversation "
-                "(the messages of the handoff included) in its history.",
+                "(the messages of the handoff included) in its history. Idempotent: handing back a "
+                "conversation nobody holds is harmless.",
                 "responses": {
                     "200": handoff_answer,
                     "400": _error("An id is invalid (code `invalid_parameter`)."),
                     "404": not_found,
-                    "409": _error("Nobody holds the conversation (code `not_taken_over`)."),
                     **_COMMON,
                 },
             },
