@@ -223,9 +223,9 @@ async def hand_back(request: web.Request) -> web.Response:
     operator = await operator_for(request, action="write", application_id=application_id)
     channel = await _conversation_channel(request, application_id, conversation_id)
     index = _index(request)
+    # Sent even when this API's view says nobody holds it: a take over whose record was not
+    # written (the store failed after the broker took the event) can still be undone.
     current = await index.handoff(application_id, conversation_id)
-    if current is None:
-        raise AdminError(409, "not_taken_over", f"conversation {conversation_id!r} is answered by the assistant already")
     event = control_event(
         KIND_HAND_BACK, application_id=application_id, conversation_id=conversation_id,
         operator_id=operator.id, operator_name=operator.name, channel=channel,

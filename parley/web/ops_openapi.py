@@ -8,12 +8,13 @@ from typing import Any
 
 from parley.config.models import ID_PATTERN
 from parley.overview import MAX_MINUTES
+from parley.web.accounts_openapi import SECURITY
 from parley.web.admin import ADMIN_PREFIX, DEFAULT_LIMIT, MAX_LIMIT
 from parley.web.conversations_api import MAX_QUERY_CHARS, TRANSCRIPT_LIMIT
 
 __all__ = ["openapi_paths", "openapi_schemas"]
 
-_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"adminKey": []}]
+_SECURITY = SECURITY  # the admin key, a personal API token, or a session (with its CSRF token on writes)
 _ID = {"type": "string", "pattern": ID_PATTERN}
 
 
@@ -106,12 +107,12 @@ def _conversation_paths() -> dict[str, Any]:
                 "operationId": "hand_back", "summary": "Hand the conversation back to the assistant", "tags": tags,
                 "security": _SECURITY,
                 "description": "The assistant answers the next user message, with the whole conversation "
-                "(the messages of the handoff included) in its history.",
+                "(the messages of the handoff included) in its history. Idempotent: handing back a "
+                "conversation nobody holds is harmless.",
                 "responses": {
                     "200": handoff_answer,
                     "400": _error("An id is invalid (code `invalid_parameter`)."),
                     "404": not_found,
-                    "409": _error("Nobody holds the conversation (code `not_taken_over`)."),
                     **_COMMON,
                 },
             },

@@ -115,3 +115,19 @@ async def test_a_platform_conversation_gets_its_operator_reply_on_its_own_channe
     assert reply.channel == "telegram"
     await h.handler.handle(hand_back(), h.state, CONFIG)
     assert h.frames == []  # a platform has no socket to tell
+
+
+def test_an_operators_reply_names_them_on_the_websocket_and_the_callback_but_not_their_account() -> None:
+    from parley.channels.generic import reply_payload
+    from parley.records import ReplyEvent
+    from parley.streams.delivery import websocket_frame
+
+    reply = ReplyEvent(
+        event_id="r1", conversation_id="c1", application_id="app", created_at=1.0, text="Alice here",
+        role="operator", operator_id="usr_123", operator_name="Alice",
+    )
+    for frame in (websocket_frame(reply), reply_payload(reply)):
+        assert (frame["role"], frame["operator"], frame["text"]) == ("operator", {"name": "Alice"}, "Alice here")
+        assert "usr_123" not in str(frame)
+    assistant = ReplyEvent(event_id="r2", conversation_id="c1", application_id="app", created_at=1.0, text="hi")
+    assert "operator" not in websocket_frame(assistant) and "operator" not in reply_payload(assistant)

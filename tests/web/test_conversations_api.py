@@ -202,8 +202,8 @@ async def test_take_over_operator_messages_and_hand_back_travel_as_events_on_inc
     assert back.status == 200 and (await back.json())["handoff"] is None
     assert produced.kinds()[-1] == KIND_HAND_BACK
     assert (await get(client, path))["handoff"] is None
-    twice = await client.delete(f"{path}/handoff", headers=AUTH)
-    assert twice.status == 409
+    twice = await client.delete(f"{path}/handoff", headers=AUTH)  # harmless: it may undo a half-done take over
+    assert twice.status == 200 and produced.kinds()[-2:] == [KIND_HAND_BACK, KIND_HAND_BACK]
 
     missing = await client.post(f"{BASE}/never-seen/handoff", headers=AUTH)
     assert missing.status == 404
