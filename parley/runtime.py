@@ -144,11 +144,13 @@ class Runtime(Service):
 
     def web_deps(self) -> WebDeps:
         """What the web layer uses, from the started clients."""
-        return WebDeps(
+        deps = WebDeps(
             configs=self.configs, owners=self.owners, archive=self.documents, documents=self.documents,
             bus=self.bus, files=self.files, http=self.http, store_reads=self.store_reads,
-            egress=self.egress, tool_names=frozenset(self.tools.names()), users=self.users,
+            egress=self.egress, tool_names=frozenset(self.tools.names()),
         )
+        deps.users = self.users  # operator accounts, sessions, tokens and the audit log
+        return deps
 
     def delivery_ports(self) -> DeliveryPorts:
         return DeliveryPorts(publish=self.publish, applications=self.configs, ledger=self.documents, http=self.http)

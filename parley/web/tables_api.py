@@ -105,7 +105,10 @@ async def scan(request: web.Request) -> web.Response:
         limit = min(MAX_SCAN, max(1, int(request.query.get("limit", "100"))))
     except ValueError:
         raise HttpError(400, "invalid_field", "limit must be an integer") from None
-    rows = [r for r in local_scan(faust_app, view, prefix, limit) if principal.can_read(_application_of(r["key"]))]
+    # a scoped principal's rows are picked out of a wider scan, so a page is not cut short by
+    # other tenants' keys that sort first
+    wide = limit if principal.applications is None else MAX_SCAN
+    rows = [r for r in local_scan(faust_app, view, prefix, wide) if principal.can_read(_application_of(r["key"]))][:limit]
     if FORWARDED in request.headers:
         return web.json_response({"rows": rows})
     own = str(faust_app.conf.canonical_url).rstrip("/")

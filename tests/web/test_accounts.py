@@ -3,6 +3,7 @@ and a real document store (one fresh database per test)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -125,8 +126,16 @@ async def test_the_cookie_is_secure_over_https_or_when_configured(
     [{"email": "ada@example.com", "password": "wrong password!"}, {"email": "nobody@example.com", "password": PASSWORD}],
     ids=["wrong-password", "unknown-email"],
 )
-async def test_a_wrong_sign_in_is_401_with_the_same_message(client: TestClient, ada: dict[str, Any], body: dict[str, str]) -> None:
-    response = await client.post("/v1/auth/login", json=body)
+async def test_a_wrong_sign_in_is_401_with_the_same_message(
+    client: TestClient, ada: dict[str, Any], body: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        response = await client.post("/v1/auth/login", json=body)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "sign-in refused from 127.0.0.1" in logged
+    assert body["password"] not in logged
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("parley"))
+    assert body["email"] not in ours  # (PyMongo's own DEBUG records quote its queries)
     assert response.status == 401
     assert (await response.json())["message"] == "wrong email or password (or the account is disabled)"
     assert "parley_session" not in response.cookies
