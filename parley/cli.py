@@ -1,6 +1,7 @@
 """The ``parley`` command: ``dev`` (everything in one process on embedded servers), ``worker``
-(agents + web against the configured Kafka, MongoDB and Redis), ``web`` (the gateway alone), and
-the ops tools ``replay`` and ``dlq`` (``parley.ops``)."""
+(agents + web against the configured Kafka, MongoDB and Redis), ``web`` (the gateway alone),
+the ops tools ``replay`` and ``dlq`` (``parley.ops``), ``tables`` and ``users`` (operator
+accounts, ``parley.users.commands``)."""
 
 from __future__ import annotations
 
@@ -379,6 +380,56 @@ def _add_table_commands(sub: Any) -> None:
         p.set_defaults(func=cmd_tables)
 
 
+USERS_HELP = """\
+Operator accounts of the console and the admin API, in the document store (PARLEY_MONGO_URL):
+make the first owner, list, disable or enable, reset a password, print a one-time sign-in link.
+Passwords come from standard input (--password-stdin) or are generated and printed once.
+"""
+
+
+def cmd_users(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from parley.users.commands import CommandError, run_users_command
+
+    settings = _load_settings()
+    logging.basicConfig(level=logging.WARNING, format="parley users: %(levelname)s: %(message)s")
+    _scrub_logs()
+    try:
+        code = asyncio.run(run_users_command(settings, args))
+    except CommandError as exc:
+        from parley.redact import scrub
+
+        sys.exit(scrub(f"parley users: {exc}"))
+    sys.exit(code)
+
+
+def _add_user_commands(sub: Any) -> None:
+    users = sub.add_parser("users", help="operator accounts: create, list, disable, reset, link",
+                           description=USERS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = users.add_subparsers(dest="users_command", required=True)
+    create = actions.add_parser("create", help="make an account (with no password: prints a sign-in link)")
+    create.add_argument("email")
+    create.add_argument("--name", default=None, help="display name (default: the email's local part)")
+    create.add_argument("--role", choices=["owner", "admin", "viewer"], default="viewer")
+    create.add_argument("--application", action="append", metavar="ID",
+                        help="scope to this application (repeatable; default: every application)")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    listing = actions.add_parser("list", help="every account")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    disable = actions.add_parser("disable", help="disable an account (its sessions and tokens stop working)")
+    disable.add_argument("email")
+    disable.add_argument("--enable", action="store_true", help="enable it again instead")
+    reset = actions.add_parser("reset", help="set a new password (generated unless --password-stdin); ends its sessions")
+    reset.add_argument("email")
+    reset.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    link = actions.add_parser("link", help="print a one-time sign-in link")
+    link.add_argument("email")
+    for p in (create, link):
+        p.add_argument("--url", default=None, help="base URL of the server (default http://127.0.0.1:PARLEY_WEB_PORT)")
+    users.set_defaults(func=cmd_users)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Kafka-native AI chat pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -394,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.set_defaults(func=cmd_web)
     _add_ops_commands(sub)
     _add_table_commands(sub)
+    _add_user_commands(sub)
     return parser
 
 

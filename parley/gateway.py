@@ -16,6 +16,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from parley.kafka_admin import bootstrap_servers
+from parley.ops.dlq_desk import desk_for
 from parley.runtime import Runtime
 from parley.settings import Settings
 from parley.topics import INCOMING
@@ -75,9 +76,11 @@ async def run_gateway(settings: Settings, stop: asyncio.Event | None = None) -> 
             checks = {"brokers_known": brokers, "document_store": "ok" if documents_ok else "down"}
             return documents_ok and brokers > 0, checks
 
+        deps = runtime.web_deps()
+        deps.dead_letters = desk_for(settings, runtime.documents.database)
         app = create_web_app(
             settings=settings,
-            deps=runtime.web_deps(),
+            deps=deps,
             ingress=Ingress(produce, settings.produce_timeout_s),
             readiness=readiness,
         )

@@ -8,13 +8,19 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 __all__ = [
-    "EVENTS", "HANDLER_SECONDS", "LLM_SECONDS", "LLM_FIRST_TOKEN_SECONDS", "LLM_TOKENS",
+    "EVENTS", "ANSWER_SECONDS", "ANSWER_BUCKETS", "HANDLER_SECONDS", "LLM_SECONDS", "LLM_FIRST_TOKEN_SECONDS", "LLM_TOKENS",
     "LLM_ERRORS", "TOOL_SECONDS", "TOOL_ERRORS", "DEAD_LETTERS", "TURNS_IN_FLIGHT",
     "WEBSOCKET_CONNECTIONS", "CONSUMER_LAG", "CONSUMER_FETCH_PAUSE", "CONSUMER_WAKEUPS", "CONSUMER_FETCHES", "USAGE_TURNS", "USAGE_TOKENS", "render", "CONTENT_TYPE_LATEST",
 ]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
+#: Bounds of ``parley_answer_seconds`` (what a person waits for, so coarser than the stages').
+ANSWER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120)
+ANSWER_SECONDS = Histogram(
+    "parley_answer_seconds", "Time from a user's message to the model's final reply (processor).",
+    buckets=ANSWER_BUCKETS,
+)
 EVENTS = Counter("parley_events", "Events consumed (in) and produced (out) per topic.", ["topic", "direction"])
 HANDLER_SECONDS = Histogram(
     "parley_handler_seconds", "Time to handle one event, per stage.", ["stage"], buckets=_LATENCY_BUCKETS

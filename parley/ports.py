@@ -16,8 +16,9 @@ from typing import Any, Protocol
 from parley.config.models import ApplicationConfig
 
 __all__ = [
-    "ApplicationDocuments", "Archive", "Bus", "Cache", "Configs", "DeliveryLedger", "FileInfo", "FileStore",
-    "FileStoreError", "Owner", "OwnerRecords", "Owners", "Subscription", "UploadLedger",
+    "ApplicationDocuments", "Archive", "Bus", "Cache", "Configs", "DeadLetterDesk", "DeadLetterRefused",
+    "DeliveryLedger", "FileInfo", "FileStore", "FileStoreError", "Owner", "OwnerRecords", "Owners", "Subscription",
+    "UploadLedger",
 ]
 
 
@@ -202,4 +203,35 @@ class UploadLedger(Protocol):
 
     async def prune_quota(self, before: float) -> None:
         """Drop the quota counters of hours that ended before ``before``."""
+        ...
+
+
+class DeadLetterRefused(RuntimeError):
+    """A dead letter operation that cannot be done (unknown id, replayed already, cannot be
+    replayed); the message says why and what to do."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class DeadLetterDesk(Protocol):
+    """The dead letters and what operators do with them (``parley.ops.dlq_desk``: the topic and
+    the ``dead_letter_actions`` collection). Records are ``parley dlq list --json`` 's fields."""
+
+    async def letters(self) -> list[dict[str, Any]]:
+        """Every dead letter on the topic now, purged ones included, oldest first."""
+        ...
+
+    async def letter(self, dead_letter_id: str) -> dict[str, Any] | None:
+        """One dead letter with its original bytes (``original_b64``, ``original_json``,
+        ``original_text``), or None."""
+        ...
+
+    async def replay(self, dead_letter_id: str, *, force: bool, deliver: bool) -> dict[str, Any]:
+        """Replay it; ``{"mode", "topic", "event_id", "replay_id"}``, or ``DeadLetterRefused``."""
+        ...
+
+    async def purge(self, dead_letter_id: str) -> None:
+        """Hide it from the list (``DeadLetterRefused`` for an unknown id)."""
         ...

@@ -20,6 +20,9 @@ __all__ = [
     "UsageEvent",
     "KIND_USER",
     "KIND_TOOL_RESULTS",
+    "KIND_HANDOFF",
+    "KIND_HAND_BACK",
+    "KIND_OPERATOR",
     "conversation_key",
     "INCOMING",
     "OUTGOING",
@@ -31,6 +34,12 @@ __all__ = [
 
 KIND_USER = "user"
 KIND_TOOL_RESULTS = "tool_results"
+#: An operator took the conversation over (human handoff): the processor stops answering it.
+KIND_HANDOFF = "handoff"
+#: The operator handed the conversation back: the processor answers it again.
+KIND_HAND_BACK = "hand_back"
+#: An operator wrote to the user (``text`` set): delivered as a ``ReplyEvent`` of role ``operator``.
+KIND_OPERATOR = "operator"
 
 
 #: Topic names (``parley.topics`` declares the topics). Never renamed: they are the wire.
@@ -73,10 +82,13 @@ class ConversationEvent(faust.Record, abstract=True, serializer="json", coerce=T
 
 
 class IncomingEvent(ConversationEvent, serializer="json", coerce=True):
-    """Something happened in a conversation: a user wrote, or tools answered.
+    """Something happened in a conversation: a user wrote, tools answered, or an operator acted.
 
     ``kind`` is ``user`` (``text`` set) or ``tool_results`` (``tool_results`` set: a list of
-    ``{"tool_call_id", "name", "content", "is_error"}``, answering ``turn_id``'s tool round).
+    ``{"tool_call_id", "name", "content", "is_error"}``, answering ``turn_id``'s tool round), or
+    one of the human handoff's: ``handoff`` (an operator takes over), ``hand_back`` and
+    ``operator`` (the operator's message, ``text`` set); these carry ``operator_id`` and
+    ``operator_name`` (``parley.streams.handoff``).
     ``channel`` says where replies go: ``websocket`` or ``generic`` (callback URL).
     ``attachments`` (user messages) are the wire forms of ``parley.attachments``: uploaded files,
     each ``{"file_id", "content_type", "size", "name"}`` (``parley.web.uploads.resolve_attachments``),
@@ -95,6 +107,8 @@ class IncomingEvent(ConversationEvent, serializer="json", coerce=True):
     tool_round: int = 0
     tool_results: list[dict[str, Any]] = []
     attachments: list[dict[str, Any]] = []
+    operator_id: str = ""
+    operator_name: str = ""
 
 
 class FunctionCallEvent(ConversationEvent, serializer="json", coerce=True):
@@ -108,13 +122,18 @@ class FunctionCallEvent(ConversationEvent, serializer="json", coerce=True):
 
 
 class ReplyEvent(ConversationEvent, serializer="json", coerce=True):
-    """An assistant reply, final and durable. ``event_id`` is the reply's message id."""
+    """An assistant reply, final and durable. ``event_id`` is the reply's message id.
+
+    ``role`` is ``operator`` for an operator's message during a handoff (then ``operator_id``
+    and ``operator_name`` say who wrote it)."""
 
     in_reply_to: str = ""
     text: str = ""
     role: str = "assistant"
     channel: str = "websocket"
     is_error: bool = False
+    operator_id: str = ""
+    operator_name: str = ""
 
 
 class UsageEvent(faust.Record, serializer="json", coerce=True):

@@ -134,10 +134,16 @@ def redact_url(url: str) -> str:
         return SECRETS.hide(url)
 
 
+#: Paths whose last segment is a secret: one-time sign-in links (``/v1/auth/link/<token>``).
+_SECRET_PATH = re.compile(r"^(/v1/auth/link/)[^/?]+")
+
+
 def redact_path(path_qs: str, names: Iterable[str] | None = None) -> str:
     """A request target (``/ws?token=…``) with the values of secret parameters masked (all of
-    them when ``names`` is None and the parameter is in ``SECRET_QUERY_PARAMETERS``)."""
+    them when ``names`` is None and the parameter is in ``SECRET_QUERY_PARAMETERS``), and the
+    token of a sign-in link path masked."""
     path, sep, query = path_qs.partition("?")
+    path = _SECRET_PATH.sub(lambda m: m.group(1) + MASK, path)
     if not sep:
         return path
     secret_names = SECRET_QUERY_PARAMETERS if names is None else frozenset(names)

@@ -29,6 +29,8 @@ from parley.streams.delivery import DeliveryPorts
 from parley.streams.platform_files import MAX_CONCURRENT_DOWNLOADS, FilePorts
 from parley.tools import ToolRegistry, default_registry
 from parley.topics import ALL_TOPICS, INCOMING
+from parley.users.commands import default_base_url, ensure_dev_owner, signin_url
+from parley.users.service import UserService, user_service
 from parley.web.deps import WebDeps
 
 __all__ = ["Runtime"]
@@ -51,6 +53,7 @@ class Runtime(Service):
     files: FileStore
     owners: ConversationOwners  # who each conversation belongs to (hello, first message)
     store_reads: asyncio.Semaphore  # document store reads at the edges at once
+    users: UserService  # operator accounts, sessions, tokens, the audit log
 
     def __init__(
         self, settings: Settings, *, seed_demo: bool = False, worker_group: str | None = None, **kwargs: Any
@@ -95,6 +98,8 @@ class Runtime(Service):
             )
         self.cache = cache_from_settings(settings)
         self.configs = ConfigStore(self.documents, settings, self.cache)
+        self.users = user_service(self.documents, self.cache, settings)
+        await self.users.start()
         self.store_reads = asyncio.Semaphore(settings.store_read_concurrency)
         self.owners = ConversationOwners(
             self.documents, self.cache,
@@ -106,10 +111,24 @@ class Runtime(Service):
         self.downloads = asyncio.Semaphore(MAX_CONCURRENT_DOWNLOADS)
         if self.seed_demo:
             await self.configs.seed_demo()
+            await self._announce_dev_owner()
         model = getattr(self, "model", None)
         logger.info(
             "runtime started: model=%s bus=%s files=%s",
             model.name if model is not None else "- (gateway)", type(self.bus).__name__, type(self.files).__name__,
+        )
+
+    async def _announce_dev_owner(self) -> None:
+        """``parley dev``: the dev owner (made on first start) and a one-time sign-in link."""
+        user, secret, created = await ensure_dev_owner(self.users)
+        base = default_base_url(self.settings)
+        if self.settings.web_port == 0:
+            base = "http://127.0.0.1:<port>"
+        print(
+            f"Parley dev: {'created the dev owner' if created else 'dev owner'} {user['email']}; sign in to the "
+            f"console once with {signin_url(base, secret)} (valid {self.settings.signin_link_ttl_s:.0f} s; "
+            f"another: `parley users link {user['email']}`)",
+            flush=True,
         )
 
     async def on_stop(self) -> None:
@@ -125,11 +144,13 @@ class Runtime(Service):
 
     def web_deps(self) -> WebDeps:
         """What the web layer uses, from the started clients."""
-        return WebDeps(
+        deps = WebDeps(
             configs=self.configs, owners=self.owners, archive=self.documents, documents=self.documents,
             bus=self.bus, files=self.files, uploads=self.documents.uploads, http=self.http, store_reads=self.store_reads,
             egress=self.egress, tool_names=frozenset(self.tools.names()),
         )
+        deps.users = self.users  # operator accounts, sessions, tokens and the audit log
+        return deps
 
     def delivery_ports(self) -> DeliveryPorts:
         return DeliveryPorts(publish=self.publish, applications=self.configs, ledger=self.documents, http=self.http)

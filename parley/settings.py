@@ -286,7 +286,45 @@ class Settings(BaseSettings):
 
     admin_api_key: SecretStr | None = Field(
         None,
-        description="Bearer key of the admin API (/v1/admin/). Unset: the admin API answers 503.",
+        description="Bootstrap / break-glass bearer key of the admin API (/v1/admin/, /v1/tables/): "
+        "acts as an owner of every application. Unset: only operator accounts (sessions and "
+        "personal API tokens) are accepted.",
+    )
+    session_idle_timeout_s: float = Field(
+        7200.0, gt=0, le=30 * 86400,
+        description="An operator's session ends after this many seconds without a request.",
+    )
+    session_max_age_s: float = Field(
+        43200.0, gt=0, le=90 * 86400,
+        description="An operator's session ends this many seconds after sign-in, however active.",
+    )
+    session_cookie_secure: bool = Field(
+        False,
+        description="Always mark the session cookie `Secure` (set it behind a proxy that ends TLS). "
+        "Without it the cookie is `Secure` when the request came over https (or `X-Forwarded-Proto: https`).",
+    )
+    trust_forwarded_for: bool = Field(
+        False,
+        description="Take the client address (login throttling, the audit log) from the last "
+        "`X-Forwarded-For` entry: set it only behind a proxy that sets that header (Traefik).",
+    )
+    login_max_failures_per_account: int = Field(
+        5, ge=1, le=1000,
+        description="Failed sign-ins of one account within `PARLEY_LOGIN_WINDOW_S` before it is refused (429) until the window ends.",
+    )
+    login_max_failures_per_address: int = Field(
+        50, ge=1, le=100_000,
+        description="Failed sign-ins from one client address within `PARLEY_LOGIN_WINDOW_S` before it is refused (429).",
+    )
+    login_window_s: float = Field(
+        900.0, gt=0, le=86400, description="The window of the login throttle, in seconds."
+    )
+    api_token_max_days: int = Field(
+        365, ge=1, le=3650, description="Longest lifetime of a personal API token, in days."
+    )
+    signin_link_ttl_s: float = Field(
+        900.0, gt=0, le=7 * 86400,
+        description="How long a one-time sign-in link (`parley users link`, `parley dev`) stays valid.",
     )
     config_cache_ttl_s: float = Field(
         30.0, gt=0, le=3600, description="Seconds application and chatbot configs stay cached in Redis (admin writes invalidate at once)."

@@ -10,6 +10,7 @@ import faust
 
 from parley import metrics
 from parley.agents import dispatcher, persister, processor, produce, usage
+from parley.ops.dlq_desk import desk_for
 from parley.runtime import Runtime
 from parley.settings import Settings
 from parley.storage.uploads import sweep_unreferenced
@@ -89,9 +90,9 @@ def wire(app: ParleyApp, settings: Settings) -> None:
         return assigned > 0 and documents_ok and not app.should_stop, checks
 
     def make_web_app() -> Any:
-        return create_web_app(
-            settings=settings, deps=runtime.web_deps(), ingress=ingress, readiness=readiness, faust_app=app
-        )
+        deps = runtime.web_deps()
+        deps.dead_letters = desk_for(settings, runtime.documents.database)
+        return create_web_app(settings=settings, deps=deps, ingress=ingress, readiness=readiness, faust_app=app)
 
     @app.timer(settings.metrics_interval_s, name="parley.consumer_lag")
     async def record_consumer_lag() -> None:

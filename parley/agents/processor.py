@@ -8,9 +8,11 @@ turn needs and carries the plan out.
 from __future__ import annotations
 
 import logging
+import time
 
 import faust
 
+from parley import metrics
 from parley.agents.clients import Clients
 from parley.agents.skeleton import dead_letter_sender, guarded_agent, produce_all
 from parley.config.models import ChatbotConfig
@@ -22,7 +24,7 @@ from parley.streams.deadletters import RawEvent
 from parley.streams.keyed import KeyedRunner
 from parley.streams.platform_files import fetch_platform_files
 from parley.streams.turn_control import TurnControl, note_arrival
-from parley.streams.turn_plan import Route, fetches_platform_files, plan_outputs
+from parley.streams.turn_plan import Route, answer_seconds, fetches_platform_files, plan_outputs
 from parley.streams.turns import TurnHandler
 from parley.tables import Tables
 from parley.topics import Topics
@@ -58,6 +60,8 @@ def register(app: faust.App, topics: Topics, tables: Tables, runtime: Clients, s
         # State is written only once its outputs are on the broker: a crash before this line
         # repeats the turn (same ids), never loses its reply.
         tables.conversations[event.key] = state.to_value()
+        for waited in answer_seconds(output, state, time.time()):
+            metrics.ANSWER_SECONDS.observe(waited)
         if plan.dead_letter is not None:
             await send_dead_letter(plan.dead_letter)
 

@@ -64,6 +64,7 @@ def reply_payload(reply: Any) -> dict[str, Any]:
         "text": reply.text,
         "in_reply_to": reply.in_reply_to,
         "created_at": reply.created_at,
+        **({"operator": {"name": reply.operator_name}} if getattr(reply, "operator_id", "") else {}),
     }
 
 

@@ -29,7 +29,7 @@ from parley.ops.progress import ProgressBar
 from parley.ops.replay import MongoReplayLedger, ReplayOptions, run_replay
 from parley.settings import Settings
 
-__all__ = ["replay", "dlq_list", "dlq_show", "dlq_replay", "dlq_purge"]
+__all__ = ["replay", "dlq_list", "dlq_show", "dlq_replay", "dlq_purge", "kafka_sink", "kafka_source"]
 
 
 def _mongo_host(url: str) -> str:
@@ -55,12 +55,12 @@ async def _database(settings: Settings) -> AsyncIterator[Any]:
         await client.close()
 
 
-def _source(settings: Settings) -> KafkaSource:
+def kafka_source(settings: Settings) -> KafkaSource:
     kafka_url, _ = require_services(settings)
     return KafkaSource(kafka_url, fetch_wait_ms=settings.consumer_fetch_wait_ms)
 
 
-def _sink(settings: Settings) -> KafkaSink:
+def kafka_sink(settings: Settings) -> KafkaSink:
     kafka_url, _ = require_services(settings)
     return KafkaSink(kafka_url)
 
@@ -90,8 +90,8 @@ async def replay(
 
     if options.deliver and not options.dry_run:
         print("parley replay: --deliver: replayed answers WILL reach the original clients and platforms", file=err)
-    async with _database(settings) as db, _source(settings) as source:
-        async with _sink(settings) as sink:
+    async with _database(settings) as db, kafka_source(settings) as source:
+        async with kafka_sink(settings) as sink:
             summary = await run_replay(
                 options,
                 source,
@@ -107,7 +107,7 @@ async def replay(
 
 async def _letters(settings: Settings, db: Any) -> list[Any]:
     actions = await DeadLetterActions(db).all()
-    async with _source(settings) as source:
+    async with kafka_source(settings) as source:
         views, _ = await load_letters(source, actions)
     return views
 
@@ -173,7 +173,7 @@ async def dlq_replay(
         if not chosen:
             print("no dead letters to replay" + (f" of stage {stage!r}" if stage else ""), file=out)
             return 0
-        async with _sink(settings) as sink:
+        async with kafka_sink(settings) as sink:
             done = await replay_letters(
                 chosen, sink, DeadLetterActions(db), out=out, force=force, deliver=deliver, dry_run=dry_run
             )

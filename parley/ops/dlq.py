@@ -42,6 +42,8 @@ __all__ = [
     "load_letters",
     "visible",
     "render_list",
+    "letter_detail",
+    "letter_record",
     "list_json",
     "render_show",
     "show_json",
@@ -145,7 +147,8 @@ def render_list(views: Sequence[LetterView], *, error_width: int = 60) -> str:
     return render_table(LIST_HEADERS, rows)
 
 
-def _record(view: LetterView) -> dict[str, Any]:
+def letter_record(view: LetterView) -> dict[str, Any]:
+    """A dead letter as ``dlq list --json`` prints it (and the console API lists it)."""
     data = view.letter.asdict()
     data.pop("__faust", None)
     data["error"] = scrub(str(data.get("error") or ""))  # letters written before the scrubber
@@ -160,7 +163,7 @@ def _record(view: LetterView) -> dict[str, Any]:
 
 
 def list_json(view: LetterView) -> str:
-    return json.dumps(_record(view), ensure_ascii=False, sort_keys=True)
+    return json.dumps(letter_record(view), ensure_ascii=False, sort_keys=True)
 
 
 def describe_original(raw: bytes) -> str:
@@ -196,15 +199,21 @@ def render_show(view: LetterView) -> str:
     return "\n".join(lines)
 
 
-def show_json(view: LetterView) -> str:
-    data = _record(view)
+def letter_detail(view: LetterView) -> dict[str, Any]:
+    """``letter_record`` with the original bytes decoded: ``original_json`` (None when they are
+    not JSON) and ``original_text`` (UTF-8, undecodable bytes replaced)."""
+    data = letter_record(view)
     raw = view.original
     try:
         data["original_json"] = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
         data["original_json"] = None
     data["original_text"] = raw.decode("utf-8", "replace")
-    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)
+    return data
+
+
+def show_json(view: LetterView) -> str:
+    return json.dumps(letter_detail(view), ensure_ascii=False, indent=2, sort_keys=True)
 
 
 # --- replay -------------------------------------------------------------------------------
@@ -379,8 +388,10 @@ async def replay_letters(
     deliver: bool,
     dry_run: bool,
     clock: Callable[[], float] = time.time,
+    on_replayed: Callable[[LetterView, ReplayStep], None] | None = None,
 ) -> int:
-    """Replay ``chosen`` in order; return how many were replayed (or would be, in a dry run)."""
+    """Replay ``chosen`` in order; return how many were replayed (or would be, in a dry run).
+    ``on_replayed`` is told each replay once it is on the broker."""
     # Refuse up front what cannot be replayed, so a batch is replayed entirely or not at all.
     for view in chosen:
         replay_step(view, attempt=view.replay_count + 1, deliver=deliver, now=clock())
@@ -399,6 +410,8 @@ async def replay_letters(
             await actions.undo_replay(view.id, before)
             raise
         await actions.note_replayed(view.id, step)
+        if on_replayed is not None:
+            on_replayed(view, step)
         print(f"replayed {step.describe(view)}", file=out, flush=True)
         done += 1
     return done

@@ -17,6 +17,7 @@ from pymongo.errors import DuplicateKeyError
 
 from parley.storage import bulk
 from parley.storage.bulk import BulkFinder, BulkInserter
+from parley.storage.transcripts import ConversationIndex
 from parley.storage.uploads import MongoUploadLedger
 
 __all__ = ["ARCHIVE_ROLES", "DocumentCollection", "DocumentStore"]
@@ -34,9 +35,17 @@ class DocumentCollection:
     def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
         self.collection = collection
 
-    async def list(self, *, limit: int, after: str | None = None) -> list[dict[str, Any]]:
-        """Up to ``limit`` documents ordered by id, those after ``after`` (exclusive)."""
-        query = {"_id": {"$gt": after}} if after is not None else {}
+    async def list(
+        self, *, limit: int, after: str | None = None, only: frozenset[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` documents ordered by id, those after ``after`` (exclusive), only the
+        ids in ``only`` when given."""
+        ids: dict[str, Any] = {}
+        if after is not None:
+            ids["$gt"] = after
+        if only is not None:
+            ids["$in"] = sorted(only)
+        query = {"_id": ids} if ids else {}
         cursor = self.collection.find(query).sort("_id", ASCENDING).limit(limit)
         return [doc async for doc in cursor]
 
@@ -88,6 +97,15 @@ class DocumentStore:
         self.chatbots = DocumentCollection(self._db["chatbots"])
         self.messages = self._db["messages"]
         self.conversations = self._db["conversations"]  # one owner record per conversation
+        #: the console's conversation list, transcripts and handoff records
+        self.index = ConversationIndex(self._db)
+        # operator accounts (parley.users): accounts, personal API tokens, one-time sign-in
+        # links, sessions (when Redis is not configured) and the audit log
+        self.users = self._db["users"]
+        self.api_tokens = self._db["api_tokens"]
+        self.signin_links = self._db["signin_links"]
+        self.sessions = self._db["sessions"]
+        self.audit = self._db["audit"]
         self._archive = BulkInserter(self.messages, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
         self._marks = bulk.BulkSetter(self.messages, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
         self._claims = BulkInserter(self.conversations, max_docs=batch_max_docs, max_wait_s=batch_wait_s)
@@ -97,6 +115,7 @@ class DocumentStore:
     async def start(self) -> None:
         await self.messages.create_index([("conversation_id", ASCENDING), ("created_at", ASCENDING)])
         await self.uploads.start()
+        await self.index.start()
 
     async def close(self) -> None:
         for writer in (self._archive, self._claims, self._marks):
@@ -105,6 +124,11 @@ class DocumentStore:
             except Exception as exc:  # noqa: BLE001 - closing: the callers have their errors
                 logger.warning("document store: a batched write failed while closing: %s", exc)
         await self._client.close()
+
+    @property
+    def database(self) -> Any:
+        """The database itself, for the ops tools' own collections (``dead_letter_actions``)."""
+        return self._db
 
     async def ping(self) -> bool:
         try:
@@ -134,6 +158,14 @@ class DocumentStore:
             .limit(limit)
         )
         return [str(doc["_id"]) async for doc in cursor]
+
+    async def chatbot_users(self) -> dict[str, set[str]]:
+        """Every chatbot id in use and the applications using it."""
+        users: dict[str, set[str]] = {}
+        async for doc in self.applications.collection.find({}, {"_id": 1, "chatbot_id": 1}):
+            if isinstance(doc.get("chatbot_id"), str):
+                users.setdefault(doc["chatbot_id"], set()).add(str(doc["_id"]))
+        return users
 
     # --- archive -------------------------------------------------------------------------
     async def archive(self, docs: list[dict[str, Any]]) -> list[bool]:

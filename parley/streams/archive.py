@@ -2,6 +2,10 @@
 
 One document per message, ``_id`` = the message id, so re-archiving a repeated event is a
 no-op. ``order`` breaks ties of ``created_at`` within a turn (user, tool call, tool, assistant).
+
+A take over or hand back (human handoff) is archived as a message of role ``handoff`` (``action``
+``take_over`` or ``hand_back``, ``operator`` ``{"id", "name"}``), for the transcript; an
+operator's message is archived from its reply on ``outgoing`` (role ``operator``), not here.
 """
 
 from __future__ import annotations
@@ -9,7 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 from parley.attachments import parse_all, to_wire
-from parley.records import KIND_TOOL_RESULTS, KIND_USER, FunctionCallEvent, IncomingEvent, ReplyEvent
+from parley.records import (
+    KIND_HAND_BACK,
+    KIND_HANDOFF,
+    KIND_TOOL_RESULTS,
+    KIND_USER,
+    FunctionCallEvent,
+    IncomingEvent,
+    ReplyEvent,
+)
 from parley.streams.codec import message_id
 
 __all__ = ["documents_for_incoming", "document_for_calls", "document_for_reply"]
@@ -56,6 +68,14 @@ def documents_for_incoming(event: IncomingEvent) -> list[dict[str, Any]]:
             )
             docs.append(doc)
         return docs
+    if event.kind in (KIND_HANDOFF, KIND_HAND_BACK):
+        doc = _base(event, "handoff", 0)
+        doc.update(
+            _id=event.event_id,
+            action="take_over" if event.kind == KIND_HANDOFF else "hand_back",
+            operator={"id": event.operator_id, "name": event.operator_name},
+        )
+        return [doc]
     return []
 
 
@@ -68,6 +88,9 @@ def document_for_calls(event: FunctionCallEvent) -> dict[str, Any]:
 def document_for_reply(event: ReplyEvent) -> dict[str, Any]:
     doc = _base(event, event.role, 3)
     doc.update(
-        _id=event.event_id, text=event.text, in_reply_to=event.in_reply_to, is_error=event.is_error
+        _id=event.event_id, text=event.text, in_reply_to=event.in_reply_to, is_error=event.is_error,
+        channel=event.channel,
     )
+    if event.operator_id:
+        doc["operator"] = {"id": event.operator_id, "name": event.operator_name}
     return doc

@@ -3,7 +3,9 @@
 The value is plain JSON: ``history`` (recent messages in OpenAI chat format, each with an
 ``id``), ``applied`` (ids of recently applied events, so a redelivered event is skipped:
 table writes are not atomic with offset commits), ``awaiting`` (the tool round in progress)
-and ``queued`` (user messages that arrived during a tool round, answered after it).
+``queued`` (user messages that arrived during a tool round, answered after it) and ``handoff``
+(``{"operator_id", "operator_name", "since"}`` while an operator has taken the conversation
+over: the model does not answer it; ``parley.streams.handoff``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parley.attachments import parse_all, prompt_content
+from parley.streams.codec import message_id
 
-__all__ = ["ConversationState", "build_prompt", "trim_history", "with_attachments"]
+__all__ = ["ConversationState", "build_prompt", "close_tool_round", "trim_history", "with_attachments"]
 
 APPLIED_MEMORY = 500
 
@@ -25,6 +28,7 @@ class ConversationState:
     awaiting: dict[str, Any] | None = None
     queued: list[dict[str, Any]] = field(default_factory=list)
     summary: str = ""  # rolling summary of messages folded out of ``history``
+    handoff: dict[str, Any] | None = None  # the operator who took the conversation over
 
     @classmethod
     def from_value(cls, value: Any) -> ConversationState:
@@ -36,6 +40,7 @@ class ConversationState:
             awaiting=value.get("awaiting"),
             queued=list(value.get("queued") or []),
             summary=str(value.get("summary") or ""),
+            handoff=value.get("handoff") if isinstance(value.get("handoff"), dict) else None,
         )
 
     def to_value(self) -> dict[str, Any]:
@@ -45,6 +50,7 @@ class ConversationState:
             "awaiting": self.awaiting,
             "queued": self.queued,
             "summary": self.summary,
+            "handoff": self.handoff,
         }
 
     def seen(self, event_id: str) -> bool:
@@ -53,6 +59,25 @@ class ConversationState:
     def mark_applied(self, event_id: str) -> None:
         self.applied.append(event_id)
         del self.applied[:-APPLIED_MEMORY]
+
+
+def close_tool_round(state: ConversationState, reason: str) -> None:
+    """Close the tool round in progress with a ``reason`` result for each call, so the history
+    stays valid (every tool call answered); the round's late real results are then stale and
+    ignored. A no-op when no round is awaited."""
+    awaiting = state.awaiting
+    if awaiting is None:
+        return
+    for call_id in awaiting.get("call_ids", []):
+        state.history.append(
+            {
+                "id": message_id(str(awaiting.get("turn_id")), "cancelled", str(call_id)),
+                "role": "tool",
+                "tool_call_id": call_id,
+                "content": reason,
+            }
+        )
+    state.awaiting = None
 
 
 def trim_history(history: list[dict[str, Any]], max_messages: int) -> list[dict[str, Any]]:

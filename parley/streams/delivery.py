@@ -33,9 +33,11 @@ T = TypeVar("T")
 
 
 def websocket_frame(reply: ReplyEvent) -> dict[str, Any]:
+    """A reply's ``message`` frame; an operator's also names them (``operator: {"name"}``)."""
+    extra = {"operator": {"name": reply.operator_name}} if reply.operator_id else {}
     return message_frame(
         message_id=reply.event_id, role=reply.role, text=reply.text, in_reply_to=reply.in_reply_to,
-        created_at=reply.created_at,
+        created_at=reply.created_at, **extra,
     )
 
 

@@ -25,7 +25,7 @@ from parley.streams.platform_files import has_platform_files
 from parley.streams.turns import TurnOutput
 from parley.streams.usage import usage_event
 
-__all__ = ["Route", "TurnPlan", "fetches_platform_files", "plan_outputs"]
+__all__ = ["Route", "TurnPlan", "answer_seconds", "fetches_platform_files", "plan_outputs"]
 
 #: The dead-letter stage of an event whose model call failed (the turn itself was answered).
 MODEL_FAILURE_STAGE = "processor.llm"
@@ -65,15 +65,28 @@ def plan_outputs(raw: RawEvent, event: IncomingEvent, output: TurnOutput, chatbo
         (Route.FUNCTION_CALL, c.key, encode(c)) for c in output.function_calls
     ]
     messages += [(Route.OUTGOING, r.key, encode(r)) for r in output.replies]
-    if output.prompt_tokens or output.completion_tokens or output.replies:
+    answers = [r for r in output.replies if r.role == "assistant"]  # an operator's are no model turns
+    if output.prompt_tokens or output.completion_tokens or answers:
         record = usage_event(
             event_id=event.event_id, application_id=event.application_id,
             chatbot_id=chatbot.chatbot_id, model=output.model, prompt_tokens=output.prompt_tokens,
             completion_tokens=output.completion_tokens,
-            turns=sum(1 for r in output.replies if not r.is_error),
+            turns=sum(1 for r in answers if not r.is_error),
         )
         messages.append((Route.USAGE, event.application_id, encode(record)))
     letter = None
     if output.failure is not None:
         letter = dead_letter_for(raw, MODEL_FAILURE_STAGE, RuntimeError(output.failure), 1)
     return TurnPlan(messages=messages, write_state=True, dead_letter=letter)
+
+
+def answer_seconds(output: TurnOutput, state: ConversationState, now: float) -> list[float]:
+    """How long the user waited for each of the model's final replies in ``output``: from their
+    message's ``created_at`` (in the history) to ``now`` (the ``parley_answer_seconds`` metric)."""
+    asked = {m.get("id"): m.get("created_at") for m in state.history if m.get("role") == "user"}
+    waits = []
+    for reply in output.replies:
+        at = asked.get(reply.in_reply_to)
+        if reply.role == "assistant" and isinstance(at, int | float) and at > 0:
+            waits.append(max(0.0, now - float(at)))
+    return waits

@@ -19,9 +19,26 @@ from typing import Any, Protocol
 from parley.attachments import parse_all, to_wire
 from parley.config.models import ChatbotConfig
 from parley.llm import Completion, DeltaCallback, LLMError
-from parley.records import KIND_TOOL_RESULTS, KIND_USER, FunctionCallEvent, IncomingEvent, ReplyEvent
+from parley.records import (
+    KIND_HANDOFF,
+    KIND_OPERATOR,
+    KIND_TOOL_RESULTS,
+    KIND_USER,
+    FunctionCallEvent,
+    IncomingEvent,
+    ReplyEvent,
+)
 from parley.streams.codec import message_id
-from parley.streams.conversation import ConversationState, build_prompt, trim_history
+from parley.streams.conversation import ConversationState, build_prompt, close_tool_round, trim_history
+from parley.streams.handoff import (
+    HANDOFF_KINDS,
+    apply_hand_back,
+    apply_take_over,
+    conversation_channel,
+    handoff_frame,
+    hold_user_message,
+    operator_reply,
+)
 from parley.streams.memory import clip_summary, should_fold, split_for_budget, summary_request
 from parley.streams.turn_control import TurnControl
 from parley.tools import ToolRegistry
@@ -119,6 +136,8 @@ class TurnHandler:
             return await self._on_user(event, state, config)
         if event.kind == KIND_TOOL_RESULTS:
             return await self._on_tool_results(event, state, config)
+        if event.kind in HANDOFF_KINDS:
+            return await self._on_handoff(event, state)
         logger.warning("ignoring incoming event %s of unknown kind %r", event.event_id, event.kind)
         return TurnOutput(skipped=True)
 
@@ -136,6 +155,9 @@ class TurnHandler:
             message["attachments"] = to_wire(parse_all(event.attachments))
         control, conversation = self._control, event.key
         control.started(conversation)
+        if state.handoff is not None:  # an operator answers: the model stays silent
+            hold_user_message(state, message)
+            return TurnOutput()
         policy = config.double_texting
         if policy == "merge":
             await control.quiet(conversation, config.merge_window_s)
@@ -144,7 +166,7 @@ class TurnHandler:
             if policy != "interrupt":
                 state.queued.append(message)  # answered once the running tool round completes
                 return TurnOutput()
-            self._abandon_tool_round(state)
+            close_tool_round(state, "cancelled: the user sent a newer message")
         state.history.append(message)
         if policy in ("merge", "interrupt") and newer_waiting:
             return TurnOutput()  # the newest message's turn answers them all
@@ -157,20 +179,18 @@ class TurnHandler:
         finally:
             control.finished(conversation)
 
-    def _abandon_tool_round(self, state: ConversationState) -> None:
-        """A newer message interrupts a tool round: close it with "cancelled" results so the
-        history stays valid; the late real results are then stale and ignored."""
-        awaiting = state.awaiting or {}
-        for call_id in awaiting.get("call_ids", []):
-            state.history.append(
-                {
-                    "id": message_id(str(awaiting.get("turn_id")), "cancelled", str(call_id)),
-                    "role": "tool",
-                    "tool_call_id": call_id,
-                    "content": "cancelled: the user sent a newer message",
-                }
-            )
-        state.awaiting = None
+    async def _on_handoff(self, event: IncomingEvent, state: ConversationState) -> TurnOutput:
+        """Take over, hand back, or an operator's message (``parley.streams.handoff``)."""
+        if event.kind == KIND_OPERATOR:
+            reply = operator_reply(state, event, now=self._clock())
+            return TurnOutput(replies=[reply])
+        if event.kind == KIND_HANDOFF:
+            apply_take_over(state, event)
+        else:
+            apply_hand_back(state)
+        if conversation_channel(state, event.channel) == "websocket":
+            await self._publish(event.application_id, event.conversation_id, handoff_frame(event))
+        return TurnOutput()
 
     async def _on_tool_results(
         self, event: IncomingEvent, state: ConversationState, config: ChatbotConfig

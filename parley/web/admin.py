@@ -3,8 +3,10 @@
 ``GET /v1/admin/{applications|chatbots}`` lists (``?limit=&after=``), ``POST`` creates (409 if the
 id exists); ``GET|PUT|PATCH|DELETE /v1/admin/{applications|chatbots}/{id}`` read, create-or-replace,
 merge-patch (RFC 7396) and delete. Every write invalidates the config cache, so the next turn uses
-it. Authentication: ``Authorization: Bearer <PARLEY_ADMIN_API_KEY>`` or ``X-Admin-Key``; with no
-key configured the API answers 503 (never open by default). See docs/admin-api.md.
+it, and is audited. Every request goes through ``parley.web.access.authorize`` (a session, a
+personal API token or the admin key; role and application scope). An application is in a
+principal's scope when its id is; a chatbot when every application using it is (an unused
+chatbot is in every scope). Lists show only what is in scope. See docs/admin-api.md.
 
 Errors are ``AdminError`` s, answered by ``parley.web.errors.error_middleware`` as ``{"type":
 "error", "code", "message"}``; a document that does not fit its model (``parley.config.models``)
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hmac
 import json
 import logging
 import re
@@ -38,10 +39,15 @@ from parley.config.models import (
 from parley.egress import EgressPolicy, EgressRefused
 from parley.ports import Configs
 from parley.storage.documents import DocumentCollection, DocumentStore
+from parley.users.principal import Principal
+from parley.web.access import audit, authorize
 from parley.web.errors import HttpError
 from parley.web.keys import DEPS, SETTINGS
 
-__all__ = ["ADMIN_PREFIX", "AdminError", "add_admin_routes", "merge_patch"]
+__all__ = [
+    "ADMIN_PREFIX", "AdminError", "add_admin_routes", "merge_patch", "no_store_json", "page_limit", "read_json",
+    "store_errors",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +61,8 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+#: how many applications using one chatbot are read to decide its scope
+MAX_SCOPE_APPLICATIONS = 10_000
 #: Compare-and-swap attempts of one write racing other writes of the same document.
 WRITE_ATTEMPTS = 5
 #: how long a save waits for an outbound URL's name to resolve
@@ -136,94 +144,114 @@ def add_admin_routes(app: web.Application) -> None:
 
 async def _announce(app: web.Application) -> None:
     settings = app[SETTINGS]
-    if _configured_key(app) is None:
-        log = logger.warning if settings.seed_demo else logger.info
-        log("the admin API (%s/) is disabled: set PARLEY_ADMIN_API_KEY to enable it", ADMIN_PREFIX)
+    key = settings.admin_api_key
+    if key is None or not key.get_secret_value():
+        logger.info("the admin key is not set (PARLEY_ADMIN_API_KEY): %s/ accepts operator sessions and tokens only",
+                    ADMIN_PREFIX)
 
 
 def _guarded(
-    resource: _Resource, handler: Callable[[_Resource, web.Request], Awaitable[web.Response]]
+    resource: _Resource, handler: Callable[[_Resource, web.Request, Principal], Awaitable[web.Response]]
 ) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
-        _authorize(request)  # an AdminError is answered by parley.web.errors.error_middleware
+        write = request.method not in ("GET", "HEAD")
+        principal = await authorize(request, action="write" if write else "read")  # an HttpError is answered by the middleware
+        return await handler(resource, request, principal)
+
+    return store_errors(guarded)
+
+
+def store_errors(handler: Handler) -> Handler:
+    """``handler``, with a document store failure answered as 503 ``unavailable``."""
+
+    async def answered(request: web.Request) -> web.StreamResponse:
         try:
-            return await handler(resource, request)
+            return await handler(request)
         except PyMongoError as exc:
             logger.warning("admin %s %s: document store error: %s", request.method, request.path, exc)
             raise AdminError(
                 503, "unavailable", f"the document store is unavailable ({type(exc).__name__}); retry later"
             ) from exc
 
-    return guarded
+    return answered
 
 
-# --- authentication -------------------------------------------------------------------------
-def _configured_key(app: web.Application) -> str | None:
-    key = app[SETTINGS].admin_api_key
-    value = key.get_secret_value() if key is not None else ""
-    return value or None
+# --- scope ----------------------------------------------------------------------------------
+async def _scope_of(resource: _Resource, request: web.Request, doc_id: str) -> set[str]:
+    """The applications a document belongs to: an application itself; a chatbot's users."""
+    if resource.kind == "application":
+        return {doc_id}
+    return set(await _documents(request).applications_using_chatbot(doc_id, limit=MAX_SCOPE_APPLICATIONS))
 
 
-def _presented_key(request: web.Request) -> str | None:
-    authorization = request.headers.get("Authorization", "")
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    header = request.headers.get("X-Admin-Key", "").strip()
-    return header or None
+async def _check_scope(
+    resource: _Resource, request: web.Request, principal: Principal, doc_id: str, *, write: bool
+) -> set[str]:
+    """403 unless the document is in the principal's scope; returns its applications."""
+    apps = await _scope_of(resource, request, doc_id)
+    if resource.kind == "application":
+        allowed = principal.can_write(doc_id) if write else principal.can_read(doc_id)
+    else:
+        allowed = principal.can_read_all(apps)
+    if not allowed:
+        raise AdminError(403, "forbidden", f"you have no access to {resource.kind} {doc_id!r}")
+    return apps
 
 
-def authorize_admin(request: web.Request) -> None:
-    """Raise ``AdminError`` (401/503) unless the request carries the admin key."""
-    _authorize(request)
-
-
-def _authorize(request: web.Request) -> None:
-    expected = _configured_key(request.app)
-    if expected is None:
-        raise AdminError(
-            503, "admin_disabled",
-            "the admin API is disabled on this server: set PARLEY_ADMIN_API_KEY "
-            "(e.g. to the output of `openssl rand -hex 32`) and restart",
-        )
-    challenge = {"WWW-Authenticate": 'Bearer realm="parley-admin"'}
-    presented = _presented_key(request)
-    if presented is None:
-        raise AdminError(
-            401, "unauthorized",
-            "missing admin key: send `Authorization: Bearer <PARLEY_ADMIN_API_KEY>` or `X-Admin-Key: <key>`",
-            headers=challenge,
-        )
-    # (surrogatepass: a header with bytes that are not UTF-8 arrives with surrogate escapes)
-    if not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8")):
-        raise AdminError(401, "unauthorized", "wrong admin key", headers=challenge)
+async def _check_chatbot_choice(request: web.Request, principal: Principal, doc: dict[str, Any], app_id: str) -> None:
+    """A scoped principal may point its application only at a chatbot in its scope (not at
+    another tenant's, whose prompt and model it would then use)."""
+    chatbot_id = doc.get("chatbot_id")
+    if principal.applications is None or not isinstance(chatbot_id, str):
+        return
+    users = set(await _documents(request).applications_using_chatbot(chatbot_id, limit=MAX_SCOPE_APPLICATIONS))
+    if not principal.can_read_all(users - {app_id}):
+        raise _invalid([FieldError("chatbot_id", f"chatbot {chatbot_id!r} belongs to applications outside your access")])
 
 
 # --- handlers -------------------------------------------------------------------------------
-async def _list(resource: _Resource, request: web.Request) -> web.Response:
-    limit = _limit(request.query.get("limit"))
+async def _list(resource: _Resource, request: web.Request, principal: Principal) -> web.Response:
+    limit = page_limit(request.query.get("limit"))
     after = request.query.get("after") or None
-    docs = await resource.documents(request).list(limit=limit + 1, after=after)
+    collection = resource.documents(request)
+    if principal.applications is None:
+        docs = await collection.list(limit=limit + 1, after=after)
+    elif resource.kind == "application":
+        docs = await collection.list(limit=limit + 1, after=after, only=principal.applications)
+    else:  # chatbots: those every user of which is in scope (read in pages, filtered)
+        users = await _documents(request).chatbot_users()
+        docs = []
+        cursor = after
+        while len(docs) <= limit:
+            page = await collection.list(limit=MAX_LIMIT, after=cursor)
+            docs += [d for d in page if principal.can_read_all(users.get(str(d["_id"]), set()))]
+            if len(page) < MAX_LIMIT:
+                break
+            cursor = str(page[-1]["_id"])
     more = len(docs) > limit
     docs = docs[:limit]
-    return _json({
+    return no_store_json({
         "items": [_view(resource, doc) for doc in docs],
         "next_after": str(docs[-1]["_id"]) if more else None,
     })
 
 
-async def _get(resource: _Resource, request: web.Request) -> web.Response:
+async def _get(resource: _Resource, request: web.Request, principal: Principal) -> web.Response:
     doc_id = request.match_info["id"]
+    await _check_scope(resource, request, principal, doc_id, write=False)
     stored = await resource.documents(request).get(doc_id)
     if stored is None:
         raise _not_found(resource, doc_id)
-    return _json(_view(resource, stored))
+    return no_store_json(_view(resource, stored))
 
 
-async def _create(resource: _Resource, request: web.Request) -> web.Response:
-    body = _document_body(await _read_json(request))
+async def _create(resource: _Resource, request: web.Request, principal: Principal) -> web.Response:
+    body = _document_body(await read_json(request))
     await _validate(resource, request, body, require_id=True)
     doc_id = str(body["id"])
+    apps = await _check_scope(resource, request, principal, doc_id, write=True)
+    if resource.kind == "application":
+        await _check_chatbot_choice(request, principal, body, doc_id)
     stored = _stored(resource, body, previous=None)
     if not await resource.documents(request).create(stored):
         raise AdminError(
@@ -231,15 +259,19 @@ async def _create(resource: _Resource, request: web.Request) -> web.Response:
             f"{resource.kind} {doc_id!r} already exists; change it with PUT or PATCH {resource.path}/{doc_id}",
         )
     await resource.invalidate(request, doc_id)  # a cached "no such document"
-    return _json(_view(resource, stored), 201, {"Location": f"{resource.path}/{doc_id}"})
+    await _audit(request, principal, resource, "create", doc_id, apps, None, stored)
+    return no_store_json(_view(resource, stored), 201, {"Location": f"{resource.path}/{doc_id}"})
 
 
-async def _put(resource: _Resource, request: web.Request) -> web.Response:
+async def _put(resource: _Resource, request: web.Request, principal: Principal) -> web.Response:
     doc_id = _path_id(resource, request)
-    body = _document_body(await _read_json(request))
+    apps = await _check_scope(resource, request, principal, doc_id, write=True)
+    body = _document_body(await read_json(request))
     _same_id(body, doc_id)
     body["id"] = doc_id
     await _validate(resource, request, body)
+    if resource.kind == "application":
+        await _check_chatbot_choice(request, principal, body, doc_id)
     for _ in range(WRITE_ATTEMPTS):
         previous = await resource.documents(request).get(doc_id)
         document = dict(body)
@@ -254,13 +286,16 @@ async def _put(resource: _Resource, request: web.Request) -> web.Response:
             written = await resource.documents(request).replace(stored, revision=previous.get("revision"))
         if written:
             await resource.invalidate(request, doc_id)
-            return _json(_view(resource, stored), 201 if previous is None else 200)
+            await _audit(request, principal, resource, "create" if previous is None else "replace",
+                         doc_id, apps, previous, stored)
+            return no_store_json(_view(resource, stored), 201 if previous is None else 200)
     raise _concurrent(resource, doc_id)
 
 
-async def _patch(resource: _Resource, request: web.Request) -> web.Response:
+async def _patch(resource: _Resource, request: web.Request, principal: Principal) -> web.Response:
     doc_id = request.match_info["id"]
-    patch = _document_body(await _read_json(request))
+    apps = await _check_scope(resource, request, principal, doc_id, write=True)
+    patch = _document_body(await read_json(request))
     _same_id(patch, doc_id)
     patch.pop("id", None)
     for _ in range(WRITE_ATTEMPTS):
@@ -271,27 +306,50 @@ async def _patch(resource: _Resource, request: web.Request) -> web.Response:
         document = merge_patch(current, patch)
         document["id"] = doc_id
         await _validate(resource, request, document)
+        if resource.kind == "application":
+            await _check_chatbot_choice(request, principal, document, doc_id)
         stored = _stored(resource, document, previous)
         if await resource.documents(request).replace(stored, revision=previous.get("revision")):
             await resource.invalidate(request, doc_id)
-            return _json(_view(resource, stored))
+            await _audit(request, principal, resource, "update", doc_id, apps, previous, stored)
+            return no_store_json(_view(resource, stored))
     raise _concurrent(resource, doc_id)
 
 
-async def _delete(resource: _Resource, request: web.Request) -> web.Response:
+async def _delete(resource: _Resource, request: web.Request, principal: Principal) -> web.Response:
     doc_id = request.match_info["id"]
-    if resource.kind == "chatbot":
-        users = await _documents(request).applications_using_chatbot(doc_id)
-        if users:
-            raise AdminError(
-                409, "in_use",
-                f"chatbot {doc_id!r} is used by application(s) {', '.join(users)}; "
-                "point them at another chatbot first",
-            )
-    if not await resource.documents(request).delete(doc_id):
+    apps = await _check_scope(resource, request, principal, doc_id, write=True)
+    if resource.kind == "chatbot" and apps:
+        raise AdminError(
+            409, "in_use",
+            f"chatbot {doc_id!r} is used by application(s) {', '.join(sorted(apps)[:20])}; "
+            "point them at another chatbot first",
+        )
+    previous = await resource.documents(request).get(doc_id)
+    if previous is None or not await resource.documents(request).delete(doc_id):
         raise _not_found(resource, doc_id)
     await resource.invalidate(request, doc_id)
+    await _audit(request, principal, resource, "delete", doc_id, apps, previous, None)
     return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+async def _audit(
+    request: web.Request, principal: Principal, resource: _Resource, action: str, doc_id: str,
+    apps: set[str], before: dict[str, Any] | None, after: dict[str, Any] | None,
+) -> None:
+    await audit(
+        request, principal, action=action, kind=resource.kind, target_id=doc_id,
+        application_id=doc_id if resource.kind == "application" else None,
+        before=_audited(before), after=_audited(after), application_ids=sorted(apps),
+    )
+
+
+def _audited(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The stored document as the audit log keeps it (``id`` for ``_id``; secrets are masked by
+    the log itself)."""
+    if doc is None:
+        return None
+    return {"id": str(doc["_id"]), **{k: v for k, v in doc.items() if k != "_id"}}
 
 
 # --- documents ------------------------------------------------------------------------------
@@ -416,7 +474,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-async def _read_json(request: web.Request) -> dict[str, Any]:
+async def read_json(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise AdminError(413, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
     raw = bytearray()
@@ -466,7 +524,7 @@ def _check_storable(body: dict[str, Any]) -> None:
             raise _invalid([FieldError(path, "must be an integer from -2^63 to 2^63-1")])
 
 
-def _limit(raw: str | None) -> int:
+def page_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
     try:
@@ -494,6 +552,6 @@ def _concurrent(resource: _Resource, doc_id: str) -> AdminError:
     )
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def no_store_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(body, status=status, headers={"Cache-Control": "no-store", **(headers or {})})
 

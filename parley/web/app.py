@@ -10,14 +10,20 @@ from aiohttp import WSCloseCode, hdrs, web
 
 from parley import metrics
 from parley.settings import Settings
+from parley.web.accounts_api import add_account_routes
 from parley.web.admin import add_admin_routes
 from parley.web.auth import bearer_matches
+from parley.web.console import add_console_routes
+from parley.web.conversations_api import add_conversation_routes
+from parley.web.deadletters_api import add_dead_letter_routes
 from parley.web.deps import WebDeps
 from parley.web.errors import error_middleware
 from parley.web.ingress import Ingress
 from parley.web.keys import DEPS, FAUST_APP, INGRESS, READINESS, SETTINGS, SOCKETS, Readiness
 from parley.web.openapi import openapi_handler
+from parley.web.overview_api import add_overview_routes
 from parley.web.tables_api import add_table_routes
+from parley.web.tools_api import add_tool_routes
 from parley.web.uploads import add_upload_routes
 from parley.web.webhooks import add_webhook_routes
 from parley.web.ws import add_websocket_routes
@@ -81,6 +87,12 @@ def create_web_app(
     add_webhook_routes(app)
     app.router.add_get("/v1/openapi.json", openapi_handler)
     add_admin_routes(app)
+    add_conversation_routes(app)
+    add_dead_letter_routes(app)
+    add_overview_routes(app)
+    add_account_routes(app)
+    add_tool_routes(app)
     add_table_routes(app)
     add_upload_routes(app)
+    add_console_routes(app)
     return app

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import aiohttp
 
 from parley.egress import EgressPolicy
-from parley.ports import Archive, Bus, Configs, FileStore, Owners, UploadLedger
+from parley.ports import Archive, Bus, Configs, DeadLetterDesk, FileStore, Owners, UploadLedger
 from parley.storage.documents import DocumentStore
+from parley.users.service import UserService
 
 __all__ = ["WebDeps"]
 
@@ -37,3 +38,7 @@ class WebDeps:
     egress: EgressPolicy
     #: the tools a chatbot may list (the registry's names)
     tool_names: frozenset[str]
+    #: the dead letters (the console's API); None where no broker is configured
+    dead_letters: DeadLetterDesk | None = None
+    #: operator accounts, sessions, tokens and the audit log (None: only the admin key works)
+    users: UserService | None = None

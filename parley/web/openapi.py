@@ -13,12 +13,15 @@ from typing import Any
 from aiohttp import web
 
 from parley.config.models import ID_PATTERN, document_schema, view_schema
+from parley.web.accounts_openapi import SECURITY, account_paths, account_schemas
 from parley.web.admin import ADMIN_PREFIX, DEFAULT_LIMIT, MAX_LIMIT
+from parley.web.ops_openapi import openapi_paths as ops_paths
+from parley.web.ops_openapi import openapi_schemas as ops_schemas
 from parley.web.uploads import openapi_paths as upload_paths
 
 __all__ = ["openapi_document", "openapi_handler"]
 
-_ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"adminKey": []}]
+_ADMIN_SECURITY = SECURITY
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -68,7 +71,7 @@ def _admin_paths(plural: str, kind: str, schema: str) -> dict[str, Any]:
         "name": "id", "in": "path", "required": True,
         "schema": {"type": "string", "pattern": ID_PATTERN},
     }
-    common = {"401": _response("Unauthorized"), "503": _response("Unavailable")}
+    common = {"401": _response("Unauthorized"), "403": _response("Forbidden"), "503": _response("Unavailable")}
     write = {"400": _response("InvalidJson"), "413": _response("TooLarge"), "422": _response("InvalidDocument")}
     tags = [plural]
     return {
@@ -149,6 +152,26 @@ def _admin_paths(plural: str, kind: str, schema: str) -> dict[str, Any]:
     }
 
 
+def _tool_paths() -> dict[str, Any]:
+    return {
+        f"{ADMIN_PREFIX}/tools": {
+            "get": {
+                "operationId": "list_tools", "summary": "The registered tools a chatbot may list",
+                "tags": ["chatbots"], "security": _ADMIN_SECURITY,
+                "responses": {
+                    "200": _json_body({
+                        "type": "object", "required": ["items"],
+                        "properties": {"items": {"type": "array", "items": {
+                            "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}},
+                        }}},
+                    }, "The tool names, sorted."),
+                    "401": _response("Unauthorized"), "403": _response("Forbidden"), "503": _response("Unavailable"),
+                },
+            }
+        }
+    }
+
+
 def _error_response(description: str, schema: str = "Error") -> dict[str, Any]:
     return _json_body(_ref(schema), description)
 
@@ -207,8 +230,9 @@ def _table_paths() -> dict[str, Any]:
     view = {"name": "view", "in": "path", "required": True,
             "schema": {"type": "string", "enum": ["conversations", "seen-events", "usage"]}}
     errors = {
-        "401": _error_response("Missing or wrong admin key."),
-        "503": _error_response("Admin API disabled, or partitions not assigned yet."),
+        "401": _error_response("No valid credential (a session, a personal API token or the admin key)."),
+        "403": _error_response("The key's application is outside your scope (code `forbidden`)."),
+        "503": _error_response("Partitions not assigned yet, or the document store is down."),
     }
     not_found = _error_response("Unknown table (`unknown_table`), or asked of a gateway (`not_a_worker`).")
     entry = {
@@ -290,8 +314,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Parley",
             "version": _version(),
-            "description": "Kafka-native AI chat pipeline: webhook ingress, health, and the admin API "
-            "for applications and chatbots. The websocket protocol (`/ws`) is described in "
+            "description": "Kafka-native AI chat pipeline: webhook ingress, health, the admin API "
+            "for applications and chatbots, and operator accounts (sign-in, tokens, users, audit). The websocket protocol (`/ws`) is described in "
             "docs/websocket-protocol.md; the admin API in docs/admin-api.md.",
         },
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -300,10 +324,15 @@ def openapi_document() -> dict[str, Any]:
             {"name": "chatbots", "description": "Admin: how applications are answered."},
             {"name": "ingress", "description": "Messages in."},
             {"name": "operations", "description": "Health and API description."},
+            {"name": "conversations", "description": "Console: archived conversations and the human handoff."},
+            {"name": "dead letters", "description": "Console: events that failed, replayed or purged."},
+            {"name": "auth", "description": "Operators: sign-in, sessions, password, personal API tokens."},
+            {"name": "users", "description": "Owners: operator accounts; the audit log."},
         ],
         "paths": {
             **_admin_paths("applications", "application", "Application"),
             **_admin_paths("chatbots", "chatbot", "Chatbot"),
+            **_tool_paths(),
             "/v1/webhooks/generic/{application_id}": {
                 "post": {
                     "operationId": "generic_webhook",
@@ -333,6 +362,8 @@ def openapi_document() -> dict[str, Any]:
             **_platform_webhook_paths(id_schema),
             **_table_paths(),
             **upload_paths(id_schema),
+            **ops_paths(),
+            **account_paths(),
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi", "summary": "This document", "tags": ["operations"],
@@ -358,9 +389,13 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "PARLEY_ADMIN_API_KEY"},
+                "bearerAuth": {"type": "http", "scheme": "bearer",
+                               "description": "A personal API token (`pat_...`) or PARLEY_ADMIN_API_KEY"},
                 "adminKey": {"type": "apiKey", "in": "header", "name": "X-Admin-Key",
                              "description": "PARLEY_ADMIN_API_KEY, as an alternative to the bearer header"},
+                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "parley_session",
+                                  "description": "A signed-in operator's session (POST /v1/auth/login); "
+                                  "POST, PUT, PATCH and DELETE also need `X-CSRF-Token`."},
             },
             "schemas": {
                 "Application": document_schema("application"),
@@ -371,6 +406,7 @@ def openapi_document() -> dict[str, Any]:
                 "ChatbotView": view_schema("chatbot"),
                 "ChatbotPatch": _patch_schema(document_schema("chatbot"), "ChatbotPatch"),
                 "ChatbotList": _list_schema("ChatbotView"),
+                **account_schemas(),
                 "Error": {
                     "type": "object",
                     "required": ["type", "code", "message"],
@@ -422,12 +458,15 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "properties": {"ready": {"type": "boolean"}, "checks": {"type": "object"}},
                 },
+                **ops_schemas(),
             },
             "responses": {
-                "Unauthorized": _error_response("Missing or wrong admin key (code `unauthorized`)."),
-                "Unavailable": _error_response(
-                    "`admin_disabled`: PARLEY_ADMIN_API_KEY is not set; `unavailable`: the document store is down."
-                ),
+                "Unauthorized": _error_response(
+                    "No valid credential: a session, a personal API token or the admin key (code `unauthorized`)."),
+                "Forbidden": _error_response(
+                    "The role or the application scope refuses it (`forbidden`), or a session cookie came "
+                    "without its `X-CSRF-Token` (`csrf_required`)."),
+                "Unavailable": _error_response("The document store is down (code `unavailable`)."),
                 "NotFound": _error_response("No such document (code `not_found`)."),
                 "InvalidJson": _error_response("The body is not a JSON object (code `invalid_json`)."),
                 "InvalidParameter": _error_response("A query parameter is invalid (code `invalid_parameter`)."),

@@ -68,7 +68,7 @@ CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_POLICY_VIOLATION = 1008
 
 #: Archived roles a resuming client is sent (tool calls and results stay server-side).
-RESUME_ROLES = ("user", "assistant")
+RESUME_ROLES = ("user", "assistant", "operator")
 
 #: Conversations of these channels belong to a messaging platform (``telegram:<chat id>``...):
 #: a websocket client may neither read nor write them.
@@ -180,6 +180,9 @@ def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
         message_id=doc["_id"], role=role, text=doc.get("text", ""),
         in_reply_to=doc.get("in_reply_to", "") if role != "user" else None, created_at=doc.get("created_at"),
     )
+    operator = doc.get("operator")
+    if role == "operator" and isinstance(operator, dict):
+        frame["operator"] = {"name": str(operator.get("name") or "")}
     if role == "user":
         frame["id"] = doc.get("client_message_id") or None
         frame["sender"] = doc.get("sender") or ""

@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: one headless Chromium per session, a fresh context per test.
+"""Fixtures of the browser tests: one headless Chromium per module, a fresh context per test.
 
 Playwright's sync API runs its own event loop in a thread, so browser tests are plain (sync)
 test functions; the Parley under test runs as a child process (``tests/support/worker.py``).
@@ -14,11 +14,13 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from tests.support.browser import CHROMIUM_ARGS, chromium_path
 
 
+# Module scope, not session: while Playwright's sync API is running it holds an event loop in
+# this thread, and every asyncio test collected after the browser tests (tests/web, …) then
+# fails with "Runner.run() cannot be called from a running event loop". Stopping it after each
+# module costs one Chromium start per module.
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    # Module scope, not session: while Playwright's sync API is open, its event loop counts as
-    # running in this thread, and the asyncio tests of later modules could not start theirs.
-    # (So a browser test module holds sync tests only.)
+    # (so a browser test module holds sync tests only)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
         yield chromium

@@ -263,7 +263,8 @@ def _rule_matches(rule: str, host: str, path: str) -> bool:
 PUBLIC_HOST = "localhost"  # PARLEY_PUBLIC_HOST's default
 PUBLIC_PATHS = ["/", "/ws", "/v1/webhooks/telegram/demo", "/v1/webhooks/whatsapp/demo",
                 "/v1/applications/demo/uploads", "/v1/files/demo/abc.png", "/v1/openapi.json"]
-INTERNAL_PATHS = ["/v1/admin/applications", "/v1/admin/chatbots/x", "/v1/tables",
+INTERNAL_PATHS = ["/v1/admin/applications", "/v1/admin/chatbots/x", "/v1/tables", "/console", "/console/",
+                  "/console/assets/app.js", "/v1/auth/login",
                   "/v1/tables/conversations/demo/c1", "/metrics", "/healthz", "/readyz"]
 
 
@@ -334,6 +335,8 @@ def test_admin_and_tables_are_on_the_internal_entry_point_only() -> None:
     allow = dynamic["http"]["middlewares"]["parley-internal-only"]["ipAllowList"]["sourceRange"]
     assert "0.0.0.0/0" not in allow and "::/0" not in allow
     for path, service in (("/v1/admin/applications", "parley-web"),
+                          ("/console/", "parley-web"), ("/console/assets/app.js", "parley-web"),
+                          ("/v1/auth/login", "parley-web"), ("/ws", "parley-web"),
                           ("/v1/tables/conversations/a/b", "parley-worker")):
         hits = [n for n, r in internal.items() if _rule_matches(r["rule"], "anything", path)]
         assert hits, path

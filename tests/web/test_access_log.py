@@ -28,18 +28,20 @@ async def test_tokens_in_the_query_and_referer_never_reach_the_access_log(caplog
         async with aiohttp.ClientSession() as client:
             with caplog.at_level(logging.INFO, logger="aiohttp.access"):
                 for target in ("/ws?token=canary-ws-token&application_id=shop",
-                               "/v1/webhooks/shop/whatsapp?hub.mode=subscribe&hub.verify_token=canary-verify&hub.challenge=7"):
+                               "/v1/webhooks/shop/whatsapp?hub.mode=subscribe&hub.verify_token=canary-verify&hub.challenge=7",
+                               "/v1/auth/link/canary-signin-link"):
                     url = f"http://127.0.0.1:{port}{target}"
                     async with client.get(url, headers={"Referer": "https://u:canary-pw@site/page?token=canary-ref"}) as response:
                         assert response.status == 200
     finally:
         await runner.cleanup()
     lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
-    assert len(lines) == 2, lines
+    assert len(lines) == 3, lines
     text = "\n".join(lines)
     assert "canary" not in text
     assert '"GET /ws?token=***&application_id=shop HTTP/1.1" 200' in lines[0]
     assert "hub.verify_token=***&hub.challenge=7" in lines[1] and "https://***@site/page?token=***" in lines[1]
+    assert '"GET /v1/auth/link/*** HTTP/1.1" 200' in lines[2]
 
 
 def test_the_logger_is_an_aiohttp_access_logger() -> None:

@@ -1,0 +1,63 @@
+"""The chat page during a human handoff, in Chromium: the user sees who joined, the operator's
+message under their name, and that the assistant is back (``parley dev``, echo model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.support.net import free_port
+from tests.support.worker import ParleyProcess
+
+KEY = "browser-handoff-admin-key"
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyProcess]:
+    tmp: Path = tmp_path_factory.mktemp("browser-handoff")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    env.update(PARLEY_APP_ID=f"parley-handoff-{port}", PARLEY_ADMIN_API_KEY=KEY)
+    process = ParleyProcess(["dev", "--port", str(port), "--data-dir", str(tmp / "data")], env,
+                            tmp / "dev.log", port, inherit_env=False).start()
+    yield process
+    process.stop()
+
+
+def api(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=20) as response:
+        return json.loads(response.read())
+
+
+def test_the_chat_page_shows_the_operator_by_name_during_a_handoff(dev: ParleyProcess, page: Page) -> None:
+    conversation = f"c-{uuid.uuid4().hex[:10]}"
+    page.goto(f"{dev.http}/?application=demo&conversation={conversation}")
+    expect(page.locator("#status")).not_to_have_text("connecting")
+    page.fill("#input", "hello")
+    page.click("#send")
+    expect(page.locator(".bubble.assistant").last).to_have_text("echo: hello")
+
+    base = f"{dev.http}/v1/admin/applications/demo/conversations/{conversation}"
+    api("POST", f"{base}/handoff")
+    expect(page.locator(".sys", has_text="Administrator joined the conversation")).to_be_visible()
+    api("POST", f"{base}/messages", {"text": "Hi, a person here."})
+    operator = page.locator(".bubble.operator").last
+    expect(operator).to_contain_text("Hi, a person here.")
+    expect(operator.locator(".who")).to_have_text("Administrator")
+
+    api("DELETE", f"{base}/handoff")
+    expect(page.locator(".sys", has_text="assistant again")).to_be_visible()
+    page.fill("#input", "thanks")
+    page.click("#send")
+    expect(page.locator(".bubble.assistant").last).to_have_text("echo: thanks")
