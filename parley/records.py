@@ -20,6 +20,7 @@ __all__ = [
     "UsageEvent",
     "KIND_USER",
     "KIND_TOOL_RESULTS",
+    "KIND_STOP",
     "conversation_key",
     "INCOMING",
     "OUTGOING",
@@ -31,6 +32,9 @@ __all__ = [
 
 KIND_USER = "user"
 KIND_TOOL_RESULTS = "tool_results"
+#: the user asked to stop the answer being streamed (websocket ``stop`` frame); ``turn_id``:
+#: the streamed reply's ``message_id`` it is meant for, or "" for whatever is streaming
+KIND_STOP = "stop"
 
 
 #: Topic names (``parley.topics`` declares the topics). Never renamed: they are the wire.
@@ -76,7 +80,8 @@ class IncomingEvent(ConversationEvent, serializer="json", coerce=True):
     """Something happened in a conversation: a user wrote, or tools answered.
 
     ``kind`` is ``user`` (``text`` set) or ``tool_results`` (``tool_results`` set: a list of
-    ``{"tool_call_id", "name", "content", "is_error"}``, answering ``turn_id``'s tool round).
+    ``{"tool_call_id", "name", "content", "is_error"}``, answering ``turn_id``'s tool round),
+    or ``stop`` (``KIND_STOP``: stop the answer streaming now; nothing is archived for it).
     ``channel`` says where replies go: ``websocket`` or ``generic`` (callback URL).
     ``attachments`` (user messages) are the wire forms of ``parley.attachments``: uploaded files,
     each ``{"file_id", "content_type", "size", "name"}`` (``parley.web.uploads.resolve_attachments``),
@@ -108,13 +113,20 @@ class FunctionCallEvent(ConversationEvent, serializer="json", coerce=True):
 
 
 class ReplyEvent(ConversationEvent, serializer="json", coerce=True):
-    """An assistant reply, final and durable. ``event_id`` is the reply's message id."""
+    """An assistant reply, final and durable. ``event_id`` is the reply's message id.
+
+    ``html`` is ``text`` rendered and sanitised (``parley.rendering.render_markdown``) where the
+    reply is produced; "" on replies produced before the field existed (clients then get it
+    rendered on delivery). ``stopped``: the user stopped the answer; ``text`` is what was
+    streamed until then."""
 
     in_reply_to: str = ""
     text: str = ""
     role: str = "assistant"
     channel: str = "websocket"
     is_error: bool = False
+    html: str = ""
+    stopped: bool = False
 
 
 class UsageEvent(faust.Record, serializer="json", coerce=True):

@@ -68,6 +68,7 @@ def document_for_calls(event: FunctionCallEvent) -> dict[str, Any]:
 def document_for_reply(event: ReplyEvent) -> dict[str, Any]:
     doc = _base(event, event.role, 3)
     doc.update(
-        _id=event.event_id, text=event.text, in_reply_to=event.in_reply_to, is_error=event.is_error
+        _id=event.event_id, text=event.text, in_reply_to=event.in_reply_to, is_error=event.is_error,
+        html=event.html or None, stopped=event.stopped,
     )
     return doc

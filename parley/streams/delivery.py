@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from parley.channels import channel_for
 from parley.channels.base import ChannelNotConfigured, DeliveryRefused, SendPolicy
-from parley.frames import message_frame
+from parley.frames import answer_html, message_frame
 from parley.ports import ApplicationDocuments, DeliveryLedger
 from parley.records import ReplyEvent
 from parley.retry import retry_while, store_outage
@@ -35,7 +35,7 @@ T = TypeVar("T")
 def websocket_frame(reply: ReplyEvent) -> dict[str, Any]:
     return message_frame(
         message_id=reply.event_id, role=reply.role, text=reply.text, in_reply_to=reply.in_reply_to,
-        created_at=reply.created_at,
+        created_at=reply.created_at, html=answer_html(reply.text, reply.html), stopped=reply.stopped,
     )
 
 

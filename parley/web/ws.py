@@ -30,7 +30,7 @@ from aiohttp import WSMsgType, web
 from parley import metrics
 from parley.attachments import parse_all
 from parley.channels import CHANNELS
-from parley.frames import frame_text, message_frame
+from parley.frames import answer_html, frame_text, message_frame
 from parley.ports import Owner
 from parley.retry import ThrottledLog
 from parley.settings import Settings
@@ -38,7 +38,7 @@ from parley.storage.bus import conversation_channel
 from parley.streams.archive import documents_for_incoming
 from parley.validation import InputError, optional_str, parse_json_object, require_id, require_text
 from parley.web.auth import TokenError, origin_allowed, verify_user_token
-from parley.web.ingress import IngressUnavailable, user_event
+from parley.web.ingress import IngressUnavailable, stop_event, user_event
 from parley.web.keys import DEPS, INGRESS, SETTINGS, SOCKETS
 from parley.web.ratelimit import ApplicationBuckets, admit, per_minute_bucket
 from parley.web.uploads import resolve_attachments
@@ -66,8 +66,10 @@ CLOSE_TRY_AGAIN_LATER = 1013
 #: Too many bad frames (RFC 6455 "policy violation").
 CLOSE_POLICY_VIOLATION = 1008
 
-#: Archived roles a resuming client is sent (tool calls and results stay server-side).
+#: Archived roles a resuming client is sent (tool results stay server-side; tool calls are read
+#: only for the names of the tools each answer used, sent as that answer's ``tools``).
 RESUME_ROLES = ("user", "assistant")
+_RESUME_READ = (*RESUME_ROLES, "tool_call")
 
 #: Conversations of these channels belong to a messaging platform (``telegram:<chat id>``...):
 #: a websocket client may neither read nor write them.
@@ -168,15 +170,21 @@ SIGNED_IN = "_signed_in"
 SHOW_TIMEOUT_S = 1.0
 
 
-def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
+def _archived_frame(doc: dict[str, Any], tools: list[str] | None = None) -> dict[str, Any]:
     """An archived message as the frame a live client gets (``streams.delivery.websocket_frame``
-    for replies); a user message also carries the client's own ``id``, the ``sender`` and, when
-    it had files, their ``attachments`` (name, type and size only)."""
+    for replies, with ``tools``: the tools its turn called); a user message also carries the
+    client's own ``id``, the ``sender`` and, when it had files, their ``attachments`` (name,
+    type and size only)."""
     role = str(doc.get("role"))
     frame = message_frame(
         message_id=doc["_id"], role=role, text=doc.get("text", ""),
         in_reply_to=doc.get("in_reply_to", "") if role != "user" else None, created_at=doc.get("created_at"),
     )
+    if role == "assistant":
+        frame["html"] = answer_html(str(doc.get("text") or ""), doc.get("html"))
+        frame["stopped"] = bool(doc.get("stopped", False))
+        if tools:
+            frame["tools"] = tools
     if role == "user":
         frame["id"] = doc.get("client_message_id") or None
         frame["sender"] = doc.get("sender") or ""
@@ -184,6 +192,19 @@ def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
         if files:
             frame["attachments"] = [a.described() for a in parse_all(files)]
     return frame
+
+
+def _tools_by_turn(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """The messages to send, and per turn (a user message's id) the names of the tools called."""
+    messages: list[dict[str, Any]] = []
+    tools: dict[str, list[str]] = {}
+    for doc in docs:
+        if doc.get("role") == "tool_call":
+            names = tools.setdefault(str(doc.get("turn_id") or ""), [])
+            names += [str(c.get("name")) for c in doc.get("calls") or () if isinstance(c, dict) and c.get("name")]
+        else:
+            messages.append(doc)
+    return messages, tools
 
 
 class _Session:
@@ -207,6 +228,9 @@ class _Session:
             self.settings.ws_messages_per_minute, self.settings.ws_message_burst, now
         )
         self.message_bucket = per_minute_bucket(
+            self.settings.ws_messages_per_minute, self.settings.ws_message_burst, now
+        )
+        self.stop_bucket = per_minute_bucket(
             self.settings.ws_messages_per_minute, self.settings.ws_message_burst, now
         )
         # Every frame, whatever its kind, takes from the frame bucket; every bad one (invalid,
@@ -257,10 +281,12 @@ class _Session:
             await self.on_hello(frame)
         elif kind == "message":
             await self.on_message(frame)
+        elif kind == "stop":
+            await self.on_stop(frame)
         elif kind == "ping":
             await self.send({"type": "pong"})
         else:
-            raise InputError("unknown_type", f"unknown frame type {kind!r}; expected hello, message or ping")
+            raise InputError("unknown_type", f"unknown frame type {kind!r}; expected hello, message, stop or ping")
 
     # --- hello ---------------------------------------------------------------------------
     async def on_hello(self, frame: dict[str, Any]) -> None:
@@ -289,7 +315,7 @@ class _Session:
         # ``config`` is an ``ApplicationConfig``; its policy fields are read with their defaults
         # so that any object standing for one (tests' stubs) means "no restrictions".
         origin = self.request.headers.get("Origin")
-        if not origin_allowed(origin, getattr(config, "allowed_origins", ())):
+        if not origin_allowed(origin, getattr(config, "allowed_origins", ()), self.request.headers.get("Host")):
             raise _Close(
                 "forbidden_origin",
                 f"origin {origin!r} may not open a websocket to application {application_id!r}",
@@ -368,9 +394,9 @@ class _Session:
         try:
             async with asyncio.timeout(self.settings.store_edge_timeout_s):
                 async with self.deps.store_reads:  # archive reads wait their turn
-                    docs, found, truncated = await self.deps.archive.messages_after(
+                    read, found, truncated = await self.deps.archive.messages_after(
                         self.application_id, self.conversation_id, last_message_id,
-                        roles=RESUME_ROLES, limit=self.settings.ws_resume_limit,
+                        roles=_RESUME_READ, limit=self.settings.ws_resume_limit,
                     )
         except Exception as exc:  # noqa: BLE001 - any archive failure: let the client retry
             self.failures.warning("resume of %s failed: %s: %s", self.conversation_id, type(exc).__name__, exc)
@@ -378,6 +404,7 @@ class _Session:
                 "unavailable", "the archive could not be read; reconnect and resume again",
                 CLOSE_TRY_AGAIN_LATER,
             ) from exc
+        docs, tools_of = _tools_by_turn(read)
         await self.send({
             "type": "resume",
             "last_message_id": last_message_id,
@@ -386,7 +413,7 @@ class _Session:
             "truncated": truncated,
         })
         for doc in docs:
-            await self.send(_archived_frame(doc))
+            await self.send(_archived_frame(doc, tools_of.get(str(doc.get("in_reply_to") or ""))))
         return frozenset(str(doc["_id"]) for doc in docs)
 
     # --- message -------------------------------------------------------------------------
@@ -427,6 +454,25 @@ class _Session:
         # The gateway's part of a typing indicator: the message is in, an answer is coming.
         await self.send({"type": "typing", "state": "started", "in_reply_to": event.event_id})
         await self._show_to_other_sockets(event)
+
+    # --- stop ----------------------------------------------------------------------------
+    async def on_stop(self, frame: dict[str, Any]) -> None:
+        """Stop the answer streaming in this conversation: a ``stop`` event on ``incoming``,
+        keyed by the conversation, so the worker that owns it cancels the model call as it
+        reads the event. Its final ``message`` (``stopped: true``) follows over the bus."""
+        if self.application_id is None or self.conversation_id is None:
+            raise InputError("not_ready", "send a hello frame before stop")
+        target = require_id(frame, "message_id") if frame.get("message_id") is not None else ""
+        retry_after = admit([self.stop_bucket], time.monotonic())
+        if retry_after:
+            raise _RateLimited(retry_after, None)
+        event = stop_event(
+            application_id=self.application_id, conversation_id=self.conversation_id, reply_id=target
+        )
+        try:
+            await self.ingress.submit(event)
+        except IngressUnavailable as exc:
+            raise Unavailable(f"{exc}; send stop again", RETRY_AFTER_S) from exc
 
     async def _claim(self, client_id: str) -> None:
         """The socket's first message claims its conversation for its identity (the first
@@ -551,12 +597,12 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
                     raise
                 except _OverFrameRate as exc:
                     session.bad_frame()
-                    await session.send(exc.body())
+                    await session.send(_about(exc.body(), msg))
                 except RetryLater as exc:
-                    await session.send(exc.body())
+                    await session.send(_about(exc.body(), msg))
                 except InputError as exc:
                     session.bad_frame()
-                    await session.send(exc.body())
+                    await session.send(_about(exc.body(), msg))
                 except Exception as exc:  # noqa: BLE001 - a failed frame never drops the socket
                     session.failures.warning("websocket frame failed: %s: %s", type(exc).__name__, exc)
                     await session.send(Unavailable(
@@ -571,6 +617,16 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
         metrics.WEBSOCKET_CONNECTIONS.dec()
         await session.close()
     return ws
+
+
+def _about(body: dict[str, Any], msg: Any) -> dict[str, Any]:
+    """An error frame with the client ``id`` of the ``message`` frame that caused it, so the
+    client can mark that message failed (and never resend a refused one by itself)."""
+    if "id" not in body and msg.type == WSMsgType.TEXT:
+        client_id = _client_id(msg.data)
+        if client_id is not None:
+            body["id"] = client_id
+    return body
 
 
 def _client_id(data: str) -> str | None:
