@@ -33,7 +33,8 @@ import functools
 import math
 import re
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast, get_args
 
@@ -459,7 +460,7 @@ class ApplicationConfig:
     allow_anonymous: bool = Application.model_fields["allow_anonymous"].default
     allowed_origins: tuple[str, ...] = ()
     #: the widget's presentation fields, validated (``Widget``); empty: the defaults
-    widget: dict[str, Any] = field(default_factory=dict)
+    widget: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 # --- JSON Schema --------------------------------------------------------------------------------
