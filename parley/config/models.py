@@ -29,11 +29,11 @@ Foundation layer: imports nothing of Parley but the settings and the egress poli
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import re
 from collections.abc import Callable, Collection
-import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast, get_args
