@@ -10,8 +10,8 @@ last one restarts the server.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
