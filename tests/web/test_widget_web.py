@@ -1,0 +1,95 @@
+"""The widget's edges: its public presentation endpoint, the panel's framing policy, the stop
+frame, and error frames that name the message they refuse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from parley.config.models import ApplicationConfig, ChatbotConfig
+from parley.records import KIND_STOP
+from parley.settings import Settings
+from parley.web.app import create_web_app
+from parley.web.ingress import Ingress
+from parley.web.widget import strings
+from tests.support.produced import Produced
+from tests.support.webdeps import web_deps
+from tests.web.test_ws_gateway import ClientFactory, make_app, say_hello
+
+SHOP = ApplicationConfig(
+    application_id="shop", callback_url=None, chatbot=ChatbotConfig(), name="Shop",
+    allowed_origins=("https://shop.example",),
+    widget={"display_name": "Shop helper", "accent_color": "#0a7d4f", "language": "fr"},
+)
+
+
+class Configs:
+    async def application(self, application_id: str) -> ApplicationConfig | None:
+        return SHOP if application_id == "shop" else None
+
+    async def application_document(self, application_id: str) -> dict[str, Any] | None:
+        return None
+
+
+async def _ready() -> tuple[bool, dict[str, Any]]:
+    return True, {}
+
+
+def widget_app() -> web.Application:
+    return create_web_app(settings=Settings(max_text_bytes=64), deps=web_deps(configs=Configs()),
+                          ingress=Ingress(Produced(), timeout_s=1), readiness=_ready)
+
+
+async def test_the_presentation_endpoint_gives_only_the_widget_fields(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(widget_app())
+    response = await client.get("/v1/widget/shop")
+    assert response.status == 200 and response.headers["Access-Control-Allow-Origin"] == "*"
+    body = await response.json()
+    assert body == {
+        "application_id": "shop", "display_name": "Shop helper", "avatar_url": None, "accent_color": "#0a7d4f",
+        "welcome_message": strings()["fr"]["welcome"], "placeholder": strings()["fr"]["placeholder"],
+        "language": "fr", "max_text_bytes": 64, "strings": strings()["fr"],
+    }
+    missing = await client.get("/v1/widget/nope")
+    assert missing.status == 404 and (await missing.json())["code"] == "unknown_application"
+
+
+async def test_the_panel_may_be_framed_only_by_the_allowed_origins(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(widget_app())
+    panel = await client.get("/widget/panel?application=shop&embed=1")
+    assert panel.status == 200
+    assert panel.headers["Content-Security-Policy"] == "frame-ancestors 'self' https://shop.example"
+    for path in ("/favicon.ico", "/favicon.svg", "/widget.js", "/"):
+        assert (await client.get(path)).status == 200, path
+
+
+def test_every_language_has_every_word() -> None:
+    words = strings()
+    assert set(words) == {"en", "fr"}
+    assert set(words["fr"]) == set(words["en"])
+
+
+async def test_an_error_caused_by_a_message_carries_its_id(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(make_app(Produced()))
+    async with client.ws_connect("/ws") as ws:
+        assert (await say_hello(ws))["type"] == "ready"
+        await ws.send_json({"type": "message", "id": "m-long", "text": "x" * 100})  # over max_text_bytes=64
+        error = await ws.receive_json(timeout=2)
+        assert (error["type"], error["id"]) == ("error", "m-long")
+        await ws.send_json({"type": "message", "id": "m-bad", "text": 5})
+        assert (await ws.receive_json(timeout=2))["id"] == "m-bad"
+
+
+async def test_a_stop_frame_becomes_a_stop_event_keyed_by_the_conversation(aiohttp_client: ClientFactory) -> None:
+    produced = Produced()
+    client = await aiohttp_client(make_app(produced))
+    async with client.ws_connect("/ws") as ws:
+        await ws.send_json({"type": "stop"})
+        assert (await ws.receive_json(timeout=2))["code"] == "not_ready"
+        assert (await say_hello(ws))["type"] == "ready"
+        await ws.send_json({"type": "stop", "message_id": "reply-1"})
+        await ws.send_json({"type": "ping"})
+        assert (await ws.receive_json(timeout=2))["type"] == "pong"
+    [event] = produced.events
+    assert (event.kind, event.turn_id, event.conversation_id, event.application_id) == (KIND_STOP, "reply-1", "c1", "demo")
