@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -9,9 +10,11 @@ import pytest
 
 from parley.config.models import ChatbotConfig
 from parley.llm import Completion, LLMError, ToolCall
-from parley.records import KIND_TOOL_RESULTS, FunctionCallEvent, IncomingEvent
+from parley.records import KIND_STOP, KIND_TOOL_RESULTS, FunctionCallEvent, IncomingEvent
+from parley.streams.codec import encode
 from parley.streams.conversation import ConversationState
 from parley.streams.dispatch import run_tool_round
+from parley.streams.turn_control import TurnControl, note_arrival
 from parley.streams.turns import APOLOGY, TurnHandler, TurnOutput
 from parley.tools import default_registry
 
@@ -254,8 +257,6 @@ class DrippingModel:
         self.cancelled = False
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_delta: Any, **options: Any) -> Completion:
-        import asyncio
-
         try:
             for i in range(1000):
                 await on_delta(f"w{i} ")
@@ -270,12 +271,6 @@ class DrippingModel:
 
 
 async def test_a_stop_cancels_the_streaming_turn_and_keeps_the_partial_answer() -> None:
-    import asyncio
-
-    from parley.records import KIND_STOP
-    from parley.streams.turn_control import TurnControl, note_arrival
-    from parley.streams.codec import encode
-
     control = TurnControl()
     harness = Harness()
     model = DrippingModel()
@@ -304,8 +299,6 @@ async def test_a_stop_cancels_the_streaming_turn_and_keeps_the_partial_answer() 
 
 
 async def test_a_stop_for_another_reply_stops_nothing() -> None:
-    from parley.streams.turn_control import TurnControl
-
     control = TurnControl()
     event = control.stoppable("demo/c1", "reply-1")
     assert not control.stop("demo/c1", "reply-2")
