@@ -118,7 +118,8 @@ class ReplyEvent(ConversationEvent, serializer="json", coerce=True):
     ``html`` is ``text`` rendered and sanitised (``parley.rendering.render_markdown``) where the
     reply is produced; "" on replies produced before the field existed (clients then get it
     rendered on delivery). ``stopped``: the user stopped the answer; ``text`` is what was
-    streamed until then."""
+    streamed until then. ``tools``: the names of the tools the turn called before this answer
+    (clients show them as a line of activity, also in the history)."""
 
     in_reply_to: str = ""
     text: str = ""
@@ -127,6 +128,7 @@ class ReplyEvent(ConversationEvent, serializer="json", coerce=True):
     is_error: bool = False
     html: str = ""
     stopped: bool = False
+    tools: list[str] = []
 
 
 class UsageEvent(faust.Record, serializer="json", coerce=True):

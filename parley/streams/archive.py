@@ -71,4 +71,6 @@ def document_for_reply(event: ReplyEvent) -> dict[str, Any]:
         _id=event.event_id, text=event.text, in_reply_to=event.in_reply_to, is_error=event.is_error,
         html=event.html or None, stopped=event.stopped,
     )
+    if event.tools:
+        doc["tools"] = list(event.tools)
     return doc

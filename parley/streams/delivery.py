@@ -33,10 +33,13 @@ T = TypeVar("T")
 
 
 def websocket_frame(reply: ReplyEvent) -> dict[str, Any]:
-    return message_frame(
+    frame = message_frame(
         message_id=reply.event_id, role=reply.role, text=reply.text, in_reply_to=reply.in_reply_to,
         created_at=reply.created_at, html=answer_html(reply.text, reply.html), stopped=reply.stopped,
     )
+    if reply.tools:
+        frame["tools"] = list(reply.tools)
+    return frame
 
 
 def send_policy(settings: Settings) -> SendPolicy:

@@ -311,7 +311,7 @@ class TurnHandler:
         text = completion.text
         if completion.tool_calls:
             text = TOOL_LIMIT_MESSAGE.format(n=config.max_tool_rounds)
-        reply = self._reply(turn, text or "…")
+        reply = self._reply(turn, text or "…", tools=_tools_called(state.history))
         state.history.append({"id": reply.event_id, "role": "assistant", "content": reply.text})
         output = TurnOutput(replies=[reply])
         output.add_usage(completion)
@@ -394,7 +394,9 @@ class TurnHandler:
             ]
         )
 
-    def _reply(self, turn: _Turn, text: str, *, is_error: bool = False, stopped: bool = False) -> ReplyEvent:
+    def _reply(
+        self, turn: _Turn, text: str, *, is_error: bool = False, stopped: bool = False, tools: list[str] | None = None
+    ) -> ReplyEvent:
         return ReplyEvent(
             event_id=turn.reply_id,
             conversation_id=turn.conversation_id,
@@ -408,7 +410,19 @@ class TurnHandler:
             deliver=turn.deliver,
             html=render_markdown(text),  # rendered once, here: every client and the archive get it
             stopped=stopped,
+            tools=list(tools or ()),
         )
+
+
+def _tools_called(history: list[dict[str, Any]]) -> list[str]:
+    """The names of the tools called since the last user message, in order."""
+    names: list[str] = []
+    for message in reversed(history):
+        if message.get("role") == "user":
+            break
+        for call in reversed(message.get("tool_calls") or ()):
+            names.append(str((call.get("function") or {}).get("name", "")))
+    return [name for name in reversed(names) if name]
 
 
 async def _unless(call: Any, *events: asyncio.Event | None) -> Completion | None:

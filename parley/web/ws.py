@@ -66,10 +66,9 @@ CLOSE_TRY_AGAIN_LATER = 1013
 #: Too many bad frames (RFC 6455 "policy violation").
 CLOSE_POLICY_VIOLATION = 1008
 
-#: Archived roles a resuming client is sent (tool results stay server-side; tool calls are read
-#: only for the names of the tools each answer used, sent as that answer's ``tools``).
+#: Archived roles a resuming client is sent (tool calls and results stay server-side; an answer
+#: names the tools its turn called in ``tools``).
 RESUME_ROLES = ("user", "assistant")
-_RESUME_READ = (*RESUME_ROLES, "tool_call")
 
 #: Conversations of these channels belong to a messaging platform (``telegram:<chat id>``...):
 #: a websocket client may neither read nor write them.
@@ -170,11 +169,10 @@ SIGNED_IN = "_signed_in"
 SHOW_TIMEOUT_S = 1.0
 
 
-def _archived_frame(doc: dict[str, Any], tools: list[str] | None = None) -> dict[str, Any]:
+def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
     """An archived message as the frame a live client gets (``streams.delivery.websocket_frame``
-    for replies, with ``tools``: the tools its turn called); a user message also carries the
-    client's own ``id``, the ``sender`` and, when it had files, their ``attachments`` (name,
-    type and size only)."""
+    for replies); a user message also carries the client's own ``id``, the ``sender`` and, when
+    it had files, their ``attachments`` (name, type and size only)."""
     role = str(doc.get("role"))
     frame = message_frame(
         message_id=doc["_id"], role=role, text=doc.get("text", ""),
@@ -183,6 +181,7 @@ def _archived_frame(doc: dict[str, Any], tools: list[str] | None = None) -> dict
     if role == "assistant":
         frame["html"] = answer_html(str(doc.get("text") or ""), doc.get("html"))
         frame["stopped"] = bool(doc.get("stopped", False))
+        tools = [str(name) for name in doc.get("tools") or ()]
         if tools:
             frame["tools"] = tools
     if role == "user":
@@ -192,19 +191,6 @@ def _archived_frame(doc: dict[str, Any], tools: list[str] | None = None) -> dict
         if files:
             frame["attachments"] = [a.described() for a in parse_all(files)]
     return frame
-
-
-def _tools_by_turn(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
-    """The messages to send, and per turn (a user message's id) the names of the tools called."""
-    messages: list[dict[str, Any]] = []
-    tools: dict[str, list[str]] = {}
-    for doc in docs:
-        if doc.get("role") == "tool_call":
-            names = tools.setdefault(str(doc.get("turn_id") or ""), [])
-            names += [str(c.get("name")) for c in doc.get("calls") or () if isinstance(c, dict) and c.get("name")]
-        else:
-            messages.append(doc)
-    return messages, tools
 
 
 class _Session:
@@ -394,9 +380,9 @@ class _Session:
         try:
             async with asyncio.timeout(self.settings.store_edge_timeout_s):
                 async with self.deps.store_reads:  # archive reads wait their turn
-                    read, found, truncated = await self.deps.archive.messages_after(
+                    docs, found, truncated = await self.deps.archive.messages_after(
                         self.application_id, self.conversation_id, last_message_id,
-                        roles=_RESUME_READ, limit=self.settings.ws_resume_limit,
+                        roles=RESUME_ROLES, limit=self.settings.ws_resume_limit,
                     )
         except Exception as exc:  # noqa: BLE001 - any archive failure: let the client retry
             self.failures.warning("resume of %s failed: %s: %s", self.conversation_id, type(exc).__name__, exc)
@@ -404,7 +390,6 @@ class _Session:
                 "unavailable", "the archive could not be read; reconnect and resume again",
                 CLOSE_TRY_AGAIN_LATER,
             ) from exc
-        docs, tools_of = _tools_by_turn(read)
         await self.send({
             "type": "resume",
             "last_message_id": last_message_id,
@@ -413,7 +398,7 @@ class _Session:
             "truncated": truncated,
         })
         for doc in docs:
-            await self.send(_archived_frame(doc, tools_of.get(str(doc.get("in_reply_to") or ""))))
+            await self.send(_archived_frame(doc))
         return frozenset(str(doc["_id"]) for doc in docs)
 
     # --- message -------------------------------------------------------------------------

@@ -171,6 +171,24 @@ def test_answers_are_rendered_markdown_with_copy_buttons(browser: Browser, parle
     page.close()
 
 
+def test_tool_activity_is_a_compact_line_also_after_a_reload(browser: Browser, parley: ParleyProcess, site: HostSite) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(20_000)
+    panel = open_widget(page, site)
+    expect(panel.locator("#status")).to_have_text("Online")
+    panel.locator("#new-conv").click()
+    expect(panel.locator("#status")).to_have_text("Online")
+    send(panel, "what is the time in Europe/Paris?")
+    expect(panel.locator(".row.theirs:not(.welcome) .bubble").last).to_contain_text("The tool said")
+    expect(panel.locator(".sys.tool")).to_have_text(["⚙ Used current_time"])
+    page.reload()
+    page.locator("[data-parley-widget] >> css=.launcher").click()
+    panel = page.frame_locator("[data-parley-widget] >> css=iframe")
+    expect(panel.locator(".row.theirs:not(.welcome) .bubble").last).to_contain_text("The tool said")
+    expect(panel.locator(".sys.tool")).to_have_text(["⚙ Used current_time"])
+    page.close()
+
+
 def test_hostile_markdown_runs_nothing_and_links_are_safe(browser: Browser, parley: ParleyProcess, site: HostSite) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.set_default_timeout(20_000)

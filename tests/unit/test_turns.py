@@ -313,3 +313,13 @@ async def test_a_reply_carries_its_rendered_html() -> None:
     harness = Harness("**yes**")
     output = await harness.handle(user("u1", "hi"))
     assert output.replies[0].html == "<p><strong>yes</strong></p>"
+
+
+async def test_an_answer_after_tools_names_them() -> None:
+    harness = Harness(CALC, "It is 42.")
+    first = await harness.handle(user("u1", "what is 6*7?"))
+    [call] = first.function_calls
+    second = await harness.handle(await harness.results_for(call))
+    assert second.replies[0].tools == ["calculate"]
+    third = Harness("plain")
+    assert (await third.handle(user("u2", "hi"))).replies[0].tools == []
