@@ -653,7 +653,7 @@ _TYPE_NAMES = {
     "string": "a string", "number": "a number", "integer": "an integer", "boolean": "true or false",
     "array": "an array", "object": "an object", "null": "null",
 }
-_TYPE_ERRORS = frozenset({"string_type", "int_type", "float_type", "bool_type", "list_type", "dict_type"})
+_TYPE_ERRORS = frozenset({"string_type", "int_type", "float_type", "bool_type", "list_type", "dict_type", "model_type"})
 #: pydantic's comparison errors, and the JSON Schema keyword holding each bound
 _BOUNDS = {
     "greater_than_equal": ("minimum", "must be at least {}"),

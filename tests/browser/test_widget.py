@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 from playwright.sync_api import Browser, FrameLocator, Page, expect
 
+from parley.web.auth import make_user_token
 from tests.conftest import ADMIN_KEY
 from tests.support.browser import SCREENSHOTS
 from tests.support.fake_llm import FakeLLM
@@ -35,6 +36,7 @@ HOSTILE = (
     "and <a href=\"javascript:window.__pwned='a'\">raw</a> and ![pixel](https://tracker.example/p.png) "
     "and [a real one](https://example.com/docs)"
 )
+MEMBERS_SECRET = "members-secret-0123456789"
 MARKDOWN = (
     "here is a list:\n\n- **bold** item\n- `inline` item\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
     "```\nprint('hi')\n```"
@@ -55,11 +57,13 @@ class HostSite(ThreadedServer):
     def routes(self, app: web.Application) -> None:
         async def page(request: web.Request) -> web.Response:
             application = request.query.get("application", "shop")
+            token = request.query.get("token")
+            extra = f" data-user-token='{token}'" if token else ""
             return web.Response(content_type="text/html", text=(
                 "<!doctype html><html><head><meta name=viewport content='width=device-width, initial-scale=1'>"
                 "<title>A shop</title><style>body{font:16px serif;background:#fafafa} button{color:red !important}</style>"
                 "</head><body><h1>A shop selling things</h1><p>Content of the host page.</p>"
-                f"<script src='{self.parley}/widget.js' data-application='{application}' async></script>"
+                f"<script src='{self.parley}/widget.js' data-application='{application}'{extra} async></script>"
                 "</body></html>"
             ))
 
@@ -106,6 +110,12 @@ def site(parley: ParleyProcess) -> Iterator[HostSite]:
                 "placeholder": "Ask about an order…", "language": "en"}
     admin(parley.http, "PUT", "/v1/admin/applications/shop", {
         "name": "Shop", "chatbot_id": "shop-bot", "allowed_origins": [host.origin], "widget": branding})
+    admin(parley.http, "PUT", "/v1/admin/chatbots/strict-bot", {"system_prompt": "One a minute.", "rate_limit_per_minute": 1})
+    admin(parley.http, "PUT", "/v1/admin/applications/members", {
+        "name": "Members", "chatbot_id": "shop-bot", "allowed_origins": [host.origin], "allow_anonymous": False,
+        "secret": MEMBERS_SECRET})
+    admin(parley.http, "PUT", "/v1/admin/applications/strict", {
+        "name": "Strict", "chatbot_id": "strict-bot", "allowed_origins": [host.origin]})
     admin(parley.http, "PUT", "/v1/admin/applications/slow", {
         "name": "Slow", "chatbot_id": "slow-bot", "allowed_origins": [host.origin],
         "widget": {"display_name": "Boutique", "language": "fr"}})
@@ -113,8 +123,8 @@ def site(parley: ParleyProcess) -> Iterator[HostSite]:
     host.stop()
 
 
-def open_widget(page: Page, site: HostSite, application: str = "shop") -> FrameLocator:
-    page.goto(f"{site.origin}/?application={application}")
+def open_widget(page: Page, site: HostSite, application: str = "shop", token: str | None = None) -> FrameLocator:
+    page.goto(f"{site.origin}/?application={application}" + (f"&token={token}" if token else ""))
     launcher = page.locator("[data-parley-widget] >> css=.launcher")
     launcher.click()
     panel = page.frame_locator("[data-parley-widget] >> css=iframe")
@@ -239,6 +249,43 @@ def test_stop_keeps_the_partial_answer_and_the_next_message_is_answered(browser:
     # the next message is answered normally (all 40 words)
     send(panel, "and now?")
     expect(panel.locator(".row.theirs .bubble:not(.stopped):not(.streaming)").last).to_contain_text("word39", timeout=30_000)
+    page.close()
+
+
+def test_a_signed_in_user_chats_with_the_token_the_site_minted(browser: Browser, parley: ParleyProcess, site: HostSite) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(20_000)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    panel = open_widget(page, site, "members", make_user_token(MEMBERS_SECRET, "members", "alice", 600))
+    expect(panel.locator("#status")).to_have_text("Online")
+    send(panel, "it is me")
+    expect(panel.locator(".row.theirs:not(.welcome) .bubble").last).to_have_text("You said: it is me")
+    assert not [url for url in requests if "widget/panel" in url and "token" in url]  # the fragment stays in the browser
+    # without a token, this application takes nobody: the visitor is told, in words
+    anonymous = open_widget(page, site, "members")
+    expect(anonymous.locator("#banner")).to_have_text("Please sign in again to chat.")
+    page.close()
+
+
+def test_a_refused_message_is_marked_failed_and_not_sent_again_by_itself(browser: Browser, parley: ParleyProcess, site: HostSite) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(20_000)
+    panel = open_widget(page, site, "strict")  # its chatbot takes one message a minute
+    expect(panel.locator("#status")).to_have_text("Online")
+    send(panel, "first")
+    expect(panel.locator(".row.theirs:not(.welcome) .bubble").last).to_have_text("You said: first")
+    send(panel, "second")
+    failed = panel.locator(".row.mine.failed")
+    expect(failed).to_have_count(1)
+    expect(failed.locator(".tick")).to_contain_text("You are sending too fast. You can retry in")
+    expect(failed.locator("button.retry")).to_be_disabled()  # until the wait is over
+    page.wait_for_timeout(1500)
+    assert panel.locator(".row.theirs:not(.welcome) .bubble").count() == 1  # nothing resent, nothing answered
+    # a message over the text limit is caught before it is sent
+    panel.locator("#input").fill("x" * 20_000)
+    expect(panel.locator("#count")).to_contain_text("This message is too long")
+    expect(panel.locator("#send")).to_be_disabled()
     page.close()
 
 
