@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from aiohttp import WSMsgType, web
 
 from parley import metrics
-from parley.attachments import parse_all
+from parley.attachments import StoredFile, parse_all
 from parley.channels import CHANNELS
 from parley.frames import answer_html, frame_text, message_frame
 from parley.ports import Owner
@@ -398,8 +398,27 @@ class _Session:
             "truncated": truncated,
         })
         for doc in docs:
-            await self.send(_archived_frame(doc))
+            await self.send(await self._with_image_links(_archived_frame(doc), doc))
         return frozenset(str(doc["_id"]) for doc in docs)
+
+    async def _with_image_links(self, frame: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+        """A resumed user message's uploaded images get a ``url`` (a presigned link, as an
+        upload's answer has) so a client can show thumbnails; a link that cannot be made is
+        left out, the file is still listed by name."""
+        described = frame.get("attachments")
+        if not described:
+            return frame
+        files = [a for a in doc.get("attachments") or () if isinstance(a, dict)]
+        for shown, stored in zip(described, parse_all(files), strict=False):
+            if isinstance(stored, StoredFile) and stored.is_image:
+                try:
+                    async with asyncio.timeout(self.settings.store_edge_timeout_s):
+                        shown["url"] = await self.deps.files.presigned_url(
+                            stored.file_id, self.settings.files_url_expiry_s
+                        )
+                except Exception as exc:  # noqa: BLE001 - no thumbnail, never a failed resume
+                    self.failures.warning("no link for %s: %s: %s", stored.file_id, type(exc).__name__, exc)
+        return frame
 
     # --- message -------------------------------------------------------------------------
     async def on_message(self, frame: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ last one restarts the server.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -37,6 +38,8 @@ HOSTILE = (
     "and [a real one](https://example.com/docs)"
 )
 MEMBERS_SECRET = "members-secret-0123456789"
+#: a 1x1 PNG
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 MARKDOWN = (
     "here is a list:\n\n- **bold** item\n- `inline` item\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
     "```\nprint('hi')\n```"
@@ -196,6 +199,30 @@ def test_tool_activity_is_a_compact_line_also_after_a_reload(browser: Browser, p
     panel = page.frame_locator("[data-parley-widget] >> css=iframe")
     expect(panel.locator(".row.theirs:not(.welcome) .bubble").last).to_contain_text("The tool said")
     expect(panel.locator(".sys.tool")).to_have_text(["⚙ Used current_time"])
+    page.close()
+
+
+def test_attached_images_show_as_thumbnails_also_after_a_reload(browser: Browser, parley: ParleyProcess, site: HostSite) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(20_000)
+    panel = open_widget(page, site)
+    expect(panel.locator("#status")).to_have_text("Online")
+    panel.locator("#new-conv").click()
+    expect(panel.locator("#status")).to_have_text("Online")
+    panel.locator("#file").set_input_files(files=[{"name": "dot.png", "mimeType": "image/png", "buffer": PNG}])
+    expect(panel.locator(".chip:not(.uploading)")).to_contain_text("dot.png")
+    send(panel, "this one")
+    # (the fake model answers with the prompt's content parts: the text and the image's link)
+    expect(panel.locator(".row.theirs:not(.welcome) .bubble").last).to_contain_text("image_url")
+    thumb = panel.locator(".row.mine .thumbs img")
+    expect(thumb).to_have_count(1)
+    page.reload()
+    page.locator("[data-parley-widget] >> css=.launcher").click()
+    panel = page.frame_locator("[data-parley-widget] >> css=iframe")
+    thumb = panel.locator(".row.mine .thumbs img")
+    expect(thumb).to_have_count(1)
+    expect(thumb).to_have_attribute("src", re.compile(r"^http://127\.0\.0\.1:\d+/v1/files/"))
+    assert thumb.evaluate("img => img.decode().then(() => img.naturalWidth)") == 1  # the link loads the image
     page.close()
 
 

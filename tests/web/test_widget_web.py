@@ -14,8 +14,9 @@ from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from parley.web.widget import strings
 from tests.support.produced import Produced
-from tests.support.webdeps import web_deps
-from tests.web.test_ws_gateway import ClientFactory, make_app, say_hello
+from tests.support.webdeps import NoFiles, web_deps
+from tests.web.test_ws_gateway import ClientFactory, Documents, make_app, say_hello
+from tests.web.test_ws_gateway import Configs as GatewayConfigs
 
 SHOP = ApplicationConfig(
     application_id="shop", callback_url=None, chatbot=ChatbotConfig(), name="Shop",
@@ -93,3 +94,35 @@ async def test_a_stop_frame_becomes_a_stop_event_keyed_by_the_conversation(aioht
         assert (await ws.receive_json(timeout=2))["type"] == "pong"
     [event] = produced.events
     assert (event.kind, event.turn_id, event.conversation_id, event.application_id) == (KIND_STOP, "reply-1", "c1", "demo")
+
+
+class LinkingFiles(NoFiles):
+    """Links every file; one of them cannot be linked (the store is down for it)."""
+
+    async def presigned_url(self, key: str, expires_s: int) -> str:
+        if key == "demo/broken.png":
+            raise ConnectionError("file store down")
+        return f"https://files.example/{key}?expires={expires_s}"
+
+
+async def test_resumed_images_carry_a_link_for_thumbnails(aiohttp_client: ClientFactory) -> None:
+    archive = Documents()
+    archive.messages.append({
+        "_id": "u1", "application_id": "demo", "conversation_id": "c1", "role": "user", "created_at": 1.0,
+        "order": 0, "text": "look", "client_message_id": "m-1", "attachments": [
+            {"file_id": "demo/a.png", "content_type": "image/png", "size": 10, "name": "a.png"},
+            {"file_id": "demo/b.pdf", "content_type": "application/pdf", "size": 20, "name": "b.pdf"},
+            {"file_id": "demo/broken.png", "content_type": "image/png", "size": 30, "name": "broken.png"},
+        ]})
+    app = create_web_app(settings=Settings(files_url_expiry_s=600), deps=web_deps(configs=GatewayConfigs(), archive=archive,
+                         files=LinkingFiles()), ingress=Ingress(Produced(), timeout_s=1), readiness=_ready)
+    client = await aiohttp_client(app)
+    async with client.ws_connect("/ws") as ws:
+        await say_hello(ws, history=True)
+        assert (await ws.receive_json(timeout=2))["type"] == "resume"
+        message = await ws.receive_json(timeout=2)
+    assert message["attachments"] == [
+        {"name": "a.png", "content_type": "image/png", "size": 10, "url": "https://files.example/demo/a.png?expires=600"},
+        {"name": "b.pdf", "content_type": "application/pdf", "size": 20},
+        {"name": "broken.png", "content_type": "image/png", "size": 30},
+    ]
