@@ -87,17 +87,21 @@ async def _config(request: web.Request, application_id: str) -> ApplicationConfi
 
 
 async def widget_config(request: web.Request) -> web.Response:
-    application_id = require_id(dict(request.match_info), "application_id")
+    cors = {"Access-Control-Allow-Origin": "*"}
     try:
-        config = await _config(request, application_id)
-    except Exception as exc:  # noqa: BLE001 - the store did not answer: the client retries
-        raise InputError("unavailable", "the application could not be read; retry in a moment", status=503) from exc
+        application_id = require_id(dict(request.match_info), "application_id")
+        try:
+            config = await _config(request, application_id)
+        except Exception as exc:  # noqa: BLE001 - the store did not answer: the client retries
+            raise InputError("unavailable", "the application could not be read; retry in a moment", status=503) from exc
+    except InputError as exc:
+        return web.json_response(exc.body(), status=exc.status, headers=cors)
     if config is None:  # the widget's words come along, so it can say so in words
         body = {**InputError("unknown_application", f"no application {application_id!r}", status=404).body(),
                 "strings": strings()["en"]}
-        return web.json_response(body, status=404, headers={"Access-Control-Allow-Origin": "*"})
+        return web.json_response(body, status=404, headers=cors)
     body = presentation(config, request.app[SETTINGS].max_text_bytes)
-    return web.json_response(body, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=60"})
+    return web.json_response(body, headers={**cors, "Cache-Control": "public, max-age=60"})
 
 
 async def chat_page(request: web.Request) -> web.Response:

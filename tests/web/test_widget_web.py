@@ -54,6 +54,9 @@ async def test_the_presentation_endpoint_gives_only_the_widget_fields(aiohttp_cl
     }
     missing = await client.get("/v1/widget/nope")
     assert missing.status == 404 and (await missing.json())["code"] == "unknown_application"
+    assert (await missing.json())["strings"] == strings()["en"]  # so the widget can say so in words
+    malformed = await client.get("/v1/widget/%C2%BA%3C%C3%BE")
+    assert malformed.status == 400 and (await malformed.json())["code"] == "invalid_field"
 
 
 async def test_the_panel_may_be_framed_only_by_the_allowed_origins(aiohttp_client: ClientFactory) -> None:
@@ -126,3 +129,15 @@ async def test_resumed_images_carry_a_link_for_thumbnails(aiohttp_client: Client
         {"name": "b.pdf", "content_type": "application/pdf", "size": 20},
         {"name": "broken.png", "content_type": "image/png", "size": 30},
     ]
+
+
+async def test_stop_frames_have_a_rate_limit(aiohttp_client: ClientFactory) -> None:
+    produced = Produced()
+    client = await aiohttp_client(make_app(produced, ws_messages_per_minute=6, ws_message_burst=2))
+    async with client.ws_connect("/ws") as ws:
+        assert (await say_hello(ws))["type"] == "ready"
+        for _ in range(3):
+            await ws.send_json({"type": "stop"})
+        refused = await ws.receive_json(timeout=2)
+    assert refused["code"] == "rate_limited" and refused["retry_after"] > 0
+    assert len(produced.events) == 2
