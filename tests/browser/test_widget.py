@@ -316,6 +316,35 @@ def test_a_refused_message_is_marked_failed_and_not_sent_again_by_itself(browser
     page.close()
 
 
+def test_keyboard_only_and_dark_mode(browser: Browser, parley: ParleyProcess, site: HostSite) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="dark")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{site.origin}/?application=shop")
+    launcher = page.locator("[data-parley-widget] >> css=.launcher")
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    launcher.focus()
+    page.keyboard.press("Enter")  # opens, and the focus moves into the panel's input
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    panel = page.frame_locator("[data-parley-widget] >> css=iframe")
+    expect(panel.locator("#status")).to_have_text("Online")
+    expect(panel.locator("#input")).to_be_focused()
+    panel.locator("#expand").click()  # larger, on a desktop
+    box = page.locator("[data-parley-widget] >> css=iframe").bounding_box()
+    assert box is not None and box["width"] > 600, box
+    panel.locator("#input").focus()
+    page.keyboard.type("typed with the keyboard")
+    page.keyboard.press("Enter")
+    expect(panel.locator(".row.theirs:not(.welcome) .bubble").last).to_have_text("You said: typed with the keyboard")
+    assert panel.locator("body").evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(20, 23, 28)"  # dark
+    expect(panel.locator("#log")).to_have_attribute("role", "log")
+    page.screenshot(path=str(SCREENSHOTS / "widget-dark.png"))
+    page.keyboard.press("Escape")  # closes, and the focus goes back to the launcher
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    expect(launcher).to_be_focused()
+    context.close()
+
+
 def test_an_unknown_application_says_so(browser: Browser, parley: ParleyProcess, site: HostSite) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.set_default_timeout(20_000)
@@ -334,6 +363,7 @@ def test_on_a_phone_the_panel_fills_the_screen(browser: Browser, parley: ParleyP
     expect(panel.locator("#status")).to_have_text("Online")
     box = page.locator("[data-parley-widget] >> css=iframe").bounding_box()
     assert box is not None and box["width"] >= 389 and box["height"] >= 843, box
+    expect(panel.locator("#expand")).to_be_hidden()  # already as large as it gets
     send(panel, "hello from a phone")
     expect(panel.locator(".row.theirs:not(.welcome) .bubble").last).to_have_text("You said: hello from a phone")
     page.screenshot(path=str(SCREENSHOTS / "widget-phone.png"))

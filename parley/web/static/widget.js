@@ -60,7 +60,11 @@
   var frame = null;
 
   function t(key, n) { return String(words[key] || key).split('{n}').join(String(n)); }
-  function post(type) { if (frame && frame.contentWindow) frame.contentWindow.postMessage({ source: 'parley-host', type: type }, base); }
+  var phone = window.matchMedia ? window.matchMedia('(max-width: 520px)') : null;
+  function post(type) {
+    // "fullscreen": on a phone the panel fills the screen, and has no "larger" button
+    if (frame && frame.contentWindow) frame.contentWindow.postMessage({ source: 'parley-host', type: type, fullscreen: !!(phone && phone.matches) }, base);
+  }
   function load() {
     if (state.loaded) return;
     state.loaded = true;
