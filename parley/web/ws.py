@@ -11,7 +11,9 @@ also gets what the client missed, read from the archive (``history: true``: the 
 so far): the socket subscribes to the bus first, holds live frames back while it sends the
 archived ones, then lets them through without those it already sent, so nothing is lost between
 the two and nothing comes twice. A user message is also shown live on the conversation's other
-sockets when it is accepted.
+sockets when it is accepted. A ``stop`` frame becomes a ``stop`` event on ``incoming`` for the
+worker that owns the conversation (``parley.streams.turn_control``). Every error a ``message``
+frame causes carries its ``id``.
 """
 
 from __future__ import annotations
