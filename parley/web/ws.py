@@ -180,7 +180,7 @@ def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
         message_id=doc["_id"], role=role, text=doc.get("text", ""),
         in_reply_to=doc.get("in_reply_to", "") if role != "user" else None, created_at=doc.get("created_at"),
     )
-    if role == "assistant":
+    if role != "user":  # an answer (the assistant's, or a person's): rendered like every reply
         frame["html"] = answer_html(str(doc.get("text") or ""), doc.get("html"))
         frame["stopped"] = bool(doc.get("stopped", False))
         tools = [str(name) for name in doc.get("tools") or ()]
