@@ -2,7 +2,11 @@
 message (websocket, resume and history, the generic webhook's callback), and frames as JSON
 text, fast: orjson for what goes to websockets and over the bus, with the standard library as
 the fallback for the text orjson refuses (lone surrogates, which JSON escapes allow and Python
-strings can hold)."""
+strings can hold).
+
+An assistant's ``message`` frame carries ``html`` beside ``text``: the reply's markdown rendered
+and sanitised once, where the reply is produced (``ReplyEvent.html``, archived with it);
+``answer_html`` renders it here only for replies produced before that field existed."""
 
 from __future__ import annotations
 
@@ -11,7 +15,14 @@ from typing import Any
 
 import orjson
 
-__all__ = ["frame_text", "message_frame"]
+from parley.rendering import render_markdown
+
+__all__ = ["answer_html", "frame_text", "message_frame"]
+
+
+def answer_html(text: str, html: str | None) -> str:
+    """An assistant message's ``html``: as rendered when it was produced, else rendered now."""
+    return html if html else render_markdown(text)
 
 
 def message_frame(

@@ -23,6 +23,7 @@ __all__ = [
     "KIND_HANDOFF",
     "KIND_HAND_BACK",
     "KIND_OPERATOR",
+    "KIND_STOP",
     "conversation_key",
     "INCOMING",
     "OUTGOING",
@@ -40,6 +41,9 @@ KIND_HANDOFF = "handoff"
 KIND_HAND_BACK = "hand_back"
 #: An operator wrote to the user (``text`` set): delivered as a ``ReplyEvent`` of role ``operator``.
 KIND_OPERATOR = "operator"
+#: the user asked to stop the answer being streamed (websocket ``stop`` frame); ``turn_id``:
+#: the streamed reply's ``message_id`` it is meant for, or "" for whatever is streaming
+KIND_STOP = "stop"
 
 
 #: Topic names (``parley.topics`` declares the topics). Never renamed: they are the wire.
@@ -85,7 +89,8 @@ class IncomingEvent(ConversationEvent, serializer="json", coerce=True):
     """Something happened in a conversation: a user wrote, tools answered, or an operator acted.
 
     ``kind`` is ``user`` (``text`` set) or ``tool_results`` (``tool_results`` set: a list of
-    ``{"tool_call_id", "name", "content", "is_error"}``, answering ``turn_id``'s tool round), or
+    ``{"tool_call_id", "name", "content", "is_error"}``, answering ``turn_id``'s tool round),
+    ``stop`` (``KIND_STOP``: stop the answer streaming now; nothing is archived for it), or
     one of the human handoff's: ``handoff`` (an operator takes over), ``hand_back`` and
     ``operator`` (the operator's message, ``text`` set); these carry ``operator_id`` and
     ``operator_name`` (``parley.streams.handoff``).
@@ -125,7 +130,12 @@ class ReplyEvent(ConversationEvent, serializer="json", coerce=True):
     """An assistant reply, final and durable. ``event_id`` is the reply's message id.
 
     ``role`` is ``operator`` for an operator's message during a handoff (then ``operator_id``
-    and ``operator_name`` say who wrote it)."""
+    and ``operator_name`` say who wrote it).
+    ``html`` is ``text`` rendered and sanitised (``parley.rendering.render_markdown``) where the
+    reply is produced; "" on replies produced before the field existed (clients then get it
+    rendered on delivery). ``stopped``: the user stopped the answer; ``text`` is what was
+    streamed until then. ``tools``: the names of the tools the turn called before this answer
+    (clients show them as a line of activity, also in the history)."""
 
     in_reply_to: str = ""
     text: str = ""
@@ -134,6 +144,9 @@ class ReplyEvent(ConversationEvent, serializer="json", coerce=True):
     is_error: bool = False
     operator_id: str = ""
     operator_name: str = ""
+    html: str = ""
+    stopped: bool = False
+    tools: list[str] = []
 
 
 class UsageEvent(faust.Record, serializer="json", coerce=True):

@@ -32,6 +32,7 @@ from parley.channels.base import (
     post_json,
     same,
 )
+from parley.frames import answer_html
 from parley.records import ReplyEvent
 from parley.redact import redact_url
 from parley.validation import optional_str, parse_json_object, require_id, require_text
@@ -62,6 +63,7 @@ def reply_payload(reply: Any) -> dict[str, Any]:
         "application_id": reply.application_id,
         "role": reply.role,
         "text": reply.text,
+        "html": answer_html(reply.text, getattr(reply, "html", "")),
         "in_reply_to": reply.in_reply_to,
         "created_at": reply.created_at,
         **({"operator": {"name": reply.operator_name}} if getattr(reply, "operator_id", "") else {}),

@@ -29,13 +29,14 @@ Foundation layer: imports nothing of Parley but the settings and the egress poli
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 
 from pydantic import (
     BaseModel,
@@ -69,6 +70,7 @@ __all__ = [
     "FieldError",
     "Kind",
     "Provider",
+    "Widget",
     "coerce_integers",
     "document_schema",
     "validate_document",
@@ -260,6 +262,34 @@ class _Document(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
+#: languages of the widget's own words (parley/web/static/strings.json has one entry per language)
+WidgetLanguage = Literal["en", "fr"]
+COLOR_PATTERN = r"^#[0-9A-Fa-f]{6}$"
+IMAGE_URL_PATTERN = r"^https?://[^\s\"'<>()\\]+$"
+
+
+class Widget(_Document):
+    """How the chat widget looks and speaks for an application: public, served to any browser
+    by ``GET /v1/widget/{application_id}`` (nothing else of the application is)."""
+
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=80)] | None = Field(
+        None, description="The name in the widget's header; null: the application's name."
+    )
+    avatar_url: Annotated[str, StringConstraints(max_length=2048), Pattern(IMAGE_URL_PATTERN, "an http(s) URL of an image")] | None = Field(
+        None, description="An image shown beside the name and the answers; null: the name's initial."
+    )
+    accent_color: Annotated[str, Pattern(COLOR_PATTERN, "a colour as #RRGGBB")] | None = Field(
+        None, description="The launcher's, header's and user bubbles' colour (#RRGGBB); null: Parley blue."
+    )
+    welcome_message: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = Field(
+        None, description="Shown first in a new conversation; null: the language's default greeting."
+    )
+    placeholder: Annotated[str, StringConstraints(min_length=1, max_length=120)] | None = Field(
+        None, description="The input's placeholder; null: the language's default."
+    )
+    language: WidgetLanguage = Field("en", description="The language of the widget's own words (buttons, states, errors).")
+
+
 class Application(_Document):
     """A client of Parley: where its conversations come from and which chatbot answers them."""
 
@@ -273,8 +303,9 @@ class Application(_Document):
     )
     allow_anonymous: bool = Field(True, description="Whether websocket clients may connect without a user token.")
     allowed_origins: Annotated[list[Origin], MaxLen(100)] = Field(
-        [], description="Browser origins allowed to open the websocket; empty: any."
+        [], description="Browser origins allowed to open the websocket and to embed the chat widget; empty: any."
     )
+    widget: Widget | None = Field(None, description="The chat widget's look and words; null: the defaults.")
     secret: Annotated[str, StringConstraints(min_length=8, max_length=1024)] | None = Field(
         None,
         description="Shared secret (e.g. webhook signatures). Never returned: responses carry "
@@ -428,6 +459,8 @@ class ApplicationConfig:
     name: str = ""
     allow_anonymous: bool = Application.model_fields["allow_anonymous"].default
     allowed_origins: tuple[str, ...] = ()
+    #: the widget's presentation fields, validated (``Widget``); empty: the defaults
+    widget: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 # --- JSON Schema --------------------------------------------------------------------------------
@@ -500,7 +533,34 @@ def _ordered(spec: Any) -> Any:
 
 @functools.cache
 def _schema(kind: Kind) -> dict[str, Any]:
-    return _published(MODELS[kind].model_json_schema(schema_generator=_SchemaGenerator))
+    return _published(_inlined(MODELS[kind].model_json_schema(schema_generator=_SchemaGenerator)))
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` (nested documents: ``widget``) written in place, so it reads
+    the same wherever it is embedded (the OpenAPI document), and a nullable one as
+    ``"type": ["object", "null"]`` like every other nullable field."""
+    defs = schema.pop("$defs", {})
+    null = {"type": "null"}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        rest = {k: walk(v) for k, v in node.items() if k not in ("$ref", "anyOf")}
+        if "$ref" in node:
+            target = walk(copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]]))
+            target.pop("title", None)
+            return {**target, **rest}
+        options = node.get("anyOf")
+        if isinstance(options, list) and len(options) == 2 and null in options:
+            other = walk(next(option for option in options if option != null))
+            if isinstance(other.get("type"), str):
+                return {**other, **rest, "type": [other["type"], "null"]}
+        return {**rest, "anyOf": walk(options)} if options is not None else rest
+
+    return cast(dict[str, Any], walk(schema))
 
 
 def document_schema(kind: Kind) -> dict[str, Any]:
@@ -593,7 +653,7 @@ _TYPE_NAMES = {
     "string": "a string", "number": "a number", "integer": "an integer", "boolean": "true or false",
     "array": "an array", "object": "an object", "null": "null",
 }
-_TYPE_ERRORS = frozenset({"string_type", "int_type", "float_type", "bool_type", "list_type", "dict_type"})
+_TYPE_ERRORS = frozenset({"string_type", "int_type", "float_type", "bool_type", "list_type", "dict_type", "model_type"})
 #: pydantic's comparison errors, and the JSON Schema keyword holding each bound
 _BOUNDS = {
     "greater_than_equal": ("minimum", "must be at least {}"),
@@ -646,7 +706,7 @@ def _field_error(error: Any, schema: dict[str, Any]) -> FieldError:
     node = _node(schema, loc)
     message: Callable[[], str] | None = {
         "missing": lambda: "is required",
-        "extra_forbidden": lambda: "unknown field; allowed: " + ", ".join(sorted(schema["properties"])),
+        "extra_forbidden": lambda: "unknown field; allowed: " + ", ".join(sorted(_node(schema, loc[:-1])["properties"])),
         "literal_error": lambda: "must be one of {}; got {!r}".format(
             ", ".join("null" if v is None else str(v) for v in node["enum"]), value
         ),

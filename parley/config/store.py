@@ -144,6 +144,7 @@ class ConfigStore:
             name=str(app_doc.get("name") or ""),
             allow_anonymous=bool(app_doc.get("allow_anonymous", True)),
             allowed_origins=tuple(origins),
+            widget=dict(app_doc["widget"]) if isinstance(app_doc.get("widget"), dict) else {},
         )
 
     async def application_document(self, application_id: str) -> dict[str, Any] | None:

@@ -89,8 +89,10 @@ def document_for_reply(event: ReplyEvent) -> dict[str, Any]:
     doc = _base(event, event.role, 3)
     doc.update(
         _id=event.event_id, text=event.text, in_reply_to=event.in_reply_to, is_error=event.is_error,
-        channel=event.channel,
+        channel=event.channel, html=event.html or None, stopped=event.stopped,
     )
     if event.operator_id:
         doc["operator"] = {"id": event.operator_id, "name": event.operator_name}
+    if event.tools:
+        doc["tools"] = list(event.tools)
     return doc

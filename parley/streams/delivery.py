@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from parley.channels import channel_for
 from parley.channels.base import ChannelNotConfigured, DeliveryRefused, SendPolicy
-from parley.frames import message_frame
+from parley.frames import answer_html, message_frame
 from parley.ports import ApplicationDocuments, DeliveryLedger
 from parley.records import ReplyEvent
 from parley.retry import retry_while, store_outage
@@ -33,12 +33,14 @@ T = TypeVar("T")
 
 
 def websocket_frame(reply: ReplyEvent) -> dict[str, Any]:
-    """A reply's ``message`` frame; an operator's also names them (``operator: {"name"}``)."""
     extra = {"operator": {"name": reply.operator_name}} if reply.operator_id else {}
-    return message_frame(
+    frame = message_frame(
         message_id=reply.event_id, role=reply.role, text=reply.text, in_reply_to=reply.in_reply_to,
-        created_at=reply.created_at, **extra,
+        created_at=reply.created_at, html=answer_html(reply.text, reply.html), stopped=reply.stopped, **extra,
     )
+    if reply.tools:
+        frame["tools"] = list(reply.tools)
+    return frame
 
 
 def send_policy(settings: Settings) -> SendPolicy:

@@ -22,12 +22,15 @@ from parley.llm import Completion, DeltaCallback, LLMError
 from parley.records import (
     KIND_HANDOFF,
     KIND_OPERATOR,
+    KIND_STOP,
     KIND_TOOL_RESULTS,
     KIND_USER,
     FunctionCallEvent,
     IncomingEvent,
     ReplyEvent,
+    conversation_key,
 )
+from parley.rendering import render_markdown
 from parley.streams.codec import message_id
 from parley.streams.conversation import ConversationState, build_prompt, close_tool_round, trim_history
 from parley.streams.handoff import (
@@ -109,6 +112,10 @@ class _Turn:
     #: gateway's clock runs ahead of the worker's
     asked_at: float = 0.0
 
+    @property
+    def key(self) -> str:
+        return conversation_key(self.application_id, self.conversation_id)
+
 
 class TurnHandler:
     def __init__(
@@ -136,6 +143,8 @@ class TurnHandler:
             return await self._on_user(event, state, config)
         if event.kind == KIND_TOOL_RESULTS:
             return await self._on_tool_results(event, state, config)
+        if event.kind == KIND_STOP:  # acted on as it was consumed (``note_arrival``)
+            return TurnOutput(skipped=True)
         if event.kind in HANDOFF_KINDS:
             return await self._on_handoff(event, state)
         logger.warning("ignoring incoming event %s of unknown kind %r", event.event_id, event.kind)
@@ -275,32 +284,37 @@ class TurnHandler:
         summary_usage = await self._remember(turn, state, config)
         _, recent = split_for_budget(state.history, config.history_token_budget, config.history_messages)
         prompt = build_prompt(config.system_prompt, recent, config.history_messages, state.summary)
-        seq = 0
+        streamed: list[str] = []  # what the sockets have seen: kept when the user stops the answer
 
         async def on_delta(text: str) -> None:
-            nonlocal seq
-            frame = {"type": "delta", "message_id": turn.reply_id, "seq": seq, "text": text}
-            seq += 1
+            frame = {"type": "delta", "message_id": turn.reply_id, "seq": len(streamed), "text": text}
+            streamed.append(text)
             await self._frame(turn, frame)
 
         # No callback when no socket listens: then nothing counts as streamed, and the router
         # may retry a call that fails part way (a client would otherwise see the text twice).
-        listener = on_delta if self._has_listeners(turn) else None
+        # Only a streamed answer can be stopped (a user sees it; a platform gets replies whole).
+        listening = self._has_listeners(turn)
+        listener = on_delta if listening else None
         call = self._model.complete(prompt, tools if may_call_tools else [], listener, chatbot=config)
+        stop = self._control.stoppable(turn.key, turn.reply_id) if listening else None
         try:
-            if interrupt is None:
-                completion = await call
-            else:
-                finished = await _unless(call, interrupt)
-                if finished is None:
-                    logger.info("turn %s interrupted by a newer message", turn.turn_id)
-                    frame = {"type": "interrupted", "message_id": turn.reply_id}
-                    await self._frame(turn, frame)
-                    return TurnOutput(interrupted=True)
-                completion = finished
+            finished = await _unless(call, interrupt, stop)
+            if finished is None and stop is not None and stop.is_set():
+                logger.info("turn %s stopped by the user after %d deltas", turn.turn_id, len(streamed))
+                return self._stopped(turn, state, "".join(streamed))
+            if finished is None:
+                logger.info("turn %s interrupted by a newer message", turn.turn_id)
+                frame = {"type": "interrupted", "message_id": turn.reply_id}
+                await self._frame(turn, frame)
+                return TurnOutput(interrupted=True)
+            completion = finished
         except LLMError as exc:
             logger.error("turn %s: %s", turn.turn_id, exc)
             return TurnOutput(replies=[self._reply(turn, APOLOGY, is_error=True)], failure=str(exc))
+        finally:
+            if stop is not None:
+                self._control.done_streaming(turn.key)
 
         if completion.tool_calls and may_call_tools:
             output = await self._tool_round(turn, state, completion)
@@ -311,13 +325,20 @@ class TurnHandler:
         text = completion.text
         if completion.tool_calls:
             text = TOOL_LIMIT_MESSAGE.format(n=config.max_tool_rounds)
-        reply = self._reply(turn, text or "…")
+        reply = self._reply(turn, text or "…", tools=_tools_called(state.history))
         state.history.append({"id": reply.event_id, "role": "assistant", "content": reply.text})
         output = TurnOutput(replies=[reply])
         output.add_usage(completion)
         if summary_usage is not None:
             output.add_usage(summary_usage)
         return output
+
+    def _stopped(self, turn: _Turn, state: ConversationState, partial: str) -> TurnOutput:
+        """The user stopped the answer: what was streamed is the reply, marked ``stopped``."""
+        reply = self._reply(turn, partial, stopped=True)
+        if partial:
+            state.history.append({"id": reply.event_id, "role": "assistant", "content": partial})
+        return TurnOutput(replies=[reply])
 
     async def _remember(
         self, turn: _Turn, state: ConversationState, config: ChatbotConfig
@@ -387,7 +408,9 @@ class TurnHandler:
             ]
         )
 
-    def _reply(self, turn: _Turn, text: str, *, is_error: bool = False) -> ReplyEvent:
+    def _reply(
+        self, turn: _Turn, text: str, *, is_error: bool = False, stopped: bool = False, tools: list[str] | None = None
+    ) -> ReplyEvent:
         return ReplyEvent(
             event_id=turn.reply_id,
             conversation_id=turn.conversation_id,
@@ -399,17 +422,35 @@ class TurnHandler:
             is_error=is_error,
             replay_id=turn.replay_id,
             deliver=turn.deliver,
+            html=render_markdown(text),  # rendered once, here: every client and the archive get it
+            stopped=stopped,
+            tools=list(tools or ()),
         )
 
 
-async def _unless(call: Any, interrupt: asyncio.Event) -> Completion | None:
-    """Await ``call`` unless ``interrupt`` is set first (then cancel it and return None)."""
+def _tools_called(history: list[dict[str, Any]]) -> list[str]:
+    """The names of the tools called since the last user message, in order."""
+    names: list[str] = []
+    for message in reversed(history):
+        if message.get("role") == "user":
+            break
+        for call in reversed(message.get("tool_calls") or ()):
+            names.append(str((call.get("function") or {}).get("name", "")))
+    return [name for name in reversed(names) if name]
+
+
+async def _unless(call: Any, *events: asyncio.Event | None) -> Completion | None:
+    """Await ``call`` unless one of ``events`` is set first (then cancel it and return None)."""
+    watched = [e for e in events if e is not None]
+    if not watched:
+        return await call
     task = asyncio.ensure_future(call)
-    waiter = asyncio.ensure_future(interrupt.wait())
+    waiters = [asyncio.ensure_future(e.wait()) for e in watched]
     try:
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, *waiters}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        waiter.cancel()
+        for waiter in waiters:
+            waiter.cancel()
     if task.done():
         return task.result()
     task.cancel()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import weakref
-from importlib import resources
 from typing import Any
 
 from aiohttp import WSCloseCode, hdrs, web
@@ -26,14 +25,10 @@ from parley.web.tables_api import add_table_routes
 from parley.web.tools_api import add_tool_routes
 from parley.web.uploads import add_upload_routes
 from parley.web.webhooks import add_webhook_routes
+from parley.web.widget import add_widget_routes
 from parley.web.ws import add_websocket_routes
 
 __all__ = ["create_web_app"]
-
-
-async def index(request: web.Request) -> web.Response:
-    page = resources.files("parley.web").joinpath("static/index.html").read_text("utf-8")
-    return web.Response(text=page, content_type="text/html")
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -79,7 +74,7 @@ def create_web_app(
     if faust_app is not None:
         app[FAUST_APP] = faust_app
     app.on_shutdown.append(_close_sockets)
-    app.router.add_get("/", index)
+    add_widget_routes(app)
     add_websocket_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

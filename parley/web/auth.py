@@ -133,12 +133,18 @@ def _normal_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
-def origin_allowed(origin: str | None, allowed: Sequence[str]) -> bool:
+def origin_allowed(origin: str | None, allowed: Sequence[str], own_host: str | None = None) -> bool:
     """Whether a browser ``Origin`` may open the websocket. No ``Origin`` header (a non-browser
-    client) and an empty allow-list allow everything; ``*`` in the list allows every origin."""
+    client) and an empty allow-list allow everything; ``*`` in the list allows every origin.
+
+    ``own_host`` is the request's ``Host``: a page Parley serves itself (the widget's chat panel,
+    the page at ``/``) is always allowed. Which sites may show that panel is decided by the
+    browser, from the panel's ``frame-ancestors`` (the same allow-list: parley/web/widget.py)."""
     if origin is None or not allowed:
         return True
     wanted = _normal_origin(origin)
+    if own_host and wanted.partition("://")[2] == own_host.strip().lower():
+        return True
     return any(entry == "*" or _normal_origin(entry) == wanted for entry in allowed)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from parley.records import IncomingEvent
+from parley.records import KIND_STOP, IncomingEvent
 from parley.streams.codec import encode, message_id
 
-__all__ = ["Ingress", "IngressUnavailable", "user_event"]
+__all__ = ["Ingress", "IngressUnavailable", "stop_event", "user_event"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,20 @@ def user_event(
         channel=channel,
         client_message_id=client_message_id,
         attachments=list(attachments or []),
+    )
+
+
+def stop_event(*, application_id: str, conversation_id: str, reply_id: str = "") -> IncomingEvent:
+    """A request to stop the conversation's streaming answer (``reply_id``: only that reply's).
+    Each stop is its own event: a repeated one finds nothing left to stop."""
+    return IncomingEvent(
+        event_id=message_id(application_id, conversation_id, "stop", uuid.uuid4().hex),
+        conversation_id=conversation_id,
+        application_id=application_id,
+        created_at=time.time(),
+        kind=KIND_STOP,
+        channel="websocket",
+        turn_id=reply_id,
     )
 
 

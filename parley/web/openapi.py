@@ -328,6 +328,7 @@ def openapi_document() -> dict[str, Any]:
             {"name": "dead letters", "description": "Console: events that failed, replayed or purged."},
             {"name": "auth", "description": "Operators: sign-in, sessions, password, personal API tokens."},
             {"name": "users", "description": "Owners: operator accounts; the audit log."},
+            {"name": "widget", "description": "The embeddable chat widget (public)."},
         ],
         "paths": {
             **_admin_paths("applications", "application", "Application"),
@@ -356,6 +357,23 @@ def openapi_document() -> dict[str, Any]:
                         "404": _error_response("No such application."),
                         "413": _error_response("Body or text too large."),
                         "503": _error_response("The broker did not acknowledge: retry later."),
+                    },
+                }
+            },
+            "/v1/widget/{application_id}": {
+                "get": {
+                    "operationId": "widget_presentation",
+                    "summary": "What the chat widget shows for an application (public)",
+                    "description": "Only the application's `widget` fields, with their defaults, the widget's "
+                    "words in its language and the text limit; nothing else of the application. "
+                    "CORS: any origin. See docs/widget.md.",
+                    "tags": ["widget"],
+                    "parameters": [{"name": "application_id", "in": "path", "required": True, "schema": id_schema}],
+                    "responses": {
+                        "200": _json_body(_ref("WidgetPresentation"), "The widget's look and words."),
+                        "400": _error_response("The application id is malformed."),
+                        "404": _error_response("No such application (the body also carries the English `strings`)."),
+                        "503": _error_response("The document store did not answer: retry later."),
                     },
                 }
             },
@@ -453,6 +471,22 @@ def openapi_document() -> dict[str, Any]:
                 "WebhookAccepted": {
                     "type": "object", "required": ["event_id"],
                     "properties": {"event_id": {"type": "string"}},
+                },
+                "WidgetPresentation": {
+                    "type": "object",
+                    "required": ["application_id", "display_name", "accent_color", "welcome_message", "placeholder",
+                                 "language", "max_text_bytes", "strings"],
+                    "properties": {
+                        "application_id": {"type": "string"},
+                        "display_name": {"type": "string"},
+                        "avatar_url": {"type": ["string", "null"]},
+                        "accent_color": {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$"},
+                        "welcome_message": {"type": "string"},
+                        "placeholder": {"type": "string"},
+                        "language": {"type": "string"},
+                        "max_text_bytes": {"type": "integer"},
+                        "strings": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
                 },
                 "Readiness": {
                     "type": "object",

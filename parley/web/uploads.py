@@ -87,7 +87,7 @@ async def _upload(request: web.Request) -> web.Response:
     application_id = require_id(dict(request.match_info), "application_id")
     config = await _application_config(deps.configs, application_id)
     origin = request.headers.get(hdrs.ORIGIN)
-    if not origin_allowed(origin, getattr(config, "allowed_origins", ())):
+    if not origin_allowed(origin, getattr(config, "allowed_origins", ()), request.headers.get("Host")):
         raise InputError(
             "forbidden_origin", f"origin {origin!r} may not upload to application {application_id!r}", status=403
         )

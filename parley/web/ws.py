@@ -11,7 +11,9 @@ also gets what the client missed, read from the archive (``history: true``: the 
 so far): the socket subscribes to the bus first, holds live frames back while it sends the
 archived ones, then lets them through without those it already sent, so nothing is lost between
 the two and nothing comes twice. A user message is also shown live on the conversation's other
-sockets when it is accepted.
+sockets when it is accepted. A ``stop`` frame becomes a ``stop`` event on ``incoming`` for the
+worker that owns the conversation (``parley.streams.turn_control``). Every error a ``message``
+frame causes carries its ``id``.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from typing import Any, TypeVar
 from aiohttp import WSMsgType, web
 
 from parley import metrics
-from parley.attachments import parse_all
+from parley.attachments import StoredFile, parse_all
 from parley.channels import CHANNELS
-from parley.frames import frame_text, message_frame
+from parley.frames import answer_html, frame_text, message_frame
 from parley.ports import Owner
 from parley.retry import ThrottledLog
 from parley.settings import Settings
@@ -38,7 +40,7 @@ from parley.storage.bus import conversation_channel
 from parley.streams.archive import documents_for_incoming
 from parley.validation import InputError, optional_str, parse_json_object, require_id, require_text
 from parley.web.auth import TokenError, origin_allowed, verify_user_token
-from parley.web.ingress import IngressUnavailable, user_event
+from parley.web.ingress import IngressUnavailable, stop_event, user_event
 from parley.web.keys import DEPS, INGRESS, SETTINGS, SOCKETS
 from parley.web.outbox import send_texts
 from parley.web.ratelimit import ApplicationBuckets, admit, per_minute_bucket
@@ -67,7 +69,8 @@ CLOSE_TRY_AGAIN_LATER = 1013
 #: Too many bad frames (RFC 6455 "policy violation").
 CLOSE_POLICY_VIOLATION = 1008
 
-#: Archived roles a resuming client is sent (tool calls and results stay server-side).
+#: Archived roles a resuming client is sent (tool calls and results stay server-side; an answer
+#: names the tools its turn called in ``tools``).
 RESUME_ROLES = ("user", "assistant", "operator")
 
 #: Conversations of these channels belong to a messaging platform (``telegram:<chat id>``...):
@@ -183,6 +186,12 @@ def _archived_frame(doc: dict[str, Any]) -> dict[str, Any]:
     operator = doc.get("operator")
     if role == "operator" and isinstance(operator, dict):
         frame["operator"] = {"name": str(operator.get("name") or "")}
+    if role != "user":  # an answer (the assistant's, or a person's): rendered like every reply
+        frame["html"] = answer_html(str(doc.get("text") or ""), doc.get("html"))
+        frame["stopped"] = bool(doc.get("stopped", False))
+        tools = [str(name) for name in doc.get("tools") or ()]
+        if tools:
+            frame["tools"] = tools
     if role == "user":
         frame["id"] = doc.get("client_message_id") or None
         frame["sender"] = doc.get("sender") or ""
@@ -213,6 +222,9 @@ class _Session:
             self.settings.ws_messages_per_minute, self.settings.ws_message_burst, now
         )
         self.message_bucket = per_minute_bucket(
+            self.settings.ws_messages_per_minute, self.settings.ws_message_burst, now
+        )
+        self.stop_bucket = per_minute_bucket(
             self.settings.ws_messages_per_minute, self.settings.ws_message_burst, now
         )
         # Every frame, whatever its kind, takes from the frame bucket; every bad one (invalid,
@@ -267,10 +279,12 @@ class _Session:
             await self.on_hello(frame)
         elif kind == "message":
             await self.on_message(frame)
+        elif kind == "stop":
+            await self.on_stop(frame)
         elif kind == "ping":
             await self.send({"type": "pong"})
         else:
-            raise InputError("unknown_type", f"unknown frame type {kind!r}; expected hello, message or ping")
+            raise InputError("unknown_type", f"unknown frame type {kind!r}; expected hello, message, stop or ping")
 
     # --- hello ---------------------------------------------------------------------------
     async def on_hello(self, frame: dict[str, Any]) -> None:
@@ -299,7 +313,7 @@ class _Session:
         # ``config`` is an ``ApplicationConfig``; its policy fields are read with their defaults
         # so that any object standing for one (tests' stubs) means "no restrictions".
         origin = self.request.headers.get("Origin")
-        if not origin_allowed(origin, getattr(config, "allowed_origins", ())):
+        if not origin_allowed(origin, getattr(config, "allowed_origins", ()), self.request.headers.get("Host")):
             raise _Close(
                 "forbidden_origin",
                 f"origin {origin!r} may not open a websocket to application {application_id!r}",
@@ -396,8 +410,27 @@ class _Session:
             "truncated": truncated,
         })
         for doc in docs:
-            await self.send(_archived_frame(doc))
+            await self.send(await self._with_image_links(_archived_frame(doc), doc))
         return frozenset(str(doc["_id"]) for doc in docs)
+
+    async def _with_image_links(self, frame: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+        """A resumed user message's uploaded images get a ``url`` (a presigned link, as an
+        upload's answer has) so a client can show thumbnails; a link that cannot be made is
+        left out, the file is still listed by name."""
+        described = frame.get("attachments")
+        if not described:
+            return frame
+        files = [a for a in doc.get("attachments") or () if isinstance(a, dict)]
+        for shown, stored in zip(described, parse_all(files), strict=False):
+            if isinstance(stored, StoredFile) and stored.is_image:
+                try:
+                    async with asyncio.timeout(self.settings.store_edge_timeout_s):
+                        shown["url"] = await self.deps.files.presigned_url(
+                            stored.file_id, self.settings.files_url_expiry_s
+                        )
+                except Exception as exc:  # noqa: BLE001 - no thumbnail, never a failed resume
+                    self.failures.warning("no link for %s: %s: %s", stored.file_id, type(exc).__name__, exc)
+        return frame
 
     # --- message -------------------------------------------------------------------------
     async def on_message(self, frame: dict[str, Any]) -> None:
@@ -441,6 +474,25 @@ class _Session:
             {"type": "typing", "state": "started", "in_reply_to": event.event_id},
         ])
         await self._show_to_other_sockets(event)
+
+    # --- stop ----------------------------------------------------------------------------
+    async def on_stop(self, frame: dict[str, Any]) -> None:
+        """Stop the answer streaming in this conversation: a ``stop`` event on ``incoming``,
+        keyed by the conversation, so the worker that owns it cancels the model call as it
+        reads the event. Its final ``message`` (``stopped: true``) follows over the bus."""
+        if self.application_id is None or self.conversation_id is None:
+            raise InputError("not_ready", "send a hello frame before stop")
+        target = require_id(frame, "message_id") if frame.get("message_id") is not None else ""
+        retry_after = admit([self.stop_bucket], time.monotonic())
+        if retry_after:
+            raise _RateLimited(retry_after, None)
+        event = stop_event(
+            application_id=self.application_id, conversation_id=self.conversation_id, reply_id=target
+        )
+        try:
+            await self.ingress.submit(event)
+        except IngressUnavailable as exc:
+            raise Unavailable(f"{exc}; send stop again", RETRY_AFTER_S) from exc
 
     async def _claim(self, client_id: str) -> None:
         """The socket's first message claims its conversation for its identity (the first
@@ -570,12 +622,12 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
                     raise
                 except _OverFrameRate as exc:
                     session.bad_frame()
-                    await session.send(exc.body())
+                    await session.send(_about(exc.body(), msg))
                 except RetryLater as exc:
-                    await session.send(exc.body())
+                    await session.send(_about(exc.body(), msg))
                 except InputError as exc:
                     session.bad_frame()
-                    await session.send(exc.body())
+                    await session.send(_about(exc.body(), msg))
                 except Exception as exc:  # noqa: BLE001 - a failed frame never drops the socket
                     session.failures.warning("websocket frame failed: %s: %s", type(exc).__name__, exc)
                     await session.send(Unavailable(
@@ -590,6 +642,16 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
         metrics.WEBSOCKET_CONNECTIONS.dec()
         await session.close()
     return ws
+
+
+def _about(body: dict[str, Any], msg: Any) -> dict[str, Any]:
+    """An error frame with the client ``id`` of the ``message`` frame that caused it, so the
+    client can mark that message failed (and never resend a refused one by itself)."""
+    if "id" not in body and msg.type == WSMsgType.TEXT:
+        client_id = _client_id(msg.data)
+        if client_id is not None:
+            body["id"] = client_id
+    return body
 
 
 def _client_id(data: str) -> str | None:

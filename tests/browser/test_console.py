@@ -408,7 +408,7 @@ def test_a_transcript_lists_the_files_a_user_attached(console: ParleyProcess, br
     user = browser_context.new_page()
     user.set_default_timeout(15_000)
     user.goto(f"{console.http}/?app=papers&conversation=c-with-a-file")
-    expect(user.locator("#status")).to_have_text("online")
+    expect(user.locator("#status")).to_have_attribute("data-state", "online")
     user.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"twenty-one bytes here"}])
     expect(user.locator(".chip")).to_contain_text("notes.txt")
     user.fill("#input", "please read my notes")

@@ -52,8 +52,8 @@ def test_the_chat_page_shows_the_operator_by_name_during_a_handoff(dev: ParleyPr
     api("POST", f"{base}/handoff")
     expect(page.locator(".sys", has_text="Administrator joined the conversation")).to_be_visible()
     api("POST", f"{base}/messages", {"text": "Hi, a person here."})
-    operator = page.locator(".bubble.operator").last
-    expect(operator).to_contain_text("Hi, a person here.")
+    operator = page.locator(".row.person").last  # a person's answer: their name beside it
+    expect(operator.locator(".bubble")).to_contain_text("Hi, a person here.")
     expect(operator.locator(".who")).to_have_text("Administrator")
 
     api("DELETE", f"{base}/handoff")

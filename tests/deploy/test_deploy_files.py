@@ -261,7 +261,7 @@ def _rule_matches(rule: str, host: str, path: str) -> bool:
 
 
 PUBLIC_HOST = "localhost"  # PARLEY_PUBLIC_HOST's default
-PUBLIC_PATHS = ["/", "/ws", "/v1/webhooks/telegram/demo", "/v1/webhooks/whatsapp/demo",
+PUBLIC_PATHS = ["/", "/ws", "/widget.js", "/widget/panel", "/v1/widget/demo", "/favicon.ico", "/v1/webhooks/telegram/demo", "/v1/webhooks/whatsapp/demo",
                 "/v1/applications/demo/uploads", "/v1/files/demo/abc.png", "/v1/openapi.json"]
 INTERNAL_PATHS = ["/v1/admin/applications", "/v1/admin/chatbots/x", "/v1/tables", "/console", "/console/",
                   "/console/assets/app.js", "/v1/auth/login",

@@ -12,6 +12,8 @@ Behaviour, chosen by the last message:
   do for a bad key (whatever the key: the canary test checks it never reaches a log).
 - model "slow-Ns" (slow-2s, slow-6s…): answers normally after N seconds.
 - model "words-N" (words-200…): streams N words, one chunk each (a long answer, for benchmarks).
+- model "drip-N" (drip-40…): streams N words, one chunk every 0.15 s (an answer slow enough to
+  be stopped part way).
 - user text containing "hang-once": the first call for that text never answers (until its
   client goes away); later calls answer normally.
 - user text containing "drop-once": the first call for that text streams "You said" and then
@@ -104,6 +106,7 @@ class FakeLLM(ThreadedServer):
                 return response
         match = re.search(r"time in ([A-Za-z_/]+)", text_content)
         words = re.fullmatch(r"words-(\d+)", body["model"])
+        drip = re.fullmatch(r"drip-(\d+)", body["model"])
         if last["role"] == "tool":
             text = "The tool said: " + last["content"]
             await self._stream_text(chunk, text)
@@ -122,6 +125,12 @@ class FakeLLM(ThreadedServer):
                 {"index": 1, "id": "call_b", "type": "function",
                  "function": {"name": "calculate", "arguments": json.dumps({"expression": "1/0"})}}]})
             await chunk({}, "tool_calls")
+        elif drip and last["role"] == "user":
+            await chunk({"role": "assistant", "content": ""})
+            for i in range(int(drip.group(1))):
+                await chunk({"content": f"word{i} "})
+                await asyncio.sleep(0.15)
+            await chunk({}, "stop")
         elif words:
             await chunk({"role": "assistant", "content": ""})
             for i in range(int(words.group(1))):

@@ -29,7 +29,7 @@ UNKNOWN_CHATBOT = (
     "temperature, tools"
 )
 UNKNOWN_APPLICATION = (
-    "unknown field; allowed: allow_anonymous, allowed_origins, callback_url, channels, chatbot_id, id, name, secret"
+    "unknown field; allowed: allow_anonymous, allowed_origins, callback_url, channels, chatbot_id, id, name, secret, widget"
 )
 ID_HINT = "must be 1-128 letters, digits and _.:@- starting with a letter or digit"
 PLATFORM_KEY = "key must be a platform name: lowercase letters, digits, _ and -"
@@ -117,6 +117,21 @@ MESSAGES: list[tuple[Kind, dict[str, Any], list[tuple[str, str]]]] = [
         ("id", "is required"),
         ("name", "must be at most 200 characters long (got 201)"),
     ]),
+    ("application", {"name": "n", "chatbot_id": "b", "widget": {
+        "accent_color": "red", "avatar_url": "javascript:alert(1)", "language": "de", "placeholder": "",
+        "welcome_message": 5, "shape": "round"}}, [
+        ("id", "is required"),
+        ("widget.accent_color", "must be a colour as #RRGGBB"),
+        ("widget.avatar_url", "must be an http(s) URL of an image"),
+        ("widget.language", "must be one of en, fr; got 'de'"),
+        ("widget.placeholder", "must not be empty"),
+        ("widget.shape", "unknown field; allowed: accent_color, avatar_url, display_name, language, placeholder, welcome_message"),
+        ("widget.welcome_message", "must be a string or null, got an integer"),
+    ]),
+    ("application", {"name": "n", "chatbot_id": "b", "widget": "blue"}, [
+        ("id", "is required"),
+        ("widget", "must be an object or null, got a string"),
+    ]),
 ]
 
 
@@ -134,6 +149,10 @@ def test_each_offending_field_gets_one_message_saying_what_is_allowed(
         ("chatbot", {"id": "bot", "max_tokens": 512.0, "temperature": 1, "tools": [], "provider": None}),
         ("application", {"id": "app", "name": "Shop", "chatbot_id": "bot", "channels": {"telegram": {"t": 1}}}),
         ("application", {"name": "x", "chatbot_id": "b", "callback_url": None, "secret": None, "channels": None}),
+        ("application", {"name": "x", "chatbot_id": "b", "widget": {
+            "display_name": "Shop helper", "avatar_url": "https://shop.example/bot.png", "accent_color": "#0a7D4f",
+            "welcome_message": "Hi!", "placeholder": "Ask…", "language": "fr"}}),
+        ("application", {"name": "x", "chatbot_id": "b", "widget": None}),
     ],
 )
 def test_valid_documents_have_no_errors(kind: Kind, doc: dict[str, Any]) -> None:

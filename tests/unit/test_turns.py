@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -9,9 +10,11 @@ import pytest
 
 from parley.config.models import ChatbotConfig
 from parley.llm import Completion, LLMError, ToolCall
-from parley.records import KIND_TOOL_RESULTS, FunctionCallEvent, IncomingEvent
+from parley.records import KIND_STOP, KIND_TOOL_RESULTS, FunctionCallEvent, IncomingEvent
+from parley.streams.codec import encode
 from parley.streams.conversation import ConversationState
 from parley.streams.dispatch import run_tool_round
+from parley.streams.turn_control import TurnControl, note_arrival
 from parley.streams.turns import APOLOGY, TurnHandler, TurnOutput
 from parley.tools import default_registry
 
@@ -242,3 +245,81 @@ async def test_a_queued_message_is_answered_no_earlier_than_it_was_sent() -> Non
     out = await h.handle(await h.results_for(call))
     assert [r.in_reply_to for r in out.replies] == ["e1", "e2"]
     assert out.replies[1].created_at >= 5003.0
+
+
+# --- stop ---------------------------------------------------------------------------------------
+class DrippingModel:
+    """Streams a word every 10 ms until cancelled: a long answer a user stops part way."""
+
+    name = "dripping"
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_delta: Any, **options: Any) -> Completion:
+        try:
+            for i in range(1000):
+                await on_delta(f"w{i} ")
+                await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return Completion(text="never")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_stop_cancels_the_streaming_turn_and_keeps_the_partial_answer() -> None:
+    control = TurnControl()
+    harness = Harness()
+    model = DrippingModel()
+    harness.handler = TurnHandler(model, harness.tools, harness.publish, clock=lambda: 1000.0, control=control)
+    turn = asyncio.ensure_future(harness.handle(user("u1", "talk")))
+    while len(harness.deltas()) < 3:
+        await asyncio.sleep(0.005)
+    reply_id = harness.deltas()[0]["message_id"]
+    stop = IncomingEvent(event_id="s1", conversation_id="c1", application_id="demo", created_at=2.0, kind=KIND_STOP,
+                         turn_id=reply_id)
+
+    class Raw:
+        value = encode(stop)
+
+    note_arrival(control, Raw())  # as the processor's loop sees it, before its turn comes
+    output = await asyncio.wait_for(turn, 1)
+    assert model.cancelled
+    [reply] = output.replies
+    streamed = "".join(f["text"] for f in harness.deltas())
+    assert reply.stopped and reply.text == streamed and reply.event_id == reply_id
+    assert len(harness.deltas()) <= 5  # cancelled within a delta or so of the stop
+    assert reply.html == f"<p>{streamed.strip()}</p>"
+    assert harness.state.history[-1] == {"id": reply_id, "role": "assistant", "content": streamed}
+    # the stop event itself, handled in its turn, does nothing
+    assert (await harness.handle(stop)).skipped
+
+
+async def test_a_stop_for_another_reply_stops_nothing() -> None:
+    control = TurnControl()
+    event = control.stoppable("demo/c1", "reply-1")
+    assert not control.stop("demo/c1", "reply-2")
+    assert not event.is_set()
+    assert control.stop("demo/c1", "")
+    assert event.is_set()
+    control.done_streaming("demo/c1")
+    assert not control.stop("demo/c1")
+
+
+async def test_a_reply_carries_its_rendered_html() -> None:
+    harness = Harness("**yes**")
+    output = await harness.handle(user("u1", "hi"))
+    assert output.replies[0].html == "<p><strong>yes</strong></p>"
+
+
+async def test_an_answer_after_tools_names_them() -> None:
+    harness = Harness(CALC, "It is 42.")
+    first = await harness.handle(user("u1", "what is 6*7?"))
+    [call] = first.function_calls
+    second = await harness.handle(await harness.results_for(call))
+    assert second.replies[0].tools == ["calculate"]
+    third = Harness("plain")
+    assert (await third.handle(user("u2", "hi"))).replies[0].tools == []

@@ -90,7 +90,7 @@ async def test_a_resuming_client_gets_the_missed_messages_then_live_ones_nothing
     }
     assert frames[2] == {
         "type": "message", "message_id": "a2", "role": "assistant", "text": "text of a2",
-        "in_reply_to": "u2", "created_at": 2.0,
+        "in_reply_to": "u2", "created_at": 2.0, "html": "<p>text of a2</p>", "stopped": False,
     }
     assert [(f["type"], f["message_id"]) for f in frames[3:]] == [("delta", "a3"), ("message", "a3")]
     assert [(f["type"], f["message_id"]) for f in later] == [("message", "a4")]
