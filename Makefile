@@ -6,7 +6,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 STAMP_TEST := $(VENV)/.installed-test
 PORT ?= 8080
 
-.PHONY: dev test check system-deps bench clean
+.PHONY: dev test check system-deps bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+# The screenshots in docs/images/, taken again by the browser tests (a plain `make test` writes
+# them to a temporary directory instead).
+screenshots: $(STAMP_TEST) system-deps
+	PARLEY_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/browser -q
 
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/e2e_latency.py

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 __all__ = ["CHROMIUM_ARGS", "chromium_path", "SCREENSHOTS"]
@@ -23,8 +24,15 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-#: where tests write the screenshots that docs/ embeds (docs/images/)
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "images"
+#: where tests write their screenshots: the ones docs/ embeds (docs/images/) with
+#: PARLEY_UPDATE_SCREENSHOTS=1 (`make screenshots`), else a temporary directory, so a test run
+#: leaves the checkout as it was
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "images"
+    if os.environ.get("PARLEY_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "parley-screenshots"
+)
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
 
 def chromium_path() -> str:
