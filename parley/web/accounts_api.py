@@ -31,7 +31,7 @@ from parley.web.access import (
     set_session_cookie,
     users_of,
 )
-from parley.web.admin import DEFAULT_LIMIT, MAX_LIMIT, AdminError, read_json
+from parley.web.admin import AdminError, page_limit, read_json
 from parley.web.errors import HttpError
 
 __all__ = ["CONSOLE_PATH", "add_account_routes", "signin_link_path"]
@@ -228,7 +228,7 @@ async def revoke_token(request: web.Request) -> web.Response:
 async def list_users(request: web.Request) -> web.Response:
     users = _service(request)
     await authorize(request, action="manage_users")
-    limit = _limit(request.query.get("limit"))
+    limit = page_limit(request.query.get("limit"))
     after = request.query.get("after") or None
     docs = await users.accounts.list_users(limit=limit + 1, after=after)
     more = len(docs) > limit
@@ -313,7 +313,7 @@ async def list_audit(request: web.Request) -> web.Response:
         scope=principal.applications, everything=principal.role == "owner" and principal.applications is None,
         actor=query.get("actor") or None, application_id=application_id, kind=query.get("kind") or None,
         action=query.get("action") or None, since=_time(query.get("since"), "since"),
-        until=_time(query.get("until"), "until"), limit=_limit(query.get("limit")), cursor=cursor,
+        until=_time(query.get("until"), "until"), limit=page_limit(query.get("limit")), cursor=cursor,
     )
     return _json({"items": items, "next_cursor": next_cursor})
 
@@ -330,14 +330,4 @@ def _time(raw: str | None, name: str) -> float | None:
     return parsed.timestamp()
 
 
-def _limit(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIMIT:
-        raise AdminError(400, "invalid_parameter", f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
-    return limit
 
