@@ -25,8 +25,11 @@ __all__ = ["KeyedBatcher", "KeyedRunner", "finish_in_flight"]
 logger = logging.getLogger(__name__)
 
 
-class KeyedRunner:
-    def __init__(self, limit: int, name: str = "keyed") -> None:
+class _KeyedTasks:
+    """What both runners share: at most ``limit`` events at once, a task chain per key, closing
+    (``submit`` waits from then on) and draining."""
+
+    def __init__(self, limit: int, name: str) -> None:
         self._slots = asyncio.Semaphore(limit)
         self._tails: dict[Any, asyncio.Task[None]] = {}
         self._name = name
@@ -44,9 +47,8 @@ class KeyedRunner:
         taken stay uncommitted and go to the partition's next owner)."""
         self._open.clear()
 
-    async def submit(
-        self, key: Any, work: Callable[[], Awaitable[None]], done: Callable[[], Any]
-    ) -> None:
+    async def _admit(self) -> None:
+        """Wait for a slot while open; then count the event in flight."""
         while True:
             await self._open.wait()
             await self._slots.acquire()
@@ -55,6 +57,30 @@ class KeyedRunner:
             self._slots.release()  # closed while waiting for a slot: take nothing more
         self.in_flight += 1
         self._gauge.inc()
+
+    def _release(self, key: Any, events: int) -> None:
+        """Give back the slots of ``events`` finished events of ``key``'s current task."""
+        self.in_flight -= events
+        self._gauge.dec(events)
+        for _ in range(events):
+            self._slots.release()
+        if self._tails.get(key) is asyncio.current_task():
+            del self._tails[key]
+
+    async def drain(self) -> None:
+        """Wait until every submitted event is done."""
+        while self._tails:
+            await asyncio.wait(list(self._tails.values()))
+
+
+class KeyedRunner(_KeyedTasks):
+    def __init__(self, limit: int, name: str = "keyed") -> None:
+        super().__init__(limit, name)
+
+    async def submit(
+        self, key: Any, work: Callable[[], Awaitable[None]], done: Callable[[], Any]
+    ) -> None:
+        await self._admit()
         previous = self._tails.get(key)
         task = asyncio.create_task(self._run(key, previous, work, done), name=f"{self._name}:{key!r}")
         self._tails[key] = task
@@ -77,19 +103,10 @@ class KeyedRunner:
                 logger.exception("%s: unhandled error for key %r", self._name, key)
             done()
         finally:
-            self.in_flight -= 1
-            self._gauge.dec()
-            self._slots.release()
-            if self._tails.get(key) is asyncio.current_task():
-                del self._tails[key]
-
-    async def drain(self) -> None:
-        """Wait until every submitted event is done."""
-        while self._tails:
-            await asyncio.wait(list(self._tails.values()))
+            self._release(key, 1)
 
 
-class KeyedBatcher:
+class KeyedBatcher(_KeyedTasks):
     """Like ``KeyedRunner``, but the events of one key that arrive while the key is busy (or in
     the same run of the event loop: everything a fetch brought) are handled together, by one
     call of ``work`` with all of them, and each is acked (``done``) after that call. For cheap
@@ -104,36 +121,16 @@ class KeyedBatcher:
     def __init__(self, limit: int, name: str = "batched", *, max_batch: int = 500, max_wait_s: float = 0.0) -> None:
         if max_batch < 1 or max_wait_s < 0:
             raise ValueError("max_batch must be at least 1, max_wait_s not negative")
+        super().__init__(limit, name)
         self._max_wait_s = max_wait_s
-        self._slots = asyncio.Semaphore(limit)
         self._max_batch = max_batch
         self._open_batch: dict[Any, list[tuple[Any, Callable[[], Any]]]] = {}  # per key, still filling
-        self._tails: dict[Any, asyncio.Task[None]] = {}
-        self._name = name
-        self.in_flight = 0
         self.batches = 0  # calls of ``work`` so far
-        self._gauge = metrics.TURNS_IN_FLIGHT.labels(name)
-        self._open = asyncio.Event()
-        self._open.set()
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def close(self) -> None:
-        self._open.clear()
 
     async def submit(
         self, key: Any, item: Any, done: Callable[[], Any], work: Callable[[list[Any]], Awaitable[None]]
     ) -> None:
-        while True:
-            await self._open.wait()
-            await self._slots.acquire()
-            if self._open.is_set():
-                break
-            self._slots.release()
-        self.in_flight += 1
-        self._gauge.inc()
+        await self._admit()
         batch = self._open_batch.get(key)
         if batch is None:
             batch = self._open_batch[key] = []
@@ -169,16 +166,7 @@ class KeyedBatcher:
         finally:
             if self._open_batch.get(key) is batch:
                 del self._open_batch[key]
-            self.in_flight -= len(batch)
-            self._gauge.dec(len(batch))
-            for _ in batch:
-                self._slots.release()
-            if self._tails.get(key) is asyncio.current_task():
-                del self._tails[key]
-
-    async def drain(self) -> None:
-        while self._tails:
-            await asyncio.wait(list(self._tails.values()))
+            self._release(key, len(batch))
 
 
 #: After a stage finished events, how long the next stage stays open to take what they produced
