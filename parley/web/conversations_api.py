@@ -192,22 +192,36 @@ def _held_by_other(handoff: dict[str, Any], operator: Operator) -> AdminError:
     )
 
 
-async def take_over(request: web.Request) -> web.Response:
+async def _handoff_target(request: web.Request) -> tuple[str, str, Operator, str, Any, dict[str, Any] | None]:
+    """The conversation a take over or hand back is for, who asks (admin), its channel, the
+    handoff index and who holds it now."""
     application_id, conversation_id = _ids(request)
     assert conversation_id is not None
     operator = await operator_for(request, action="write", application_id=application_id)
     channel = await _conversation_channel(request, application_id, conversation_id)
     index = _index(request)
-    current = await index.handoff(application_id, conversation_id)
+    return application_id, conversation_id, operator, channel, index, await index.handoff(application_id, conversation_id)
+
+
+async def _send_control(
+    request: web.Request, kind: str, operator: Operator, application_id: str, conversation_id: str, channel: str
+) -> Any:
+    """Produce a handoff control event for the processor that owns the conversation."""
+    event = control_event(
+        kind, application_id=application_id, conversation_id=conversation_id,
+        operator_id=operator.id, operator_name=operator.name, channel=channel,
+    )
+    await _submit(request, event)
+    return event
+
+
+async def take_over(request: web.Request) -> web.Response:
+    application_id, conversation_id, operator, channel, index, current = await _handoff_target(request)
     if current is not None:
         if current["operator_id"] != operator.id:
             raise _held_by_other(current, operator)
         return no_store_json({"conversation_id": conversation_id, "handoff": current})
-    event = control_event(
-        KIND_HANDOFF, application_id=application_id, conversation_id=conversation_id,
-        operator_id=operator.id, operator_name=operator.name, channel=channel,
-    )
-    await _submit(request, event)
+    event = await _send_control(request, KIND_HANDOFF, operator, application_id, conversation_id, channel)
     handoff = {"operator_id": operator.id, "operator_name": operator.name, "since": event.created_at}
     await index.hold(application_id, conversation_id, handoff)
     await record(
@@ -218,19 +232,10 @@ async def take_over(request: web.Request) -> web.Response:
 
 
 async def hand_back(request: web.Request) -> web.Response:
-    application_id, conversation_id = _ids(request)
-    assert conversation_id is not None
-    operator = await operator_for(request, action="write", application_id=application_id)
-    channel = await _conversation_channel(request, application_id, conversation_id)
-    index = _index(request)
     # Sent even when this API's view says nobody holds it: a take over whose record was not
     # written (the store failed after the broker took the event) can still be undone.
-    current = await index.handoff(application_id, conversation_id)
-    event = control_event(
-        KIND_HAND_BACK, application_id=application_id, conversation_id=conversation_id,
-        operator_id=operator.id, operator_name=operator.name, channel=channel,
-    )
-    await _submit(request, event)
+    application_id, conversation_id, operator, channel, index, current = await _handoff_target(request)
+    await _send_control(request, KIND_HAND_BACK, operator, application_id, conversation_id, channel)
     await index.release(application_id, conversation_id)
     await record(
         request, operator, action="hand_back", kind="conversation", target_id=conversation_id,
