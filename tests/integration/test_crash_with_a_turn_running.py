@@ -52,7 +52,12 @@ async def test_a_turn_running_when_the_worker_dies_is_answered_after_restart(
         restarted = start_worker(services, fake_llm, redis_url, tmp_path / "second", app_id).start()
         try:
             started = time.monotonic()
-            replies = await asyncio.to_thread(lambda: wait_replies(callbacks, application_id, {slow}, 60))
+            try:
+                replies = await asyncio.to_thread(lambda: wait_replies(callbacks, application_id, {slow}, 120))
+            except AssertionError as exc:  # say why: both workers' last lines
+                raise AssertionError(
+                    f"{exc}\n--- first worker:\n{worker.log_tail(40)}\n--- restarted worker:\n{restarted.log_tail(80)}"
+                ) from None
         finally:
             restarted.stop()
     texts = {r["in_reply_to"]: r["text"] for r in replies}
