@@ -22,7 +22,7 @@ from tests.support.worker import ParleyProcess  # noqa: E402
 
 __all__ = [
     "ROOT", "BENCH_LIMITS", "pct", "summary", "FakeLLMProcess", "DevProcess", "direct_llm_calls",
-    "cpu_seconds", "rss_bytes", "process_tree", "syscalls",
+    "cpu_seconds", "rss_bytes", "process_tree", "syscalls", "SplitDeployment",
 ]
 
 #: A benchmark sends many turns: lift the per-connection and per-application rate limits of the
@@ -95,6 +95,74 @@ class DevProcess(ParleyProcess):
             return sum(needle in line for line in self.log_path.read_text(errors="replace").splitlines())
         except OSError:
             return 0
+
+
+class SplitDeployment:
+    """A gateway and a worker in processes of their own, as in production: the embedded broker and
+    document server, a ``redis-server`` (config cache and the delivery bus between the two
+    processes), ``parley worker`` (agents) and ``parley web`` (the doors the clients use).
+    ``ws``/``http`` are the gateway's; ``log_path`` the gateway's log, ``worker.log_path``
+    the worker's."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        from parley.embedded import embedded_services
+
+        self.data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-split-"))
+        self._services = embedded_services(self.data_dir)
+        servers = self._services.__enter__()
+        self.server_pids = [server.process.pid for server in servers.values()]
+        redis_port = free_port()
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+        common = {
+            **base, **BENCH_LIMITS, "PARLEY_LOG_LEVEL": "WARNING", "PARLEY_SEED_DEMO": "true",
+            "PARLEY_KAFKA_URL": servers["broker"].url, "PARLEY_MONGO_URL": servers["documents"].url,
+            "PARLEY_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", **(env or {}),
+        }
+        worker_port, web_port = free_port(), free_port()
+        self.worker = ParleyProcess(
+            ["worker"], {**common, "PARLEY_DATA_DIR": str(self.data_dir / "worker"), "PARLEY_WEB_PORT": str(worker_port)},
+            self.data_dir / "worker.log", worker_port, inherit_env=False,
+        )
+        self.gateway = ParleyProcess(
+            ["web"], {**common, "PARLEY_DATA_DIR": str(self.data_dir / "web"), "PARLEY_WEB_PORT": str(web_port)},
+            self.data_dir / "web.log", web_port, inherit_env=False,
+        )
+        self.ws, self.http, self.log_path = self.gateway.ws, self.gateway.http, self.gateway.log_path
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The gateway's process (the one the clients talk to)."""
+        return self.gateway.proc
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {"worker": self.worker.proc.pid if self.worker.proc else 0,
+                "gateway": self.gateway.proc.pid if self.gateway.proc else 0}
+
+    def start(self, timeout_s: float = 120) -> SplitDeployment:
+        self.worker.start(timeout_s)
+        self.gateway.start(timeout_s)
+        return self
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        self.worker.stop()
+        self.redis.terminate()
+        self.redis.wait(10)
+        self._services.__exit__(None, None, None)
+
+    def log_lines(self, needle: str) -> int:
+        total = 0
+        for path in (self.gateway.log_path, self.worker.log_path):
+            try:
+                total += sum(needle in line for line in path.read_text(errors="replace").splitlines())
+            except OSError:
+                pass
+        return total
 
 
 async def direct_llm_calls(base_url: str, n: int, concurrency: int | None = None) -> tuple[float, list[float]]:

@@ -42,6 +42,7 @@ import websockets  # noqa: E402
 from common import (  # noqa: E402
     DevProcess,
     FakeLLMProcess,
+    SplitDeployment,
     cpu_seconds,
     direct_llm_calls,
     process_tree,
@@ -208,9 +209,13 @@ async def idle(url: str, clients: int, tokens: list[str], timeout_s: float) -> t
 class CpuMeter:
     """CPU seconds each process used from its creation to ``report``."""
 
-    def __init__(self, dev: DevProcess | None, fake: FakeLLMProcess) -> None:
+    def __init__(self, dev: DevProcess | SplitDeployment | None, fake: FakeLLMProcess) -> None:
         self.groups: dict[str, list[int]] = {"bench client": [os.getpid()], "fake LLM": [fake.proc.pid]}
-        if dev is not None and dev.proc is not None:
+        if isinstance(dev, SplitDeployment):
+            for name, pid in dev.pids.items():
+                self.groups[name] = [pid]
+            self.groups["broker + document server + redis"] = [*dev.server_pids, dev.redis.pid]
+        elif dev is not None and dev.proc is not None:
             tree = process_tree(dev.proc.pid)
             self.groups["parley"] = [dev.proc.pid]
             self.groups["broker + document server"] = [p for p in tree if p != dev.proc.pid]
@@ -239,6 +244,9 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=1.0, help="reconnect storm spread (s)")
     parser.add_argument("--timeout", type=float, default=60.0, help="per-frame client timeout (s)")
     parser.add_argument("--url", help="a running Parley's ws:// URL (default: start parley dev)")
+    parser.add_argument("--split", action="store_true",
+                        help="run `parley worker` and `parley web` in processes of their own (with a "
+                        "redis-server between them) instead of one `parley dev`")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra setting for the parley dev it starts")
     args = parser.parse_args()
@@ -247,13 +255,13 @@ def main() -> None:
     env = {"PARLEY_LLM_BASE_URL": fake.base_url, "PARLEY_LLM_API_KEY": "test-key",
            "PARLEY_LLM_MODEL": "fake-model", "PARLEY_ADMIN_API_KEY": ADMIN_KEY,
            **dict(item.split("=", 1) for item in args.env)}
-    dev = None
+    dev: DevProcess | SplitDeployment | None = None
     url = args.url
     try:
         if url is None:
-            dev = DevProcess(env=env).start()
+            dev = (SplitDeployment(env=env) if args.split else DevProcess(env=env)).start()
             url = dev.ws
-            print(f"parley dev at {url}, fake LLM answering after {args.delay if args.mode == 'burst' else 0:g}s, "
+            print(f"{'parley web + parley worker' if args.split else 'parley dev'} at {url}, fake LLM answering after {args.delay if args.mode == 'burst' else 0:g}s, "
                   f"cpu_cores={os.cpu_count()}")
         asyncio.run(burst(url, 20, 1, args.timeout))  # warm-up: connections, caches, model client
         if args.mode == "burst":

@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         5, ge=1, le=50, description="tool round trips per user message."
     )
     max_turns_in_flight: int = Field(
-        256, ge=1, le=100_000, description="Events in flight per agent and worker (different conversations run concurrently)."
+        1024, ge=1, le=100_000, description="Events in flight per agent and worker (different conversations run concurrently; a turn waits on the model most of its time)."
     )
     tool_timeout_s: float = Field(10.0, gt=0, le=120, description="Timeout of one tool call; a timeout becomes an error result.")
 

@@ -64,14 +64,16 @@ async def _drain(body: AsyncIterator[bytes]) -> None:
         pass  # the answer is complete; only the connection is not reused
 
 
-async def _sse_data(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The ``data`` of each server-sent event in ``body``, until ``[DONE]``. Other fields
-    (``event:``, ``id:``, ``: keep-alive`` comments) mean nothing to chat completions."""
+async def _sse_data(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """The ``data`` of the server-sent events in ``body``, until ``[DONE]``: a list per read
+    that completed at least one event (a fast stream delivers several chunks per read). Other
+    fields (``event:``, ``id:``, ``: keep-alive`` comments) mean nothing to chat completions."""
     pending = b""
     data: list[bytes] = []
     async for chunk in body:
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()  # an incomplete line waits for the next chunk
+        events: list[bytes] = []
         for line in lines:
             if line.endswith(b"\r"):
                 line = line[:-1]
@@ -81,10 +83,14 @@ async def _sse_data(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
                 event = data[0] if len(data) == 1 else b"\n".join(data)
                 data = []
                 if event == b"[DONE]":
+                    if events:
+                        yield events
                     return
-                yield event
+                events.append(event)
+        if events:
+            yield events
     if data:  # the body ended without the blank line
-        yield b"\n".join(data)
+        yield [b"\n".join(data)]
 
 
 class _Chunks:
@@ -196,8 +202,9 @@ class OpenAICompatibleModel:
             async with self._client.chat.completions.with_streaming_response.create(**kwargs) as response:
                 chunks = _Chunks(response.http_response.request)
                 body_bytes = _read(response.iter_bytes())
-                async for data in _sse_data(body_bytes):
-                    text = chunks.add(data)
+                async for events in _sse_data(body_bytes):
+                    # the events of one read are one delta: as soon as it arrived, in fewer frames
+                    text = "".join([chunks.add(data) for data in events])
                     if text:
                         await on_delta(text)
                 await _drain(body_bytes)

@@ -23,10 +23,9 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
-__all__ = ["BulkFinder", "BulkInserter", "BulkSetter", "BulkWriteFailed", "DUPLICATE_KEY"]
+__all__ = ["BulkFinder", "BulkInserter", "BulkWriteFailed", "DUPLICATE_KEY"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +41,13 @@ class _Collection(Protocol):
     async def insert_many(self, documents: list[dict[str, Any]], *, ordered: bool) -> Any: ...
 
 
-class _Updatable(Protocol):
-    async def bulk_write(self, requests: list[Any], *, ordered: bool) -> Any: ...
-
-
 class _Findable(Protocol):
     def find(self, query: dict[str, Any]) -> Any: ...
 
 
 class _GroupCommit:
-    """The batching shared by ``BulkInserter`` and ``BulkSetter``: documents queue, go out in
-    batches (``_send``), and each caller returns once its own documents are written."""
+    """The batching of ``BulkInserter``: documents queue, go out in batches (``_send``), and
+    each caller returns once its own documents are written."""
 
     def __init__(
         self,
@@ -161,28 +156,6 @@ class BulkInserter(_GroupCommit):
 
     async def _send(self, docs: list[dict[str, Any]]) -> None:
         await self._collection.insert_many(docs, ordered=False)
-
-
-class BulkSetter(_GroupCommit):
-    """Field updates by ``_id`` from many callers, sent as one unordered ``bulk_write`` of
-    ``$set`` statements per batch, with the same group commit as ``BulkInserter``: a webhook
-    reply's delivery mark is one statement in a shared command instead of a command of its own
-    (the embedded document server spent as much CPU on those one-by-one updates as on all the
-    archive's inserts, bench/throughput.py --profile)."""
-
-    def __init__(self, collection: _Updatable, **options: Any) -> None:
-        super().__init__(**options)
-        self._collection = collection
-
-    async def set(self, updates: list[dict[str, Any]]) -> None:
-        """Apply each ``{"_id": ..., field: value, ...}`` as a ``$set`` of its fields on the
-        document with that ``_id`` (a missing document is left missing); returns once all are
-        written, raises (``BulkWriteFailed`` or the driver's error) when any was not."""
-        await self._submit(updates)
-
-    async def _send(self, docs: list[dict[str, Any]]) -> None:
-        requests = [UpdateOne({"_id": doc["_id"]}, {"$set": {k: v for k, v in doc.items() if k != "_id"}}) for doc in docs]
-        await self._collection.bulk_write(requests, ordered=False)
 
 
 def _settle_partial(batch: list[tuple[dict[str, Any], asyncio.Future[bool]]], exc: BulkWriteError) -> None:

@@ -40,6 +40,7 @@ class ConversationIndex:
     def __init__(self, database: Any) -> None:
         self.messages = database["messages"]
         self.handoffs = database["handoffs"]
+        self.deliveries = database["deliveries"]
 
     async def start(self) -> None:
         await self.messages.create_index([("application_id", ASCENDING), ("created_at", DESCENDING)])
@@ -95,7 +96,18 @@ class ConversationIndex:
         newest_first = [("created_at", DESCENDING), ("order", DESCENDING), ("_id", DESCENDING)]
         cursor = self.messages.find({"application_id": application_id, "conversation_id": conversation_id})
         docs = [doc async for doc in cursor.sort(newest_first).limit(limit + 1)]
-        return list(reversed(docs[:limit])), len(docs) > limit
+        shown = list(reversed(docs[:limit]))
+        await self._with_deliveries(shown)
+        return shown, len(docs) > limit
+
+    async def _with_deliveries(self, docs: list[dict[str, Any]]) -> None:
+        """Set ``delivered_at`` on the replies a platform or callback has taken (their marks are
+        records of the ``deliveries`` collection; older archives kept it on the message)."""
+        replies = {doc["_id"]: doc for doc in docs if doc.get("role") in ("assistant", "operator") and not doc.get("delivered_at")}
+        if not replies:
+            return
+        async for mark in self.deliveries.find({"_id": {"$in": list(replies)}}):
+            replies[mark["_id"]]["delivered_at"] = mark.get("delivered_at")
 
     async def channel(self, application_id: str, conversation_id: str) -> str | None:
         """The channel of the conversation's latest user message; None if it has none archived."""

@@ -11,7 +11,7 @@ import pytest
 from pymongo.errors import AutoReconnect, BulkWriteError
 
 from parley.embedded import EmbeddedServer
-from parley.storage.bulk import BulkInserter, BulkSetter, BulkWriteFailed
+from parley.storage.bulk import BulkInserter, BulkWriteFailed
 from parley.storage.cache import InMemoryCache
 from parley.storage.documents import DocumentStore
 from parley.storage.owners import ConversationOwners
@@ -126,35 +126,26 @@ async def test_conversations_archived_before_owner_records_get_them_once(store: 
     assert await store.backfill_owner_records() == 0, "done once per database"
 
 
-class CountingUpdates:
-    """A collection that counts the ``bulk_write`` commands made on it."""
-
-    def __init__(self, collection: Any) -> None:
-        self.collection = collection
-        self.commands: list[int] = []
-
-    async def bulk_write(self, requests: list[Any], *, ordered: bool) -> Any:
-        self.commands.append(len(requests))
-        return await self.collection.bulk_write(requests, ordered=ordered)
-
-
 async def test_delivery_marks_of_concurrent_replies_share_commands_and_each_is_stored_when_it_returns(
     store: DocumentStore,
 ) -> None:
-    await store.messages.insert_many([{"_id": f"reply-{i}", "text": "hi"} for i in range(200)])
-    counting = CountingUpdates(store.messages)
-    setter = BulkSetter(counting, max_docs=100, max_wait_s=0.02)
+    counting = Counting(store.deliveries)
+    store._marks = BulkInserter(counting, max_docs=100, max_wait_s=0.02)  # the store's own ledger, counted
 
     async def mark(index: int) -> None:
-        await setter.set([{"_id": f"reply-{index}", "delivered_at": 1000.0 + index}])
-        assert (await store.messages.find_one({"_id": f"reply-{index}"}))["delivered_at"] == 1000.0 + index
+        await store.mark_delivered(f"reply-{index}", 1000.0 + index)
+        assert await store.was_delivered(f"reply-{index}")  # written when the mark returns
 
     await asyncio.gather(*(mark(i) for i in range(200)))
-    assert sum(counting.commands) == 200
-    assert len(counting.commands) <= 8, f"200 marks in {len(counting.commands)} commands"
-    # the document store's own delivery ledger goes through it
+    assert sum(counting.batches) == 200
+    assert len(counting.batches) <= 8, f"200 marks in {len(counting.batches)} commands"
+    # a repeat keeps the first delivery's time; the archived reply itself is not rewritten
     await store.mark_delivered("reply-0", 5.0)
-    assert await store.was_delivered("reply-0")
+    assert (await store.deliveries.find_one({"_id": "reply-0"}))["delivered_at"] == 1000.0
     assert not await store.was_delivered("no-such-reply")
-    await store.mark_delivered("no-such-reply", 5.0)  # nothing to mark: no error, nothing created
-    assert await store.messages.find_one({"_id": "no-such-reply"}) is None
+    assert await store.messages.find_one({"_id": "reply-0"}) is None
+
+
+async def test_a_mark_kept_on_the_message_by_an_earlier_version_still_counts(store: DocumentStore) -> None:
+    await store.messages.insert_one({"_id": "old-reply", "role": "assistant", "delivered_at": 3.0})
+    assert await store.was_delivered("old-reply")

@@ -18,7 +18,7 @@ Behaviour, chosen by the last message:
   client goes away); later calls answer normally.
 - user text containing "drop-once": the first call for that text streams "You said" and then
   drops the connection mid-stream; later calls answer normally.
-- otherwise: streams "You said: <text>" in three chunks.
+- otherwise: streams "You said: <text>" in three chunks, TOKEN_GAP_S apart.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from tests.support.threaded import ThreadedServer
+
+#: Between the pieces of a streamed answer: a model streams its tokens over time (the client
+#: turns the chunks of one read into one delta).
+TOKEN_GAP_S = 0.005
 
 
 class FakeLLM(ThreadedServer):
@@ -159,8 +163,10 @@ class FakeLLM(ThreadedServer):
         third = max(1, len(text) // 3)
         pieces = [text[:third], text[third : 2 * third], text[2 * third :]]
         await chunk({"role": "assistant", "content": ""})
-        for piece in pieces:
+        for n, piece in enumerate(pieces):
             if piece:
+                if n:
+                    await asyncio.sleep(TOKEN_GAP_S)
                 await chunk({"content": piece})
         await chunk({}, "stop")
 

@@ -116,6 +116,17 @@ async def test_text_streams_chunk_by_chunk(server: Server) -> None:
     assert (completion.text, deltas, completion.tool_calls) == ("Hello", ["Hel", "lo"], [])
 
 
+async def test_chunks_that_arrive_in_one_read_are_one_delta(server: Server) -> None:
+    # a client behind a fast stream (or a busy worker) reads several chunks at once: one frame
+    server.script = pieces(
+        event({"role": "assistant", "content": ""}) + event({"content": "Hel"}) + event({"content": "lo"}),
+        event({"content": ", world"}),
+        event({}, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]) + b"data: [DONE]\n\n",
+    )
+    completion, deltas = await complete(server)
+    assert (completion.text, deltas) == ("Hello, world", ["Hello", ", world"])
+
+
 ERROR_EVENT = b'data: {"error": {"message": "The server had an error while processing", "type": "server_error"}}\n\n'
 
 
