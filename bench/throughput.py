@@ -203,11 +203,12 @@ def name_of(pid: int) -> str:
 
 
 def start_profile(directory: str, door: str, pid: int) -> subprocess.Popen[bytes]:
-    """py-spy sampling ``pid`` (idle samples left out) until it gets SIGINT."""
+    """py-spy sampling ``pid`` (only the thread holding the GIL: idle and waiting threads left
+    out) until it gets SIGINT."""
     Path(directory).mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
-                             "--nonblocking", "--output", str(Path(directory) / f"{door}.txt")],
+                             "--nonblocking", "--gil", "--output", str(Path(directory) / f"{door}.txt")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
