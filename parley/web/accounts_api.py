@@ -113,8 +113,25 @@ async def _signed_in(request: web.Request, action: Any = "read") -> tuple[Princi
 
 
 # --- sign-in and sessions -----------------------------------------------------------------------
+def refuse_cross_site_sign_in(request: web.Request) -> None:
+    """Sign-in CSRF: another site must not sign a visitor's browser into an account of its
+    choosing (whose pages the visitor would then fill in). A browser cannot send a JSON
+    ``Content-Type`` to another origin without a CORS preflight Parley never grants, and it tells
+    which site a request comes from (``Sec-Fetch-Site``, ``Origin``)."""
+    if request.content_type != "application/json":
+        raise AdminError(415, "unsupported_media_type", "send the sign-in as Content-Type: application/json")
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    cross_site = fetch_site == "cross-site" or (
+        origin is not None and origin.partition("://")[2].lower() != request.host.lower()  # "null" too
+    )
+    if cross_site:
+        raise AdminError(403, "cross_site", "a sign-in from another site is refused: sign in on this console's own page")
+
+
 async def login(request: web.Request) -> web.Response:
     users = _service(request)
+    refuse_cross_site_sign_in(request)
     body = await read_json(request)
     address = client_address(request)
     try:

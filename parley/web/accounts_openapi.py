@@ -179,6 +179,8 @@ def account_paths() -> dict[str, Any]:
                 "200": {**_json(_ref("Session"), "Signed in."), "headers": _COOKIE},
                 **bad_body,
                 "401": _error("Wrong email or password, or a disabled account (`bad_credentials`)."),
+                "403": _error("The request came from another site (`cross_site`: `Origin` or `Sec-Fetch-Site`)."),
+                "415": _error("The body is not sent as `Content-Type: application/json` (`unsupported_media_type`)."),
                 "429": {**_error("Too many failed sign-ins (`too_many_attempts`)."), "headers": {
                     "Retry-After": {"description": "Seconds until the next try.", "schema": {"type": "integer"}}}},
                 "503": unavailable,

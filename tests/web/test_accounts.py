@@ -3,6 +3,7 @@ and a real document store (one fresh database per test)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -355,3 +356,27 @@ async def test_a_sign_in_purges_ended_sessions_and_links_from_the_document_store
     _, live, _ = await accounts.login("p@example.com", PASSWORD, "10.0.0.1")
     assert [d["_id"] async for d in documents.sessions.find({})] == [live.id]
     assert await documents.signin_links.count_documents({}) == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        ({"Content-Type": "text/plain"}, 415, "unsupported_media_type"),  # what a cross-site form can send
+        ({"Content-Type": "application/json", "Origin": "https://evil.example"}, 403, "cross_site"),
+        ({"Content-Type": "application/json", "Origin": "null"}, 403, "cross_site"),  # a sandboxed frame
+        ({"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}, 403, "cross_site"),
+    ],
+    ids=["form-body", "other-origin", "null-origin", "fetch-site"],
+)
+async def test_another_site_cannot_sign_a_browser_in(
+    client: TestClient, ada: dict[str, Any], headers: dict[str, str], status: int, code: str
+) -> None:
+    body = json.dumps({"email": "ada@example.com", "password": PASSWORD})
+    response = await client.post("/v1/auth/login", data=body, headers=headers)
+    assert response.status == status
+    assert (await response.json())["code"] == code
+    assert "parley_session" not in response.cookies
+    # the console's own page signs in (same origin)
+    own = await client.post("/v1/auth/login", data=body, headers={
+        "Content-Type": "application/json", "Origin": f"http://{client.host}:{client.port}", "Sec-Fetch-Site": "same-origin"})
+    assert own.status == 200, await own.text()
