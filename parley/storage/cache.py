@@ -69,6 +69,17 @@ class InMemoryCache:
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)
 
+    async def incr(self, key: str, by: int, ttl_s: float) -> tuple[int, float] | None:
+        now = self._clock()
+        entry = self._entries.get(key)
+        expires, count = (now + ttl_s, 0) if entry is None or entry[0] <= now else (entry[0], int(entry[1]))
+        count += by
+        self._entries[key] = (expires, str(count).encode())
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._max_entries:
+            self._evict()
+        return count, expires - now
+
     async def close(self) -> None:
         self._entries.clear()
 
@@ -153,6 +164,21 @@ class RedisCache:
             self._failed("delete", exc)
             return
         self._ok()
+
+    async def incr(self, key: str, by: int, ttl_s: float) -> tuple[int, float] | None:
+        if self._skipping():
+            return None
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:  # MULTI ... EXEC: one step
+                pipe.set(key, 0, px=max(1, int(ttl_s * 1000)), nx=True)
+                pipe.incrby(key, by)
+                pipe.pttl(key)
+                _, count, pttl = await pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - the caller falls back to its own count
+            self._failed("incr", exc)
+            return None
+        self._ok()
+        return int(count), max(0.0, int(pttl) / 1000)
 
     async def close(self) -> None:
         try:

@@ -240,15 +240,14 @@ class Accounts:
         if not isinstance(email, str) or not isinstance(password, str):
             raise AccountError(400, "invalid_field", "send {\"email\": ..., \"password\": ...} as strings")
         key = normal_email(email)[:MAX_EMAIL_CHARS]
-        wait = await self._throttle.retry_after(key, address)
+        wait = await self._throttle.attempt(key, address)  # counted before the password is checked
         if wait is not None:
             raise Throttled(wait)
         user = await self.find_user(key)
         ok = await verify_password(user.get("password_hash") if user else None, password)
         if not ok or user is None or user.get("disabled"):
-            await self._throttle.failed(key, address)
             raise AccountError(401, "bad_credentials", "wrong email or password (or the account is disabled)")
-        await self._throttle.succeeded(key)
+        await self._throttle.succeeded(key, address)
         now = self._clock()
         await self._sessions.purge(expired_before=now, idle_before=now - self.policy.idle_timeout_s)
         await self._links.delete_many({"expires_at": {"$lt": now}})

@@ -3,6 +3,7 @@ and a real document store (one fresh database per test)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -155,6 +156,23 @@ async def test_failed_sign_ins_are_throttled_per_account_and_per_address(client:
         await client.post("/v1/auth/login", json={"email": f"guess{n}@example.com", "password": "bad password"})
     response = await client.post("/v1/auth/login", json={"email": "other@example.com", "password": "whatever12345"})
     assert response.status == 429 and "Retry-After" in response.headers
+
+
+async def test_guesses_sent_at_once_are_counted_before_any_password_is_checked(
+    client: TestClient, ada: dict[str, Any]
+) -> None:
+    bad = {"email": "ada@example.com", "password": "bad password"}
+    answers = await asyncio.gather(*(client.post("/v1/auth/login", json=bad) for _ in range(40)))
+    statuses = sorted(r.status for r in answers)
+    assert statuses.count(401) == 3, f"only the account's 3 attempts are checked, got {statuses}"
+    assert statuses.count(429) == 37
+
+
+async def test_sign_ins_that_succeed_do_not_use_up_the_address(client: TestClient, ada: dict[str, Any]) -> None:
+    # an office behind one address: more successful sign-ins than the address may fail
+    for _ in range(10):
+        response = await client.post("/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD})
+        assert response.status == 200, await response.text()
 
 
 async def test_a_disabled_account_cannot_sign_in_and_its_sessions_end(
