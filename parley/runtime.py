@@ -133,7 +133,7 @@ class Runtime(Service):
 
     async def on_stop(self) -> None:
         # Close in reverse order of creation; skip what on_start never got to create.
-        for name in ("http", "model", "files", "bus", "cache", "documents"):
+        for name in ("http", "model", "files", "users", "bus", "cache", "documents"):
             client = getattr(self, name, None)
             if client is None:
                 continue

@@ -127,6 +127,11 @@ class Accounts:
         await self._users.create_index([("email", ASCENDING)], unique=True)
         await self._tokens.create_index([("user_id", ASCENDING)])
 
+    async def close(self) -> None:
+        close = getattr(self._sessions, "close", None)  # a Redis store holds a connection pool
+        if close is not None:
+            await close()
+
     # --- validation -----------------------------------------------------------------------
     @staticmethod
     def _check_fields(body: dict[str, Any], *, creating: bool) -> list[FieldError]:

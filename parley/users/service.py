@@ -9,7 +9,7 @@ from parley.settings import Settings
 from parley.storage.documents import DocumentStore
 from parley.users.accounts import Accounts, Policy
 from parley.users.audit import AuditLog
-from parley.users.sessions import CacheSessions, MongoSessions, SessionStore
+from parley.users.sessions import MongoSessions, RedisSessions, SessionStore
 from parley.users.throttle import LoginThrottle
 
 __all__ = ["UserService", "user_service"]
@@ -24,11 +24,14 @@ class UserService:
         await self.accounts.start()
         await self.audit.start()
 
+    async def close(self) -> None:
+        await self.accounts.close()
+
 
 def user_service(documents: DocumentStore, cache: Cache, settings: Settings) -> UserService:
-    """Sessions in Redis when ``PARLEY_REDIS_URL`` is set (``cache`` is then Redis), else in the
-    document store; the login throttle counts in ``cache``."""
-    sessions: SessionStore = CacheSessions(cache) if settings.redis_url else MongoSessions(documents.sessions)
+    """Sessions in Redis when ``PARLEY_REDIS_URL`` is set, else in the document store; the login
+    throttle counts in ``cache``."""
+    sessions: SessionStore = RedisSessions(settings.redis_url) if settings.redis_url else MongoSessions(documents.sessions)
     throttle = LoginThrottle(
         cache, per_account=settings.login_max_failures_per_account,
         per_address=settings.login_max_failures_per_address, window_s=settings.login_window_s,

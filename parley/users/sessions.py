@@ -1,9 +1,11 @@
 """Server-side sessions: what a ``parley_session`` cookie stands for.
 
 The cookie holds a random secret; the store keeps the session under the SHA-256 of that secret
-(a copy of the store does not give anyone a session). Two stores, one shape: Redis (through the
-``Cache`` port, when ``PARLEY_REDIS_URL`` is set, so every gateway sees every session) and the
-document store's ``sessions`` collection otherwise. A session ends at its absolute expiry, after
+(a copy of the store does not give anyone a session). Two stores, one shape: Redis (when
+``PARLEY_REDIS_URL`` is set, so every gateway sees every session) and the document store's
+``sessions`` collection otherwise. Unlike the config cache, the Redis store is the sessions'
+source of truth: when it cannot answer it raises ``SessionStoreUnavailable`` (the API answers 503
+``unavailable``) instead of reading as "not signed in" or dropping a new session unseen. A session ends at its absolute expiry, after
 ``PARLEY_SESSION_IDLE_TIMEOUT_S`` without a request, on sign-out, and when its user's
 ``session_epoch`` moves on (sign-out everywhere, a password change, a reset).
 """
@@ -18,9 +20,16 @@ from typing import Any, Protocol
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from parley.ports import Cache
+__all__ = [
+    "MongoSessions", "RedisSessions", "Session", "SessionStore", "SessionStoreUnavailable", "new_secret", "secret_digest",
+]
 
-__all__ = ["CacheSessions", "MongoSessions", "Session", "SessionStore", "new_secret", "secret_digest"]
+#: Socket timeout of one session read or write in Redis.
+REDIS_TIMEOUT_S = 1.0
+
+
+class SessionStoreUnavailable(RuntimeError):
+    """The session store did not answer: a cookie can be neither checked nor issued now."""
 
 
 def new_secret(prefix: str = "") -> str:
@@ -62,18 +71,27 @@ class SessionStore(Protocol):
         """Forget sessions past their absolute expiry or idle since before ``idle_before``."""
 
 
-class CacheSessions:
-    """Sessions in Redis (the ``Cache`` port): each key expires with its session."""
+class RedisSessions:
+    """Sessions in Redis: each key expires with its session."""
 
-    def __init__(self, cache: Cache, prefix: str = "parley:session:") -> None:
-        self._cache = cache
+    def __init__(self, url: str, *, prefix: str = "parley:session:", timeout_s: float = REDIS_TIMEOUT_S) -> None:
+        import redis.asyncio as redis
+
+        self._redis: Any = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         self._prefix = prefix
 
+    async def _call(self, what: str, call: Any) -> Any:
+        try:
+            return await call
+        except Exception as exc:  # noqa: BLE001 - any Redis failure: the store did not answer
+            raise SessionStoreUnavailable(f"the session store (Redis) did not answer a {what}: {type(exc).__name__}") from exc
+
     async def put(self, session: Session, ttl_s: float) -> None:
-        await self._cache.set(self._prefix + session.id, json.dumps(session.as_dict()).encode(), ttl_s)
+        key = self._prefix + session.id
+        await self._call("write", self._redis.set(key, json.dumps(session.as_dict()).encode(), px=max(1, int(ttl_s * 1000))))
 
     async def get(self, session_id: str) -> Session | None:
-        raw = await self._cache.get(self._prefix + session_id)
+        raw = await self._call("read", self._redis.get(self._prefix + session_id))
         if raw is None:
             return None
         try:
@@ -82,10 +100,13 @@ class CacheSessions:
             return None
 
     async def delete(self, session_id: str) -> None:
-        await self._cache.delete(self._prefix + session_id)
+        await self._call("delete", self._redis.delete(self._prefix + session_id))
 
     async def purge(self, *, expired_before: float, idle_before: float) -> None:
         return None  # Redis expires each key with its session
+
+    async def close(self) -> None:
+        await self._redis.aclose()
 
 
 class MongoSessions:

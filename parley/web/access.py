@@ -25,7 +25,7 @@ from aiohttp import web
 from parley.settings import Settings
 from parley.users.principal import Action, Principal
 from parley.users.service import UserService
-from parley.users.sessions import Session
+from parley.users.sessions import Session, SessionStoreUnavailable
 from parley.web.errors import HttpError
 from parley.web.keys import DEPS, SETTINGS
 
@@ -133,7 +133,12 @@ async def current_session(request: web.Request) -> tuple[dict[str, Any], Session
     secret = request.cookies.get(SESSION_COOKIE)
     found: tuple[dict[str, Any], Session] | None = None
     if users is not None and secret:
-        found = await users.accounts.session(secret)
+        try:
+            found = await users.accounts.session(secret)
+        except SessionStoreUnavailable as exc:
+            logger.warning("%s %s: %s", request.method, request.path, exc)
+            raise HttpError(503, "unavailable", "sessions cannot be checked right now; retry shortly",
+                            headers={"Retry-After": "1", "Cache-Control": "no-store"}) from None
     request[_SESSION] = found
     return found
 

@@ -21,6 +21,7 @@ from parley.users.accounts import AccountError, Throttled, token_view, user_view
 from parley.users.audit import AuditLog
 from parley.users.principal import Principal
 from parley.users.service import UserService
+from parley.users.sessions import SessionStoreUnavailable
 from parley.web.access import (
     SESSION_COOKIE,
     audit,
@@ -77,6 +78,10 @@ def _guarded(handler: Handler) -> Handler:
             return await handler(request)
         except AccountError as exc:
             raise HttpError(exc.status, exc.code, exc.message, exc.errors, {"Cache-Control": "no-store"}) from None
+        except SessionStoreUnavailable as exc:
+            logger.warning("%s %s: %s", request.method, request.path, exc)
+            raise AdminError(503, "unavailable", "sessions cannot be stored right now; retry shortly",
+                             headers={"Retry-After": "1"}) from None
         except PyMongoError as exc:
             logger.warning("%s %s: document store error: %s", request.method, request.path, exc)
             raise AdminError(

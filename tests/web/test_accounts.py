@@ -17,14 +17,15 @@ from aiohttp.test_utils import TestClient
 from parley.config.store import ConfigStore
 from parley.embedded import EmbeddedServer
 from parley.settings import Settings
-from parley.storage.cache import InMemoryCache, RedisCache
+from parley.storage.cache import InMemoryCache
 from parley.storage.documents import DocumentStore
 from parley.users.accounts import Accounts, Policy
-from parley.users.service import UserService
-from parley.users.sessions import CacheSessions, MongoSessions
+from parley.users.service import UserService, user_service
+from parley.users.sessions import MongoSessions, RedisSessions
 from parley.users.throttle import LoginThrottle
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
+from tests.support.net import free_port
 from tests.support.operators import Credential, operator_users, session_for
 from tests.support.webdeps import web_deps
 
@@ -324,10 +325,9 @@ async def test_sessions_end_when_idle_or_too_old(
 ) -> None:
     clock = Clock()
     if store == "redis":
-        cache = RedisCache(request.getfixturevalue("redis_url"))
-        sessions: Any = CacheSessions(cache, prefix=f"test:{uuid.uuid4().hex}:")
+        sessions: Any = RedisSessions(request.getfixturevalue("redis_url"), prefix=f"test:{uuid.uuid4().hex}:")
     else:
-        cache, sessions = None, MongoSessions(documents.sessions)
+        sessions = MongoSessions(documents.sessions)
     throttle = LoginThrottle(InMemoryCache(), per_account=5, per_address=5, window_s=60)
     accounts = Accounts(documents, sessions, throttle, Policy(idle_timeout_s=600, max_age_s=3600), clock=clock)
     user = await users.accounts.create_user(email="s@example.com", name="S", role="viewer")
@@ -346,8 +346,26 @@ async def test_sessions_end_when_idle_or_too_old(
         clock.now += 590  # 3,540 + 590 s after sign-in: past the absolute expiry, though active
         assert await accounts.session(secret) is None
     finally:
-        if cache is not None:
-            await cache.close()
+        await accounts.close()
+
+
+async def test_with_redis_down_sign_in_and_session_checks_are_503_not_signed_out(
+    aiohttp_client: ClientFactory, settings: Settings, documents: DocumentStore, ada: dict[str, Any]
+) -> None:
+    # sessions in a Redis that is gone: nothing is silently dropped or read as "not signed in"
+    down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    users = user_service(documents, InMemoryCache(), down)
+    client = await aiohttp_client(_app(down, documents, users))
+    try:
+        response = await client.post("/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD})
+        assert response.status == 503, await response.text()
+        assert (await response.json())["code"] == "unavailable" and response.headers["Retry-After"] == "1"
+        assert "parley_session" not in response.cookies
+        client.session.cookie_jar.update_cookies({"parley_session": "some-session-secret"})
+        response = await client.get("/v1/admin/applications")
+        assert response.status == 503 and (await response.json())["code"] == "unavailable"
+    finally:
+        await users.close()
 
 
 async def test_a_session_request_without_users_configured_is_a_clear_401(
