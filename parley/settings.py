@@ -322,6 +322,10 @@ class Settings(BaseSettings):
     api_token_max_days: int = Field(
         365, ge=1, le=3650, description="Longest lifetime of a personal API token, in days."
     )
+    audit_retention_days: int = Field(
+        0, ge=0, le=36500,
+        description="Days an audit log entry is kept before the document store removes it (0: kept for good). Applies to entries written from then on.",
+    )
     signin_link_ttl_s: float = Field(
         900.0, gt=0, le=7 * 86400,
         description="How long a one-time sign-in link (`parley users link`, `parley dev`) stays valid.",

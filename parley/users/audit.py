@@ -22,6 +22,10 @@ from parley.redact import MASK
 
 __all__ = ["AuditLog", "redact_document"]
 
+#: The field the document store's TTL index removes entries by (only entries written with a
+#: retention carry it).
+EXPIRES = "expires_at"
+
 #: a field is masked (at any depth) when its name is one of these, or its last ``_`` part is
 #: one of ``_SECRET_ENDINGS``, or it contains "password" or "secret"
 _SECRET_NAMES = frozenset({"channels", "secret"})
@@ -70,12 +74,20 @@ def _iso(at: float) -> str:
 
 
 class AuditLog:
-    def __init__(self, collection: AsyncCollection[dict[str, Any]], clock: Callable[[], float] = time.time) -> None:
+    """``retention_days`` > 0: each entry carries the time it expires and the document store's
+    TTL index removes it then (``PARLEY_AUDIT_RETENTION_DAYS``); 0 keeps entries for good."""
+
+    def __init__(
+        self, collection: AsyncCollection[dict[str, Any]], clock: Callable[[], float] = time.time,
+        *, retention_days: int = 0,
+    ) -> None:
         self._collection = collection
         self._clock = clock
+        self._retention_s = retention_days * 86400.0
 
     async def start(self) -> None:
         await self._collection.create_index([("application_ids", ASCENDING), ("_id", DESCENDING)])
+        await self._collection.create_index([(EXPIRES, ASCENDING)], expireAfterSeconds=0)
 
     async def append(
         self, *, actor: dict[str, Any], action: str, kind: str, target_id: str,
@@ -97,7 +109,10 @@ class AuditLog:
             "address": address,
             "request": {"method": method, "path": path},
         }
-        await self._collection.insert_one(entry)
+        stored = dict(entry)
+        if self._retention_s:
+            stored[EXPIRES] = datetime.fromtimestamp(now + self._retention_s, UTC)
+        await self._collection.insert_one(stored)
         return entry
 
     async def list(
@@ -133,6 +148,8 @@ class AuditLog:
         found = [doc async for doc in self._collection.find(query).sort("_id", DESCENDING).limit(limit + 1)]
         more = len(found) > limit
         found = found[:limit]
+        for doc in found:
+            doc.pop(EXPIRES, None)
         items = [{"id": doc.pop("_id"), **doc} for doc in found]
         return items, (items[-1]["id"] if more and items else None)
 

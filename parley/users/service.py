@@ -40,4 +40,4 @@ def user_service(documents: DocumentStore, cache: Cache, settings: Settings) -> 
         idle_timeout_s=settings.session_idle_timeout_s, max_age_s=settings.session_max_age_s,
         token_max_days=settings.api_token_max_days, link_ttl_s=settings.signin_link_ttl_s,
     )
-    return UserService(Accounts(documents, sessions, throttle, policy), AuditLog(documents.audit))
+    return UserService(Accounts(documents, sessions, throttle, policy), AuditLog(documents.audit, retention_days=settings.audit_retention_days))
