@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from parley.embedded import die_with_parent  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 from tests.support.worker import ParleyProcess  # noqa: E402
 
@@ -114,7 +115,7 @@ class SplitDeployment:
         redis_port = free_port()
         self.redis = subprocess.Popen(
             ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         base = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
         common = {
@@ -144,16 +145,27 @@ class SplitDeployment:
                 "gateway": self.gateway.proc.pid if self.gateway.proc else 0}
 
     def start(self, timeout_s: float = 120) -> SplitDeployment:
-        self.worker.start(timeout_s)
-        self.gateway.start(timeout_s)
+        try:
+            self.worker.start(timeout_s)  # the worker's readiness needs Redis: it waits for it
+            self.gateway.start(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
-        self.gateway.stop()
-        self.worker.stop()
-        self.redis.terminate()
-        self.redis.wait(10)
-        self._services.__exit__(None, None, None)
+        """Stop everything that was started, whatever fails on the way."""
+        try:
+            self.gateway.stop()
+        finally:
+            try:
+                self.worker.stop()
+            finally:
+                try:
+                    self.redis.terminate()
+                    self.redis.wait(10)
+                finally:
+                    self._services.__exit__(None, None, None)
 
     def log_lines(self, needle: str) -> int:
         total = 0

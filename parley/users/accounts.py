@@ -127,6 +127,10 @@ class Accounts:
         await self._users.create_index([("email", ASCENDING)], unique=True)
         await self._tokens.create_index([("user_id", ASCENDING)])
 
+    async def check_sessions(self) -> None:
+        """``SessionStoreUnavailable`` unless a new session could be stored now."""
+        await self._sessions.ping()
+
     async def close(self) -> None:
         close = getattr(self._sessions, "close", None)  # a Redis store holds a connection pool
         if close is not None:
@@ -245,14 +249,18 @@ class Accounts:
         if not isinstance(email, str) or not isinstance(password, str):
             raise AccountError(400, "invalid_field", "send {\"email\": ..., \"password\": ...} as strings")
         key = normal_email(email)[:MAX_EMAIL_CHARS]
-        wait = await self._throttle.attempt(key, address)  # counted before the password is checked
-        if wait is not None:
-            raise Throttled(wait)
-        user = await self.find_user(key)
-        ok = await verify_password(user.get("password_hash") if user else None, password)
+        attempt = await self._throttle.attempt(key, address)  # counted before the password is checked
+        if attempt.refused_for is not None:
+            raise Throttled(attempt.refused_for)
+        try:
+            user = await self.find_user(key)
+            ok = await verify_password(user.get("password_hash") if user else None, password)
+        except BaseException:
+            await attempt.take_back()  # the store failed: no password was checked
+            raise
         if not ok or user is None or user.get("disabled"):
             raise AccountError(401, "bad_credentials", "wrong email or password (or the account is disabled)")
-        await self._throttle.succeeded(key, address)
+        await attempt.succeeded()
         now = self._clock()
         await self._sessions.purge(expired_before=now, idle_before=now - self.policy.idle_timeout_s)
         await self._links.delete_many({"expires_at": {"$lt": now}})

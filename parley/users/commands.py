@@ -76,6 +76,7 @@ async def run_users_command(settings: Settings, args: Any, out: TextIO = sys.std
         fields = "".join(f"\n  {e.field}: {e.message}" for e in exc.errors or [])
         raise CommandError(exc.message + fields) from None
     finally:
+        await users.close()
         await documents.close()
 
 

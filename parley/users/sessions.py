@@ -64,6 +64,10 @@ class Session:
 
 
 class SessionStore(Protocol):
+    async def ping(self) -> None:
+        """Raise ``SessionStoreUnavailable`` unless the store answers now (checked before a
+        write that would be lost if the new session then could not be stored)."""
+
     async def put(self, session: Session, ttl_s: float) -> None: ...
     async def get(self, session_id: str) -> Session | None: ...
     async def delete(self, session_id: str) -> None: ...
@@ -85,6 +89,9 @@ class RedisSessions:
             return await call
         except Exception as exc:  # noqa: BLE001 - any Redis failure: the store did not answer
             raise SessionStoreUnavailable(f"the session store (Redis) did not answer a {what}: {type(exc).__name__}") from exc
+
+    async def ping(self) -> None:
+        await self._call("check", self._redis.ping())
 
     async def put(self, session: Session, ttl_s: float) -> None:
         key = self._prefix + session.id
@@ -115,6 +122,9 @@ class MongoSessions:
 
     def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
         self._collection = collection
+
+    async def ping(self) -> None:
+        return None  # the document store's own errors reach the caller of each operation
 
     async def put(self, session: Session, ttl_s: float) -> None:
         doc = {"_id": session.id, **session.as_dict()}

@@ -1,13 +1,15 @@
 """Login throttling: sign-in attempts counted per account and per client address.
 
-Counts live in the ``Cache`` port (Redis when configured, so every gateway counts together), as
-counters that expire ``PARLEY_LOGIN_WINDOW_S`` after the first attempt of their window. An
-attempt is counted *before* its password is checked, in one atomic step, so a thousand guesses
-sent at once are not all checked while the count still reads zero: once a key's count passes its
-limit, attempts are refused (even with the right password) until its window ends. A successful
-sign-in takes its attempt back from the address (one address signing in many people, an office
-behind one NAT, is not slowed by their successes) and clears the account's count; failures stay
-counted. When the shared cache cannot answer, this process counts on its own.
+Counts live in the ``Cache`` port when it is shared (Redis, so every gateway counts together),
+as counters that expire ``PARLEY_LOGIN_WINDOW_S`` after the first attempt of their window; with
+an in-process cache, or while Redis cannot answer, this process counts on its own (in a map of
+its own, which no other cache traffic evicts). An attempt is counted *before* its password is
+checked, in one atomic step, so a thousand guesses sent at once are not all checked while the
+count still reads zero: once a key's count passes its limit, attempts are refused (even with the
+right password) until its window ends. A successful sign-in takes its attempt back from the
+address (one address signing in many people, an office behind one NAT, is not slowed by their
+successes) and clears the account's count; an attempt whose check could not run (the document
+store failed) is taken back from both; failures stay counted.
 """
 
 from __future__ import annotations
@@ -15,11 +17,40 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from parley.ports import Cache
 from parley.storage.cache import InMemoryCache
 
-__all__ = ["LoginThrottle"]
+__all__ = ["Attempt", "LoginThrottle"]
+
+#: Counters this process keeps on its own (least recently used dropped beyond this).
+LOCAL_ENTRIES = 100_000
+
+
+@dataclass
+class Attempt:
+    """One counted sign-in attempt: refused (``refused_for`` seconds until its window ends) or
+    allowed, and then taken back or marked a success."""
+
+    throttle: LoginThrottle
+    email_key: str
+    address_key: str
+    refused_for: float | None = None
+    #: where each counted +1 landed (the shared cache or this process's map): a take-back goes there
+    counted: list[tuple[str, Cache]] = field(default_factory=list)
+
+    async def take_back(self) -> None:
+        for key, store in self.counted:
+            await self.throttle.add(key, -1, store)
+        self.counted = []
+
+    async def succeeded(self) -> None:
+        """The right password: the account starts afresh, the address gets its attempt back."""
+        for store in {id(s): s for _, s in self.counted}.values():
+            await store.delete(self.email_key)
+        self.counted = [(key, store) for key, store in self.counted if key == self.address_key]
+        await self.take_back()
 
 
 class LoginThrottle:
@@ -27,8 +58,8 @@ class LoginThrottle:
         self, cache: Cache, *, per_account: int, per_address: int, window_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._cache = cache
-        self._local = InMemoryCache(clock=clock)  # when the shared cache is down
+        self._local = InMemoryCache(max_entries=LOCAL_ENTRIES, clock=clock)
+        self._shared: Cache | None = cache if cache.shared else None
         self._limits = {"acct": per_account, "addr": per_address}
         self._window_s = window_s
 
@@ -36,33 +67,30 @@ class LoginThrottle:
     def _key(kind: str, value: str) -> str:
         return f"parley:login:v2:{kind}:{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}"
 
-    async def _add(self, key: str, by: int) -> tuple[int, float]:
-        counted = await self._cache.incr(key, by, self._window_s)
-        if counted is None:
-            counted = await self._local.incr(key, by, self._window_s)
-            assert counted is not None  # the in-process cache always answers
-        return counted
+    async def add(self, key: str, by: int, store: Cache | None = None) -> tuple[int, float, Cache]:
+        """Add ``by`` to ``key``'s counter in ``store`` (default: the shared cache, else this
+        process's map): (count, seconds left in its window, the store that counted)."""
+        for candidate in ([store] if store is not None else [self._shared, self._local]):
+            if candidate is None:
+                continue
+            counted = await candidate.incr(key, by, self._window_s)
+            if counted is not None:
+                return counted[0], counted[1], candidate
+        if store is not None and store is not self._local:  # the shared cache went away since
+            return 0, 0.0, store
+        raise AssertionError("the in-process map always counts")
 
-    async def attempt(self, email: str, address: str) -> float | None:
-        """Count a sign-in attempt of ``email`` from ``address``; None when it may go on, else
-        the seconds until the window that refuses it ends (the attempt is then not counted)."""
+    async def attempt(self, email: str, address: str) -> Attempt:
+        """Count a sign-in attempt of ``email`` from ``address``. A refused attempt is not
+        counted (it checks no password)."""
+        attempt = Attempt(self, self._key("acct", email), self._key("addr", address))
         waits: list[float] = []
-        counted: list[str] = []
-        for kind, value in (("acct", email), ("addr", address)):
-            key = self._key(kind, value)
-            count, left = await self._add(key, 1)
-            counted.append(key)
+        for kind, key in (("acct", attempt.email_key), ("addr", attempt.address_key)):
+            count, left, store = await self.add(key, 1)
+            attempt.counted.append((key, store))
             if count > self._limits[kind]:
                 waits.append(max(left, 0.001))
         if waits:
-            for key in counted:  # a refused attempt checks no password: it does not count
-                await self._add(key, -1)
-            return max(waits)
-        return None
-
-    async def succeeded(self, email: str, address: str) -> None:
-        """The attempt was the right password: the account starts afresh and the address gets
-        its attempt back."""
-        await self._cache.delete(self._key("acct", email))
-        await self._local.delete(self._key("acct", email))
-        await self._add(self._key("addr", address), -1)
+            await attempt.take_back()
+            attempt.refused_for = max(waits)
+        return attempt

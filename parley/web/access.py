@@ -125,6 +125,12 @@ async def _authenticate(request: web.Request) -> Principal:
     return users.accounts.session_principal(user, session)
 
 
+def sessions_unavailable() -> HttpError:
+    """503 ``sessions_unavailable``: the session store (Redis) does not answer right now."""
+    return HttpError(503, "sessions_unavailable", "sign-in sessions cannot be checked or stored right now; retry shortly",
+                     headers={"Retry-After": "1", "Cache-Control": "no-store"})
+
+
 async def current_session(request: web.Request) -> tuple[dict[str, Any], Session] | None:
     """The request's live session (from its cookie) and its user, or None."""
     if _SESSION in request:
@@ -137,8 +143,7 @@ async def current_session(request: web.Request) -> tuple[dict[str, Any], Session
             found = await users.accounts.session(secret)
         except SessionStoreUnavailable as exc:
             logger.warning("%s %s: %s", request.method, request.path, exc)
-            raise HttpError(503, "unavailable", "sessions cannot be checked right now; retry shortly",
-                            headers={"Retry-After": "1", "Cache-Control": "no-store"}) from None
+            raise sessions_unavailable() from None
     request[_SESSION] = found
     return found
 

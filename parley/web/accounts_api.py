@@ -29,6 +29,7 @@ from parley.web.access import (
     clear_session_cookie,
     client_address,
     current_session,
+    sessions_unavailable,
     set_session_cookie,
     users_of,
 )
@@ -80,8 +81,7 @@ def _guarded(handler: Handler) -> Handler:
             raise HttpError(exc.status, exc.code, exc.message, exc.errors, {"Cache-Control": "no-store"}) from None
         except SessionStoreUnavailable as exc:
             logger.warning("%s %s: %s", request.method, request.path, exc)
-            raise AdminError(503, "unavailable", "sessions cannot be stored right now; retry shortly",
-                             headers={"Retry-After": "1"}) from None
+            raise sessions_unavailable() from None
         except PyMongoError as exc:
             logger.warning("%s %s: document store error: %s", request.method, request.path, exc)
             raise AdminError(
@@ -168,7 +168,17 @@ async def session(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     users = _service(request)
     response = _no_content()
-    found = await current_session(request)
+    try:
+        found = await current_session(request)
+    except HttpError as exc:
+        if exc.status != 503:
+            raise
+        # The session could not be read, so it is not ended on the server; this browser at least
+        # forgets its cookie (a shared machine's next user is not signed in as this one).
+        exc.message += "; this browser is signed out, the session ends on the server at its expiry or with sign-out everywhere"
+        failed = exc.response()
+        clear_session_cookie(failed, request)
+        return failed
     if found is not None:
         await authorize(request, action="read")  # the CSRF token: another site cannot sign you out
         await users.accounts.logout(request.cookies.get(SESSION_COOKIE, ""))
@@ -191,6 +201,7 @@ async def change_password(request: web.Request) -> web.Response:
     users = _service(request)
     principal, user = await _signed_in(request)
     body = await read_json(request)
+    await users.accounts.check_sessions()  # the change ends the other sessions: this one must be storable
     await users.accounts.change_password(user, body.get("current_password"), body.get("new_password"))
     await audit(request, principal, action="change_password", kind="user", target_id=str(user["_id"]),
                 application_id=None)
@@ -204,6 +215,7 @@ async def change_password(request: web.Request) -> web.Response:
 
 async def follow_link(request: web.Request) -> web.StreamResponse:
     users = _service(request)
+    await users.accounts.check_sessions()  # a link is used up once followed: not into a store that is down
     user = await users.accounts.consume_link(request.match_info["token"])
     if user is None:
         raise AdminError(

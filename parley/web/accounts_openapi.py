@@ -157,7 +157,9 @@ def account_schemas() -> dict[str, Any]:
 
 
 def account_paths() -> dict[str, Any]:
-    unavailable = _error("The document store is unavailable (code `unavailable`).")
+    unavailable = {**_error("The document store is unavailable (`unavailable`), or, with Redis, the session "
+                            "store is (`sessions_unavailable`); retry after `Retry-After` seconds."),
+                   "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}}
     unauthorized = _error("No valid credential (`unauthorized`), or the session ended (`session_expired`).")
     forbidden = _error("The role or the application scope refuses it (`forbidden`), a session cookie came "
                        "without its `X-CSRF-Token` (`csrf_required`), or it needs a signed-in session "
@@ -172,8 +174,10 @@ def account_paths() -> dict[str, Any]:
         "/v1/auth/login": {"post": {
             "operationId": "login", "summary": "Sign in", "tags": auth, "security": [],
             "description": "Starts a server-side session: the `parley_session` cookie and the session's CSRF "
-            "token. Failed sign-ins are counted per account and per client address; past "
-            "PARLEY_LOGIN_MAX_FAILURES_PER_ACCOUNT / _PER_ADDRESS within PARLEY_LOGIN_WINDOW_S, 429.",
+            "token. Attempts are counted per account and per client address before the password is "
+            "checked (a success takes its attempt back); past PARLEY_LOGIN_MAX_FAILURES_PER_ACCOUNT / "
+            "_PER_ADDRESS within PARLEY_LOGIN_WINDOW_S, 429. Only as `application/json` from this "
+            "server's own pages (no sign-in CSRF).",
             "requestBody": _body(_ref("Login")),
             "responses": {
                 "200": {**_json(_ref("Session"), "Signed in."), "headers": _COOKIE},

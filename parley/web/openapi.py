@@ -500,7 +500,8 @@ def openapi_document() -> dict[str, Any]:
                 "Forbidden": _error_response(
                     "The role or the application scope refuses it (`forbidden`), or a session cookie came "
                     "without its `X-CSRF-Token` (`csrf_required`)."),
-                "Unavailable": _error_response("The document store is down (code `unavailable`)."),
+                "Unavailable": _error_response("The document store is down (code `unavailable`), or, with "
+                                               "Redis, the session store (`sessions_unavailable`, with `Retry-After`)."),
                 "NotFound": _error_response("No such document (code `not_found`)."),
                 "InvalidJson": _error_response("The body is not a JSON object (code `invalid_json`)."),
                 "InvalidParameter": _error_response("A query parameter is invalid (code `invalid_parameter`)."),

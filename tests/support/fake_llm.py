@@ -35,7 +35,7 @@ from tests.support.threaded import ThreadedServer
 
 #: Between the pieces of a streamed answer: a model streams its tokens over time (the client
 #: turns the chunks of one read into one delta).
-TOKEN_GAP_S = 0.005
+TOKEN_GAP_S = 0.02
 
 
 class FakeLLM(ThreadedServer):

@@ -359,11 +359,19 @@ async def test_with_redis_down_sign_in_and_session_checks_are_503_not_signed_out
     try:
         response = await client.post("/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD})
         assert response.status == 503, await response.text()
-        assert (await response.json())["code"] == "unavailable" and response.headers["Retry-After"] == "1"
+        assert (await response.json())["code"] == "sessions_unavailable" and response.headers["Retry-After"] == "1"
         assert "parley_session" not in response.cookies
+        link = await users.accounts.create_link(ada["_id"])
+        response = await client.get(f"/v1/auth/link/{link}", allow_redirects=False)
+        assert response.status == 503
+        assert await users.accounts.consume_link(link) is not None, "the link is still good once Redis is back"
         client.session.cookie_jar.update_cookies({"parley_session": "some-session-secret"})
         response = await client.get("/v1/admin/applications")
-        assert response.status == 503 and (await response.json())["code"] == "unavailable"
+        assert response.status == 503 and (await response.json())["code"] == "sessions_unavailable"
+        # signing out clears this browser's cookie even though the session could not be ended
+        response = await client.post("/v1/auth/logout")
+        assert response.status == 503
+        assert response.cookies["parley_session"].value == ""
     finally:
         await users.close()
 

@@ -20,7 +20,9 @@ export async function restore() {
     const answer = await get('/v1/auth/session', { quiet401: true });
     if (answer && answer.user) { signedIn(answer.user, 'session', answer.csrf_token); return session.user; }
   } catch (e) {
-    // 401: no session; 404 / 503: this server has no accounts (only the admin key)
+    // 401: no session; 404 / 503 `unavailable`: this server has no accounts (only the admin key);
+    // 503 `sessions_unavailable` (Redis is down) is said as it is, not read as "signed out"
+    if (e instanceof ApiError && e.code === 'sessions_unavailable') throw e;
     if (!(e instanceof ApiError) || (e.status !== 401 && e.status !== 503 && !e.missing)) throw e;
   }
   if (adminKey()) {
