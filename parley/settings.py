@@ -345,6 +345,11 @@ class Settings(BaseSettings):
         description="When set, /metrics answers only requests with `Authorization: Bearer <token>` "
         "(401 otherwise), for ports that cannot be kept off public routes. Unset: no credentials.",
     )
+    prometheus_url: str | None = Field(
+        None,
+        description="Prometheus that scrapes every worker and gateway (e.g. http://prometheus:9090): the "
+        "console's overview reads the whole pipeline's figures from it. Unset: the figures of the process serving the console.",
+    )
     metrics_interval_s: float = Field(
         5.0, gt=0, le=300, description="How often gauges computed by polling (consumer lag) are refreshed."
     )
@@ -425,6 +430,13 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"PARLEY_REDIS_URL is not a redis:// URL: {value!r}")
+        return value
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _prometheus_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"PARLEY_PROMETHEUS_URL is not an http(s):// URL: {value!r}")
         return value
 
     @property

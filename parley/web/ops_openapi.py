@@ -211,7 +211,7 @@ def _overview_paths() -> dict[str, Any]:
     return {
         f"{ADMIN_PREFIX}/overview": {
             "get": {
-                "operationId": "overview", "summary": "Turns, answer times, errors and lag of this process",
+                "operationId": "overview", "summary": "Turns, answer times, errors and lag: the pipeline's (Prometheus) or this process's",
                 "tags": ["operations"], "security": _SECURITY,
                 "parameters": [{"name": "minutes", "in": "query", "schema": {
                     "type": "integer", "minimum": 1, "maximum": MAX_MINUTES, "default": 60}}],
@@ -357,7 +357,10 @@ def openapi_schemas() -> dict[str, Any]:
                         "turns_per_minute": {"type": "integer"},
                     },
                 },
-                "minute_s": {"type": "integer"}, "scope": {"const": "process"},
+                "minute_s": {"type": "integer"},
+                "scope": {"enum": ["pipeline", "process"], "description": "`pipeline`: every worker and gateway, from "
+                          "PARLEY_PROMETHEUS_URL; `process`: the process that answered."},
+                "prometheus_error": {"type": "string", "description": "Why Prometheus was not used (it is configured)."},
             },
         },
     }

@@ -47,8 +47,9 @@ export async function render(view) {
           lineChart([{ name: 'p50', points: s.answer_p50_ms || [], cls: 's0' }, { name: 'p95', points: s.answer_p95_ms || [], cls: 's1' }],
             { unit: ' ms', label: 'p50 and p95 answer time, last hour' }),
           legend([['p50', 's0'], ['p95', 's1']]))),
-      h('p', { class: 'muted small' }, 'Last hour, one point a minute, refreshed every 10 s',
-        data.scope === 'process' ? ' · counted by the process serving this console' : '', '.'));
+      h('p', { class: 'muted small', 'data-testid': 'overview-scope' }, 'Last hour, one point a minute, refreshed every 10 s',
+        data.scope === 'pipeline' ? ' · every worker and gateway, from Prometheus' : ' · counted by the process serving this console',
+        data.prometheus_error ? ` (Prometheus did not answer: ${data.prometheus_error})` : '', '.'));
   }
   async function poll() {
     if (stop) return;
