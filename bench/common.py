@@ -60,7 +60,8 @@ class FakeLLMProcess:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.fake_llm", "--port", str(self.port), "--delay", str(delay_s)],
+            [sys.executable, "-m", "tests.support.fake_llm", "--port", str(self.port), "--delay", str(delay_s),
+             "--token-gap", "0"],  # the pieces of an answer back to back, as in every recorded figure
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"

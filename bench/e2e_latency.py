@@ -139,7 +139,7 @@ def start_fake_stack(stack):  # type: ignore[no-untyped-def]
     from tests.support.worker import ParleyProcess, free_port, worker_env
 
     data = Path(tempfile.mkdtemp(prefix="parley-bench-"))
-    fake = FakeLLM()
+    fake = FakeLLM(token_gap_s=0.0)
     fake.start()
     stack.callback(fake.stop)
     servers = stack.enter_context(embedded_services(data))

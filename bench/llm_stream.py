@@ -127,7 +127,7 @@ if __name__ == "__main__":
             proc.terminate()
             proc.wait(10)
     else:
-        server = FakeLLM()
+        server = FakeLLM(token_gap_s=0.0)
         server.start()
         try:
             asyncio.run(main(args, server.base_url))

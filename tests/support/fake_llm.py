@@ -18,7 +18,7 @@ Behaviour, chosen by the last message:
   client goes away); later calls answer normally.
 - user text containing "drop-once": the first call for that text streams "You said" and then
   drops the connection mid-stream; later calls answer normally.
-- otherwise: streams "You said: <text>" in three chunks, TOKEN_GAP_S apart.
+- otherwise: streams "You said: <text>" in three chunks, ``token_gap_s`` apart.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from aiohttp import web
 
 from tests.support.threaded import ThreadedServer
 
-#: Between the pieces of a streamed answer: a model streams its tokens over time (the client
-#: turns the chunks of one read into one delta).
+#: Between the pieces of a streamed answer in the tests: a model streams its tokens over time, and
+#: a client turns the chunks of one read into one delta, so tests of streaming need reads apart.
+#: The benchmarks send the pieces back to back (``--token-gap 0``), as in every recorded figure.
 TOKEN_GAP_S = 0.02
 
 
@@ -43,9 +44,10 @@ class FakeLLM(ThreadedServer):
     # sleeping handlers at shutdown.
     runner_options: ClassVar[dict[str, Any]] = {"shutdown_timeout": 1.0, "handler_cancellation": True}
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, token_gap_s: float = TOKEN_GAP_S) -> None:
         super().__init__()
         self.delay_s = delay_s  # added before every answer (benchmarks: a model that takes 1 s)
+        self.token_gap_s = token_gap_s
         self.requests: list[dict[str, Any]] = []
         self.failures: dict[str, int] = {}
 
@@ -113,7 +115,7 @@ class FakeLLM(ThreadedServer):
         drip = re.fullmatch(r"drip-(\d+)", body["model"])
         if last["role"] == "tool":
             text = "The tool said: " + last["content"]
-            await self._stream_text(chunk, text)
+            await self._stream_text(chunk, text, self.token_gap_s)
         elif last["role"] == "user" and match and "current_time" in tool_names:
             args = json.dumps({"timezone": match.group(1)})
             await chunk({"role": "assistant", "tool_calls": [
@@ -141,7 +143,7 @@ class FakeLLM(ThreadedServer):
                 await chunk({"content": f"w{i} "})
             await chunk({}, "stop")
         else:
-            await self._stream_text(chunk, "You said: " + str(last.get("content")))
+            await self._stream_text(chunk, "You said: " + str(last.get("content")), self.token_gap_s)
         await self._usage(response, body, 40)
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
@@ -159,14 +161,14 @@ class FakeLLM(ThreadedServer):
         await response.write(f"data: {json.dumps(data)}\n\n".encode())
 
     @staticmethod
-    async def _stream_text(chunk: Any, text: str) -> None:
+    async def _stream_text(chunk: Any, text: str, gap_s: float) -> None:
         third = max(1, len(text) // 3)
         pieces = [text[:third], text[third : 2 * third], text[2 * third :]]
         await chunk({"role": "assistant", "content": ""})
         for n, piece in enumerate(pieces):
             if piece:
-                if n:
-                    await asyncio.sleep(TOKEN_GAP_S)
+                if n and gap_s:
+                    await asyncio.sleep(gap_s)
                 await chunk({"content": piece})
         await chunk({}, "stop")
 
@@ -179,8 +181,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--token-gap", type=float, default=TOKEN_GAP_S, help="seconds between streamed pieces")
     args = parser.parse_args()
-    server = FakeLLM(delay_s=args.delay)
+    server = FakeLLM(delay_s=args.delay, token_gap_s=args.token_gap)
     server.port = args.port
     server.start()
     print("ready", flush=True)
