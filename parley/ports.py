@@ -116,6 +116,10 @@ class Archive(Protocol):
         """(docs after ``after_id``, oldest first; whether ``after_id`` was found; truncated)."""
         ...
 
+    async def handoff(self, application_id: str, conversation_id: str) -> dict[str, Any] | None:
+        """The conversation's current human handoff (``operator_name``, ``since``), or None."""
+        ...
+
 
 class ApplicationDocuments(Protocol):
     """Whole application documents, credentials included (``ConfigStore.application_document``:

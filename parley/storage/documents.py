@@ -240,6 +240,9 @@ class DocumentStore:
         truncated = len(docs) > limit
         return list(reversed(docs[:limit])), anchor is not None, truncated
 
+    async def handoff(self, application_id: str, conversation_id: str) -> dict[str, Any] | None:
+        return await self.index.handoff(application_id, conversation_id)
+
     # --- conversation owners (parley.storage.owners) -------------------------------------------
     async def find_owner_record(self, record_id: str) -> dict[str, Any] | None:
         return await self._owner_reads.find(record_id)

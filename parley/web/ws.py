@@ -396,6 +396,7 @@ class _Session:
                         self.application_id, self.conversation_id, last_message_id,
                         roles=RESUME_ROLES, limit=self.settings.ws_resume_limit,
                     )
+                    handoff = await self.deps.archive.handoff(self.application_id, self.conversation_id)
         except Exception as exc:  # noqa: BLE001 - any archive failure: let the client retry
             self.failures.warning("resume of %s failed: %s: %s", self.conversation_id, type(exc).__name__, exc)
             raise _Close(
@@ -411,6 +412,11 @@ class _Session:
         })
         for doc in docs:
             await self.send(await self._with_image_links(_archived_frame(doc), doc))
+        if handoff is not None:  # a person has the conversation now: a reloaded page says so
+            await self.send({
+                "type": "handoff", "state": "operator", "operator": {"name": handoff.get("operator_name") or ""},
+                "created_at": handoff.get("since"),
+            })
         return frozenset(str(doc["_id"]) for doc in docs)
 
     async def _with_image_links(self, frame: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,10 @@ def test_the_chat_page_shows_the_operator_by_name_during_a_handoff(dev: ParleyPr
     operator = page.locator(".row.person").last  # a person's answer: their name beside it
     expect(operator.locator(".bubble")).to_contain_text("Hi, a person here.")
     expect(operator.locator(".who")).to_have_text("Administrator")
+    # a reload during the handoff: the history, then who answers now
+    page.reload()
+    expect(page.locator(".row.person").last.locator(".bubble")).to_contain_text("Hi, a person here.")
+    expect(page.locator(".sys", has_text="Administrator joined the conversation")).to_be_visible()
 
     api("DELETE", f"{base}/handoff")
     expect(page.locator(".sys", has_text="assistant again")).to_be_visible()

@@ -308,6 +308,9 @@ class Documents:
         docs = ARCHIVED[1:] if found else list(ARCHIVED)
         return docs[-limit:], found, len(docs) > limit
 
+    async def handoff(self, application_id: str, conversation_id: str) -> dict[str, Any] | None:
+        return None
+
 
 class Configs:
     def __init__(self, documents: Documents) -> None:

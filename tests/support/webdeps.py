@@ -45,6 +45,9 @@ class NoArchive:
     async def messages_after(self, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], bool, bool]:
         return [], False, False
 
+    async def handoff(self, application_id: str, conversation_id: str) -> dict[str, Any] | None:
+        return None
+
 
 def web_deps(**given: Any) -> WebDeps:
     """A ``WebDeps`` whose unnamed fields are empty stand-ins (``configs`` must be given)."""

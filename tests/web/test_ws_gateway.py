@@ -66,6 +66,7 @@ class Documents:
         self.reads = 0
         self.before_read: Callable[[], Awaitable[None]] | None = None
         self.fail = False
+        self.handoffs: dict[tuple[str, str], dict[str, Any]] = {}  # (application, conversation) -> held by
 
     async def get_application(self, application_id: str) -> dict[str, Any] | None:
         doc = APPLICATIONS.get(application_id)
@@ -88,6 +89,9 @@ class Documents:
         after = ordered[ids.index(after_id) + 1:] if found else ordered
         docs = [m for m in after if m["role"] in roles]
         return docs[-limit:], found, len(docs) > limit
+
+    async def handoff(self, application_id: str, conversation_id: str) -> dict[str, Any] | None:
+        return self.handoffs.get((application_id, conversation_id))
 
 
 def make_deps() -> WebDeps:

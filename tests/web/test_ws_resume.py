@@ -142,6 +142,19 @@ async def test_a_hello_asking_for_history_gets_the_conversation_so_far(
     assert [(f["message_id"], f["role"]) for f in frames[1:]] == [("a1", "assistant"), ("u2", "user"), ("a2", "assistant")]
 
 
+async def test_a_page_reloaded_during_a_handoff_learns_who_answers(client: TestClient) -> None:
+    documents = seed(client, *HISTORY)
+    async with client.ws_connect("/ws") as ws:  # no handoff: the history alone
+        await say_hello(ws, history=True)
+        assert "handoff" not in [f["type"] for f in await frames_until_pong(ws)]
+    documents.handoffs[("demo", "c1")] = {"operator_id": "op-1", "operator_name": "Grace", "since": 5.0}
+    async with client.ws_connect("/ws") as ws:
+        await say_hello(ws, last_message_id="a1")
+        frames = await frames_until_pong(ws)
+    assert frames[-1] == {"type": "handoff", "state": "operator", "operator": {"name": "Grace"}, "created_at": 5.0}
+    assert "op-1" not in str(frames)  # the operator's account id stays on the server
+
+
 @pytest.mark.parametrize("value", ["yes", 1, 0, "", [True]])
 async def test_history_must_be_a_boolean(client: TestClient, value: Any) -> None:
     async with client.ws_connect("/ws") as ws:
