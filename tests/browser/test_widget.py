@@ -202,6 +202,45 @@ def test_tool_activity_is_a_compact_line_also_after_a_reload(browser: Browser, p
     page.close()
 
 
+@pytest.mark.parametrize("upload", ["succeeds", "fails"])
+def test_a_message_sent_while_its_file_uploads_waits_for_the_upload(
+    browser: Browser, parley: ParleyProcess, site: HostSite, upload: str
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(20_000)
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:  # the upload waits until the test lets it through
+        held.append(route)
+
+    page.route("**/uploads", hold)
+    panel = open_widget(page, site)
+    expect(panel.locator("#status")).to_have_text("Online")
+    panel.locator("#new-conv").click()
+    expect(panel.locator("#status")).to_have_text("Online")
+    panel.locator("#file").set_input_files(files=[{"name": "late.png", "mimeType": "image/png", "buffer": PNG}])
+    expect(panel.locator(".chip.uploading")).to_contain_text("late.png")
+    send(panel, "with the picture")
+    expect(panel.locator(".sys", has_text="Sending once the files are uploaded")).to_be_visible()
+    expect(panel.locator("#input")).to_have_value("")
+    expect(panel.locator(".row.mine")).to_have_count(0)  # held, not sent without its file
+    page.wait_for_function("() => true")  # let the routed request reach the handler
+    assert len(held) == 1
+    if upload == "fails":
+        held[0].abort()
+        expect(panel.locator(".sys", has_text="Could not attach late.png")).to_be_visible()
+        expect(panel.locator("#input")).to_have_value("with the picture")  # back, for the user to decide
+        expect(panel.locator(".row.mine")).to_have_count(0)
+        page.close()
+        return
+    held[0].continue_()
+    expect(panel.locator(".row.mine .bubble").last).to_contain_text("with the picture")
+    expect(panel.locator(".row.mine .thumbs img")).to_have_count(1)
+    # (the fake model answers with the prompt's content parts: the text and the image's link)
+    expect(panel.locator(".row.theirs:not(.welcome) .bubble").last).to_contain_text("image_url")
+    page.close()
+
+
 def test_attached_images_show_as_thumbnails_also_after_a_reload(browser: Browser, parley: ParleyProcess, site: HostSite) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.set_default_timeout(20_000)
