@@ -20,9 +20,10 @@ from parley.users.service import UserService
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from tests.support.operators import Credential, operator_users, session_for, token_for
+from tests.support.webapp import ADMIN_KEY, always_ready, never_produced
 from tests.support.webdeps import web_deps
 
-KEY = "matrix-admin-key-0123456789abcdef"
+KEY = ADMIN_KEY
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
 BOTS = [{"id": f"bot-{name}", "system_prompt": f"You serve {name}."} for name in ("shop", "bank", "unused")]
@@ -81,35 +82,6 @@ ENDPOINTS: list[tuple[str, str, str, Any, set[str]]] = [
 ]
 
 
-async def _never_produced(key: str, value: bytes) -> None:
-    raise AssertionError("no events here")
-
-
-async def _ready() -> tuple[bool, dict[str, Any]]:
-    return True, {}
-
-
-@pytest.fixture
-def database(mongo_db: Any) -> Iterator[str]:
-    name = f"m{uuid.uuid4().hex[:16]}"
-    yield name
-    mongo_db.client.drop_database(name)
-
-
-@pytest.fixture
-def settings(services: dict[str, EmbeddedServer], database: str) -> Settings:
-    return Settings(mongo_url=services["documents"].url, mongo_database=database, admin_api_key=KEY)
-
-
-@pytest.fixture
-async def documents(settings: Settings) -> AsyncIterator[DocumentStore]:
-    assert settings.mongo_url is not None
-    store = DocumentStore(settings.mongo_url, settings.mongo_database)
-    await store.start()
-    yield store
-    await store.close()
-
-
 @pytest.fixture
 async def users(documents: DocumentStore, settings: Settings) -> UserService:
     service = operator_users(documents, settings)
@@ -122,7 +94,7 @@ async def client(
     aiohttp_client: ClientFactory, settings: Settings, documents: DocumentStore, users: UserService
 ) -> TestClient:
     deps = web_deps(configs=ConfigStore(documents, settings), documents=documents, archive=documents, users=users)
-    app = create_web_app(settings=settings, deps=deps, ingress=Ingress(_never_produced, timeout_s=1), readiness=_ready)
+    app = create_web_app(settings=settings, deps=deps, ingress=Ingress(never_produced, timeout_s=1), readiness=always_ready)
     client = await aiohttp_client(app)
     for plural, docs in (("chatbots", BOTS), ("applications", APPS)):
         for doc in docs:

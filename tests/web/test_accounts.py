@@ -27,26 +27,12 @@ from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from tests.support.net import free_port
 from tests.support.operators import Credential, operator_users, session_for
+from tests.support.webapp import ADMIN_KEY, always_ready, never_produced
 from tests.support.webdeps import web_deps
 
-KEY = "accounts-admin-key-0123456789abcdef"
+KEY = ADMIN_KEY
 PASSWORD = "correct horse battery"
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
-
-
-async def _never_produced(key: str, value: bytes) -> None:
-    raise AssertionError("no events here")
-
-
-async def _ready() -> tuple[bool, dict[str, Any]]:
-    return True, {}
-
-
-@pytest.fixture
-def database(mongo_db: Any) -> Iterator[str]:
-    name = f"u{uuid.uuid4().hex[:16]}"
-    yield name
-    mongo_db.client.drop_database(name)
 
 
 @pytest.fixture
@@ -58,15 +44,6 @@ def settings(services: dict[str, EmbeddedServer], database: str) -> Settings:
 
 
 @pytest.fixture
-async def documents(settings: Settings) -> AsyncIterator[DocumentStore]:
-    assert settings.mongo_url is not None
-    store = DocumentStore(settings.mongo_url, settings.mongo_database)
-    await store.start()
-    yield store
-    await store.close()
-
-
-@pytest.fixture
 async def users(documents: DocumentStore, settings: Settings) -> UserService:
     service = operator_users(documents, settings)
     await service.start()
@@ -75,7 +52,7 @@ async def users(documents: DocumentStore, settings: Settings) -> UserService:
 
 def _app(settings: Settings, documents: DocumentStore, users: UserService) -> web.Application:
     deps = web_deps(configs=ConfigStore(documents, settings), documents=documents, archive=documents, users=users)
-    return create_web_app(settings=settings, deps=deps, ingress=Ingress(_never_produced, timeout_s=1), readiness=_ready)
+    return create_web_app(settings=settings, deps=deps, ingress=Ingress(never_produced, timeout_s=1), readiness=always_ready)
 
 
 @pytest.fixture
@@ -381,7 +358,7 @@ async def test_a_session_request_without_users_configured_is_a_clear_401(
 ) -> None:
     deps = web_deps(configs=ConfigStore(documents, settings), documents=documents, archive=documents)
     client = await aiohttp_client(create_web_app(
-        settings=settings, deps=deps, ingress=Ingress(_never_produced, timeout_s=1), readiness=_ready))
+        settings=settings, deps=deps, ingress=Ingress(never_produced, timeout_s=1), readiness=always_ready))
     response = await client.get("/v1/admin/applications", headers=Credential("x", cookie="abc").headers())
     assert response.status == 401
 

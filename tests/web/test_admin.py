@@ -25,10 +25,10 @@ from parley.web.deps import WebDeps
 from parley.web.ingress import Ingress
 from parley.web.openapi import openapi_document
 from tests.support.net import free_port
+from tests.support.webapp import ADMIN_KEY, AUTH, always_ready, never_produced
 from tests.support.webdeps import web_deps
 
-KEY = "test-admin-key-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {KEY}"}
+KEY = ADMIN_KEY
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
 BOT = {"id": "bot", "system_prompt": "You are terse.", "temperature": 0.2, "tools": ["current_time"]}
@@ -40,43 +40,14 @@ def admin_deps(documents: DocumentStore, configs: ConfigStore) -> WebDeps:
     return web_deps(configs=configs, documents=documents, archive=documents)
 
 
-async def _never_produced(key: str, value: bytes) -> None:
-    raise AssertionError("the admin API must not produce events")
-
-
-async def _ready() -> tuple[bool, dict[str, Any]]:
-    return True, {}
-
-
 def make_app(settings: Settings, documents: DocumentStore, configs: ConfigStore | None = None) -> web.Application:
     configs = configs or ConfigStore(documents, settings)
     return create_web_app(
         settings=settings,
         deps=admin_deps(documents, configs),
-        ingress=Ingress(_never_produced, timeout_s=1),
-        readiness=_ready,
+        ingress=Ingress(never_produced, timeout_s=1),
+        readiness=always_ready,
     )
-
-
-@pytest.fixture
-def database(mongo_db: Any) -> Iterator[str]:
-    name = f"t{uuid.uuid4().hex[:16]}"
-    yield name
-    mongo_db.client.drop_database(name)
-
-
-@pytest.fixture
-def settings(services: dict[str, EmbeddedServer], database: str) -> Settings:
-    return Settings(mongo_url=services["documents"].url, mongo_database=database, admin_api_key=KEY)
-
-
-@pytest.fixture
-async def documents(settings: Settings) -> AsyncIterator[DocumentStore]:
-    assert settings.mongo_url is not None
-    store = DocumentStore(settings.mongo_url, settings.mongo_database)
-    await store.start()
-    yield store
-    await store.close()
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from parley.storage.documents import DocumentStore
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from tests.channels.test_egress import SSRF_URLS, fake_lookup
+from tests.support.webapp import AUTH, always_ready, never_produced
 from tests.support.webdeps import web_deps
-from tests.web.test_admin import AUTH, BOT, _never_produced, _ready, create, database, documents, settings  # noqa: F401 - the same fixtures
+from tests.web.test_admin import BOT, create
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
@@ -28,7 +29,7 @@ def _client_app(settings: Settings, documents: DocumentStore, egress: EgressPoli
         configs=ConfigStore(documents, settings), documents=documents, archive=documents, egress=egress
     )
     return create_web_app(
-        settings=settings, deps=deps, ingress=Ingress(_never_produced, timeout_s=1), readiness=_ready
+        settings=settings, deps=deps, ingress=Ingress(never_produced, timeout_s=1), readiness=always_ready
     )
 
 

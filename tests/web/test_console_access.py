@@ -21,8 +21,8 @@ from parley.users.service import user_service
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from tests.ops.fakes import FakeSink, FakeTopic
+from tests.support.webapp import always_ready
 from tests.support.webdeps import web_deps
-from tests.web.test_admin import _ready, database, documents, settings  # noqa: F401 - the same fixtures
 from tests.web.test_conversations_api import Produced, archive, user
 from tests.web.test_deadletters_api import ORIGINAL, letter
 
@@ -71,7 +71,7 @@ async def world(aiohttp_client: ClientFactory, settings: Settings, documents: Do
     deps = web_deps(
         configs=ConfigStore(documents, settings), documents=documents, archive=documents, users=users, dead_letters=desk,
     )
-    app = create_web_app(settings=settings, deps=deps, ingress=Ingress(produced, timeout_s=2), readiness=_ready)
+    app = create_web_app(settings=settings, deps=deps, ingress=Ingress(produced, timeout_s=2), readiness=always_ready)
     world = World(await aiohttp_client(app), users, produced, documents)
     await world.person("vera", "viewer", None)
     await world.person("otto", "admin", ["other"])

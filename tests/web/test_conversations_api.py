@@ -20,8 +20,8 @@ from parley.streams.codec import decode
 from parley.streams.handoff import operator_reply_id
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
+from tests.support.webapp import AUTH, always_ready
 from tests.support.webdeps import web_deps
-from tests.web.test_admin import AUTH, _ready, database, documents, settings  # noqa: F401 - the same fixtures
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 APP_ID = "shop"
@@ -54,7 +54,7 @@ async def client(
 ) -> TestClient:
     await documents.put_application({"_id": APP_ID, "chatbot_id": "demo"})
     deps = web_deps(configs=ConfigStore(documents, settings), documents=documents, archive=documents)
-    app = create_web_app(settings=settings, deps=deps, ingress=Ingress(produced, timeout_s=2), readiness=_ready)
+    app = create_web_app(settings=settings, deps=deps, ingress=Ingress(produced, timeout_s=2), readiness=always_ready)
     return await aiohttp_client(app)
 
 

@@ -24,8 +24,8 @@ from parley.streams.codec import encode
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from tests.ops.fakes import FakeSink, FakeTopic
+from tests.support.webapp import AUTH, always_ready, never_produced
 from tests.support.webdeps import web_deps
-from tests.web.test_admin import AUTH, _never_produced, _ready, database, documents, settings  # noqa: F401 - the same fixtures
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
@@ -69,7 +69,7 @@ async def client(
 ) -> TestClient:
     desk = DeadLetterService(documents.database, source=opener(topic), sink=opener(sink))
     deps = web_deps(configs=ConfigStore(documents, settings), documents=documents, archive=documents, dead_letters=desk)
-    app = create_web_app(settings=settings, deps=deps, ingress=Ingress(_never_produced, timeout_s=1), readiness=_ready)
+    app = create_web_app(settings=settings, deps=deps, ingress=Ingress(never_produced, timeout_s=1), readiness=always_ready)
     return await aiohttp_client(app)
 
 
@@ -130,7 +130,7 @@ async def test_without_a_broker_the_dead_letters_are_unavailable(
     aiohttp_client: ClientFactory, settings: Settings, documents: DocumentStore  # noqa: F811
 ) -> None:
     deps = web_deps(configs=ConfigStore(documents, settings), documents=documents, archive=documents)
-    client = await aiohttp_client(create_web_app(settings=settings, deps=deps, ingress=Ingress(_never_produced, timeout_s=1), readiness=_ready))
+    client = await aiohttp_client(create_web_app(settings=settings, deps=deps, ingress=Ingress(never_produced, timeout_s=1), readiness=always_ready))
     assert (await call(client, "GET", "/v1/admin/dead-letters", 503))["code"] == "dead_letters_unavailable"
     overview = await call(client, "GET", "/v1/admin/overview")
     assert overview["now"]["dead_letters"] is None

@@ -21,8 +21,8 @@ from parley.storage.documents import DocumentStore
 from parley.web.app import create_web_app
 from parley.web.ingress import Ingress
 from parley.web.overview_prometheus import NOW_QUERIES, QUERIES
+from tests.support.webapp import AUTH, always_ready, never_produced
 from tests.support.webdeps import web_deps
-from tests.web.test_admin import AUTH, _never_produced, _ready, database, documents, settings  # noqa: F401 - the same fixtures
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
@@ -75,7 +75,7 @@ async def prometheus() -> Any:
 async def client(aiohttp_client: ClientFactory, settings: Settings, documents: DocumentStore, prometheus: Any) -> TestClient:  # noqa: F811
     configured = settings.model_copy(update={"prometheus_url": prometheus.url + "/"})
     deps = web_deps(configs=ConfigStore(documents, configured), documents=documents, archive=documents)
-    return await aiohttp_client(create_web_app(settings=configured, deps=deps, ingress=Ingress(_never_produced, timeout_s=1), readiness=_ready))
+    return await aiohttp_client(create_web_app(settings=configured, deps=deps, ingress=Ingress(never_produced, timeout_s=1), readiness=always_ready))
 
 
 async def test_the_overview_shows_the_whole_pipeline_from_prometheus(client: TestClient, prometheus: Any) -> None:
