@@ -134,6 +134,17 @@ def open_widget(page: Page, site: HostSite, application: str = "shop", token: st
     return panel
 
 
+def new_conversation(browser: Browser, site: HostSite) -> tuple[Page, FrameLocator]:
+    """A desktop-size page of the host site with the widget open on a new conversation."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(20_000)
+    panel = open_widget(page, site)
+    expect(panel.locator("#status")).to_have_text("Online")
+    panel.locator("#new-conv").click()
+    expect(panel.locator("#status")).to_have_text("Online")
+    return page, panel
+
+
 def send(panel: FrameLocator, text: str) -> None:
     panel.locator("#input").fill(text)
     panel.locator("#input").press("Enter")
@@ -185,12 +196,7 @@ def test_answers_are_rendered_markdown_with_copy_buttons(browser: Browser, parle
 
 
 def test_tool_activity_is_a_compact_line_also_after_a_reload(browser: Browser, parley: ParleyProcess, site: HostSite) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.set_default_timeout(20_000)
-    panel = open_widget(page, site)
-    expect(panel.locator("#status")).to_have_text("Online")
-    panel.locator("#new-conv").click()
-    expect(panel.locator("#status")).to_have_text("Online")
+    page, panel = new_conversation(browser, site)
     send(panel, "what is the time in Europe/Paris?")
     expect(panel.locator(".row.theirs:not(.welcome) .bubble").last).to_contain_text("The tool said")
     expect(panel.locator(".sys.tool")).to_have_text(["⚙ Used current_time"])
@@ -206,18 +212,13 @@ def test_tool_activity_is_a_compact_line_also_after_a_reload(browser: Browser, p
 def test_a_message_sent_while_its_file_uploads_waits_for_the_upload(
     browser: Browser, parley: ParleyProcess, site: HostSite, upload: str
 ) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.set_default_timeout(20_000)
+    page, panel = new_conversation(browser, site)
     held: list[Any] = []
 
     def hold(route: Any) -> None:  # the upload waits until the test lets it through
         held.append(route)
 
     page.route("**/uploads", hold)
-    panel = open_widget(page, site)
-    expect(panel.locator("#status")).to_have_text("Online")
-    panel.locator("#new-conv").click()
-    expect(panel.locator("#status")).to_have_text("Online")
     panel.locator("#file").set_input_files(files=[{"name": "late.png", "mimeType": "image/png", "buffer": PNG}])
     expect(panel.locator(".chip.uploading")).to_contain_text("late.png")
     send(panel, "with the picture")
@@ -242,12 +243,7 @@ def test_a_message_sent_while_its_file_uploads_waits_for_the_upload(
 
 
 def test_attached_images_show_as_thumbnails_also_after_a_reload(browser: Browser, parley: ParleyProcess, site: HostSite) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.set_default_timeout(20_000)
-    panel = open_widget(page, site)
-    expect(panel.locator("#status")).to_have_text("Online")
-    panel.locator("#new-conv").click()
-    expect(panel.locator("#status")).to_have_text("Online")
+    page, panel = new_conversation(browser, site)
     panel.locator("#file").set_input_files(files=[{"name": "dot.png", "mimeType": "image/png", "buffer": PNG}])
     expect(panel.locator(".chip:not(.uploading)")).to_contain_text("dot.png")
     send(panel, "this one")
