@@ -25,7 +25,7 @@ from aiohttp import web
 from parley.settings import Settings
 from parley.users.principal import Action, Principal
 from parley.users.service import UserService
-from parley.users.sessions import Session, SessionStoreUnavailable
+from parley.users.sessions import Session
 from parley.web.errors import HttpError
 from parley.web.keys import DEPS, SETTINGS
 
@@ -125,12 +125,6 @@ async def _authenticate(request: web.Request) -> Principal:
     return users.accounts.session_principal(user, session)
 
 
-def sessions_unavailable() -> HttpError:
-    """503 ``sessions_unavailable``: the session store (Redis) does not answer right now."""
-    return HttpError(503, "sessions_unavailable", "sign-in sessions cannot be checked or stored right now; retry shortly",
-                     headers={"Retry-After": "1", "Cache-Control": "no-store"})
-
-
 async def current_session(request: web.Request) -> tuple[dict[str, Any], Session] | None:
     """The request's live session (from its cookie) and its user, or None."""
     if _SESSION in request:
@@ -139,11 +133,7 @@ async def current_session(request: web.Request) -> tuple[dict[str, Any], Session
     secret = request.cookies.get(SESSION_COOKIE)
     found: tuple[dict[str, Any], Session] | None = None
     if users is not None and secret:
-        try:
-            found = await users.accounts.session(secret)
-        except SessionStoreUnavailable as exc:
-            logger.warning("%s %s: %s", request.method, request.path, exc)
-            raise sessions_unavailable() from None
+        found = await users.accounts.session(secret)  # an outage: 503 (web/errors.py)
     request[_SESSION] = found
     return found
 

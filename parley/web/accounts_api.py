@@ -29,12 +29,11 @@ from parley.web.access import (
     clear_session_cookie,
     client_address,
     current_session,
-    sessions_unavailable,
     set_session_cookie,
     users_of,
 )
 from parley.web.admin import AdminError, page_limit, read_json
-from parley.web.errors import HttpError
+from parley.web.errors import HttpError, sessions_unavailable
 
 __all__ = ["CONSOLE_PATH", "add_account_routes", "signin_link_path"]
 
@@ -79,9 +78,6 @@ def _guarded(handler: Handler) -> Handler:
             return await handler(request)
         except AccountError as exc:
             raise HttpError(exc.status, exc.code, exc.message, exc.errors, {"Cache-Control": "no-store"}) from None
-        except SessionStoreUnavailable as exc:
-            logger.warning("%s %s: %s", request.method, request.path, exc)
-            raise sessions_unavailable() from None
         except PyMongoError as exc:
             logger.warning("%s %s: document store error: %s", request.method, request.path, exc)
             raise AdminError(
@@ -170,13 +166,12 @@ async def logout(request: web.Request) -> web.Response:
     response = _no_content()
     try:
         found = await current_session(request)
-    except HttpError as exc:
-        if exc.status != 503:
-            raise
+    except SessionStoreUnavailable:
         # The session could not be read, so it is not ended on the server; this browser at least
         # forgets its cookie (a shared machine's next user is not signed in as this one).
-        exc.message += "; this browser is signed out, the session ends on the server at its expiry or with sign-out everywhere"
-        failed = exc.response()
+        failed = sessions_unavailable(
+            "; this browser is signed out, the session ends on the server at its expiry or with sign-out everywhere"
+        ).response()
         clear_session_cookie(failed, request)
         return failed
     if found is not None:

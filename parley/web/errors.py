@@ -6,6 +6,9 @@ answers it as ``{"type": "error", "code", "message"}``, with ``errors``: ``[{"fi
 
 (The webhooks and uploads still answer their ``InputError`` themselves, in the same shape.)
 
+A session store that does not answer (``SessionStoreUnavailable``, from any handler that reads a
+cookie's session) is answered here too, once for the whole app: 503 ``sessions_unavailable``.
+
 aiohttp's own 4xx answers under ``/v1/`` (no route matched, method not allowed, body too large)
 get the same envelope instead of aiohttp's ``text/plain``, so every ``/v1`` error is what
 ``/v1/openapi.json`` documents.
@@ -13,14 +16,18 @@ get the same envelope instead of aiohttp's ``text/plain``, so every ``/v1`` erro
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from parley.config.models import FieldError
+from parley.users.sessions import SessionStoreUnavailable
 
-__all__ = ["HttpError", "error_middleware"]
+__all__ = ["HttpError", "error_middleware", "sessions_unavailable"]
+
+logger = logging.getLogger(__name__)
 
 
 class HttpError(Exception):
@@ -52,12 +59,21 @@ class HttpError(Exception):
         return web.json_response(self.body(), status=self.status, headers=self.headers)
 
 
+def sessions_unavailable(detail: str = "") -> HttpError:
+    """503 ``sessions_unavailable``: the session store (Redis) does not answer right now."""
+    return HttpError(503, "sessions_unavailable", "sign-in sessions cannot be checked or stored right now; retry shortly" + detail,
+                     headers={"Retry-After": "1", "Cache-Control": "no-store"})
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except HttpError as exc:
         return exc.response()
+    except SessionStoreUnavailable as exc:
+        logger.warning("%s %s: %s", request.method, request.path, exc)
+        return sessions_unavailable().response()
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/v1/"):
             raise
