@@ -132,9 +132,7 @@ class Accounts:
         await self._sessions.ping()
 
     async def close(self) -> None:
-        close = getattr(self._sessions, "close", None)  # a Redis store holds a connection pool
-        if close is not None:
-            await close()
+        await self._sessions.close()  # a Redis store holds a connection pool
 
     # --- validation -----------------------------------------------------------------------
     @staticmethod

@@ -145,11 +145,10 @@ class AuditLog:
             clauses.append({"_id": id_range})
         if clauses:
             query = {"$and": clauses} if len(clauses) > 1 else clauses[0]
-        found = [doc async for doc in self._collection.find(query).sort("_id", DESCENDING).limit(limit + 1)]
+        rows = self._collection.find(query, {EXPIRES: 0})  # the TTL field is the store's, not the API's
+        found = [doc async for doc in rows.sort("_id", DESCENDING).limit(limit + 1)]
         more = len(found) > limit
         found = found[:limit]
-        for doc in found:
-            doc.pop(EXPIRES, None)
         items = [{"id": doc.pop("_id"), **doc} for doc in found]
         return items, (items[-1]["id"] if more and items else None)
 

@@ -5,8 +5,8 @@ The cookie holds a random secret; the store keeps the session under the SHA-256 
 ``PARLEY_REDIS_URL`` is set, so every gateway sees every session) and the document store's
 ``sessions`` collection otherwise. Unlike the config cache, the Redis store is the sessions'
 source of truth: when it cannot answer it raises ``SessionStoreUnavailable`` (the API answers 503
-``unavailable``) instead of reading as "not signed in" or dropping a new session unseen. A session ends at its absolute expiry, after
-``PARLEY_SESSION_IDLE_TIMEOUT_S`` without a request, on sign-out, and when its user's
+``sessions_unavailable``) instead of reading as "not signed in" or dropping a new session unseen.
+A session ends at its absolute expiry, after ``PARLEY_SESSION_IDLE_TIMEOUT_S`` without a request, on sign-out, and when its user's
 ``session_epoch`` moves on (sign-out everywhere, a password change, a reset).
 """
 
@@ -73,6 +73,8 @@ class SessionStore(Protocol):
     async def delete(self, session_id: str) -> None: ...
     async def purge(self, *, expired_before: float, idle_before: float) -> None:
         """Forget sessions past their absolute expiry or idle since before ``idle_before``."""
+
+    async def close(self) -> None: ...
 
 
 class RedisSessions:
@@ -146,3 +148,6 @@ class MongoSessions:
         await self._collection.delete_many(
             {"$or": [{"expires_at": {"$lt": expired_before}}, {"last_seen": {"$lt": idle_before}}]}
         )
+
+    async def close(self) -> None:
+        return None  # the document store is closed by its owner

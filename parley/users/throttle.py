@@ -47,8 +47,9 @@ class Attempt:
 
     async def succeeded(self) -> None:
         """The right password: the account starts afresh, the address gets its attempt back."""
-        for store in {id(s): s for _, s in self.counted}.values():
-            await store.delete(self.email_key)
+        for key, store in self.counted:
+            if key == self.email_key:
+                await store.delete(key)
         self.counted = [(key, store) for key, store in self.counted if key == self.address_key]
         await self.take_back()
 
@@ -70,15 +71,12 @@ class LoginThrottle:
     async def add(self, key: str, by: int, store: Cache | None = None) -> tuple[int, float, Cache]:
         """Add ``by`` to ``key``'s counter in ``store`` (default: the shared cache, else this
         process's map): (count, seconds left in its window, the store that counted)."""
-        for candidate in ([store] if store is not None else [self._shared, self._local]):
-            if candidate is None:
-                continue
+        stores = [store] if store is not None else [s for s in (self._shared, self._local) if s is not None]
+        for candidate in stores:
             counted = await candidate.incr(key, by, self._window_s)
             if counted is not None:
                 return counted[0], counted[1], candidate
-        if store is not None and store is not self._local:  # the shared cache went away since
-            return 0, 0.0, store
-        raise AssertionError("the in-process map always counts")
+        return 0, 0.0, stores[-1]  # only a take-back in a shared cache that went away since
 
     async def attempt(self, email: str, address: str) -> Attempt:
         """Count a sign-in attempt of ``email`` from ``address``. A refused attempt is not
