@@ -34,6 +34,7 @@ __all__ = [
     "conversation_channel",
     "control_event",
     "handoff_frame",
+    "handoff_state_frame",
     "hold_user_message",
     "operator_event",
     "operator_reply",
@@ -147,10 +148,14 @@ def operator_reply(state: ConversationState, event: IncomingEvent, *, now: float
 
 def handoff_frame(event: IncomingEvent) -> dict[str, Any]:
     """The websocket frame telling the user a person joined or left (docs/websocket-protocol.md)."""
-    taken = event.kind == KIND_HANDOFF
+    return handoff_state_frame(event.operator_name if event.kind == KIND_HANDOFF else None, event.created_at)
+
+
+def handoff_state_frame(operator_name: str | None, at: Any) -> dict[str, Any]:
+    """The ``handoff`` frame: a person (``operator_name``) answers, or (None) the assistant does."""
     return {
         "type": "handoff",
-        "state": "operator" if taken else "assistant",
-        "operator": {"name": event.operator_name} if taken else None,
-        "created_at": event.created_at,
+        "state": "assistant" if operator_name is None else "operator",
+        "operator": None if operator_name is None else {"name": operator_name},
+        "created_at": at,
     }

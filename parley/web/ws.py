@@ -38,6 +38,7 @@ from parley.retry import ThrottledLog
 from parley.settings import Settings
 from parley.storage.bus import conversation_channel
 from parley.streams.archive import documents_for_incoming
+from parley.streams.handoff import handoff_state_frame
 from parley.validation import InputError, optional_str, parse_json_object, require_id, require_text
 from parley.web.auth import TokenError, origin_allowed, verify_user_token
 from parley.web.ingress import IngressUnavailable, stop_event, user_event
@@ -413,10 +414,7 @@ class _Session:
         for doc in docs:
             await self.send(await self._with_image_links(_archived_frame(doc), doc))
         if handoff is not None:  # a person has the conversation now: a reloaded page says so
-            await self.send({
-                "type": "handoff", "state": "operator", "operator": {"name": handoff.get("operator_name") or ""},
-                "created_at": handoff.get("since"),
-            })
+            await self.send(handoff_state_frame(handoff.get("operator_name") or "", handoff.get("since")))
         return frozenset(str(doc["_id"]) for doc in docs)
 
     async def _with_image_links(self, frame: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
