@@ -10,12 +10,19 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from parley.egress import parse_allow_entry
 
 __all__ = ["Settings", "settings_table"]
+
+
+#: URL settings checked for their scheme: (accepted prefixes, what the error calls them)
+_URL_SCHEMES: dict[str, tuple[tuple[str, ...], str]] = {
+    "redis_url": (("redis://", "rediss://", "unix://"), "a redis://"),
+    "prometheus_url": (("http://", "https://"), "an http(s)://"),
+}
 
 
 class Settings(BaseSettings):
@@ -425,18 +432,12 @@ class Settings(BaseSettings):
             raise ValueError(f"PARLEY_MONGO_URL is not a mongodb:// URL: {value!r}")
         return value
 
-    @field_validator("redis_url")
+    @field_validator(*_URL_SCHEMES)
     @classmethod
-    def _redis_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"PARLEY_REDIS_URL is not a redis:// URL: {value!r}")
-        return value
-
-    @field_validator("prometheus_url")
-    @classmethod
-    def _prometheus_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"PARLEY_PROMETHEUS_URL is not an http(s):// URL: {value!r}")
+    def _url_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
+        schemes, kind = _URL_SCHEMES[str(info.field_name)]
+        if value is not None and not value.startswith(schemes):
+            raise ValueError(f"PARLEY_{str(info.field_name).upper()} is not {kind} URL: {value!r}")
         return value
 
     @property

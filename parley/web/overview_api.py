@@ -99,7 +99,8 @@ async def overview(request: web.Request) -> web.Response:
     figures: tuple[dict[str, Any], dict[str, int]] | None = None
     if prometheus is not None:
         try:
-            figures = await prometheus.series(minutes, time.time()), await prometheus.now()
+            series, gauges = await asyncio.gather(prometheus.series(minutes, time.time()), prometheus.now())
+            figures = series, gauges
             answer["scope"] = "pipeline"
         except PrometheusUnavailable as exc:
             request.app[_PROMETHEUS_LOG].warning("overview: %s; showing this process's own figures", exc)

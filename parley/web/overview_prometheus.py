@@ -1,6 +1,6 @@
 """The overview's figures from Prometheus (``PARLEY_PROMETHEUS_URL``): every worker's and
 gateway's metrics together, where the process serving the console only knows its own (a gateway
-answers no turns, a worker holds no sockets).
+answers no turns, a worker holds no sockets). The queries of one answer go out together.
 
 Per minute over the range asked for (``/api/v1/query_range``, step 60 s): answered turns
 (``parley_answer_seconds_count``), p50 and p95 answer time (``histogram_quantile`` of the
@@ -11,6 +11,7 @@ raises ``PrometheusUnavailable`` and the overview falls back to the process's ow
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -72,29 +73,30 @@ class PrometheusOverview:
         with the current minute (the shape of ``MinuteSeries.series``)."""
         current = int(now // 60) * 60
         starts = list(range(current - 60 * (minutes - 1), current + 1, 60))
+        # a minute's point is evaluated at its end (the increase over that minute)
+        window = {"start": str(starts[0] + 60), "end": str(current + 60), "step": "60"}
+        results = await asyncio.gather(
+            *(self._get("/api/v1/query_range", {"query": query, **window}) for query in QUERIES.values())
+        )
         out: dict[str, list[list[Any]]] = {}
-        for name, query in QUERIES.items():
-            # a minute's point is evaluated at its end (the increase over that minute)
-            result = await self._get("/api/v1/query_range", {
-                "query": query, "start": str(starts[0] + 60), "end": str(current + 60), "step": "60",
-            })
+        for name, result in zip(QUERIES, results, strict=True):
             values: dict[int, float] = {}
             for row in result:
                 for at, value in row.get("values") or ():
                     number = _number(value)
                     if number is not None:
-                        values[int(float(at)) - 60] = values.get(int(float(at)) - 60, 0.0) + number
+                        minute = int(float(at)) - 60
+                        values[minute] = values.get(minute, 0.0) + number
             empty = 0 if name in _COUNTS else None
-            out[name] = [[m, _rounded(values[m]) if m in values else empty] for m in starts]
+            out[name] = [[m, round(values[m]) if m in values else empty] for m in starts]
         return out
 
     async def now(self) -> dict[str, int]:
-        figures: dict[str, int] = {}
-        for name, query in NOW_QUERIES.items():
-            result = await self._get("/api/v1/query", {"query": query})
-            total = sum(_number(row.get("value", [0, "0"])[1]) or 0.0 for row in result)
-            figures[name] = int(total)
-        return figures
+        results = await asyncio.gather(*(self._get("/api/v1/query", {"query": q}) for q in NOW_QUERIES.values()))
+        return {
+            name: int(sum(_number(row.get("value", [0, "0"])[1]) or 0.0 for row in result))
+            for name, result in zip(NOW_QUERIES, results, strict=True)
+        }
 
 
 def _number(value: Any) -> float | None:
@@ -104,6 +106,3 @@ def _number(value: Any) -> float | None:
         return None
     return None if math.isnan(number) or math.isinf(number) else number
 
-
-def _rounded(value: float) -> int:
-    return round(value)
