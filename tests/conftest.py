@@ -88,6 +88,14 @@ def mongo_db(session_services: dict[str, EmbeddedServer]) -> Iterator[Any]:
     client.close()
 
 
+@pytest.fixture
+def database(mongo_db: Any) -> Iterator[str]:
+    """A database of this test's own on the session's document server, dropped afterwards."""
+    name = f"t{uuid.uuid4().hex[:16]}"
+    yield name
+    mongo_db.client.drop_database(name)
+
+
 @pytest.fixture(scope="session")
 def worker(
     services: dict[str, EmbeddedServer],

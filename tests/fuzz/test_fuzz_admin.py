@@ -79,13 +79,6 @@ async def _ready() -> tuple[bool, dict[str, Any]]:
 
 
 @pytest.fixture
-def database(mongo_db: Any) -> Iterator[str]:
-    name = f"fuzz{uuid.uuid4().hex[:16]}"
-    yield name
-    mongo_db.client.drop_database(name)
-
-
-@pytest.fixture
 async def documents(services: dict[str, EmbeddedServer], database: str) -> AsyncIterator[DocumentStore]:
     store = DocumentStore(services["documents"].url, database)
     await store.start()

@@ -91,13 +91,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def database(mongo_db: Any) -> Iterator[str]:
-    name = f"t{uuid.uuid4().hex[:16]}"
-    yield name
-    mongo_db.client.drop_database(name)
-
-
-@pytest.fixture
 def settings(services: dict[str, EmbeddedServer], redis_server: RedisServer, database: str) -> Settings:
     return Settings(
         mongo_url=services["documents"].url, mongo_database=database, redis_url=redis_server.url,

@@ -20,13 +20,6 @@ from parley.users.service import UserService, user_service
 
 
 @pytest.fixture
-def database(mongo_db: Any) -> Iterator[str]:
-    name = f"c{uuid.uuid4().hex[:16]}"
-    yield name
-    mongo_db.client.drop_database(name)
-
-
-@pytest.fixture
 def settings(services: dict[str, EmbeddedServer], database: str) -> Settings:
     return Settings(mongo_url=services["documents"].url, mongo_database=database, web_port=8123)
 

@@ -1,5 +1,5 @@
-"""Fixtures of the HTTP API tests: a database of their own on the session's document server, the
-settings that point at it (with the admin key of ``tests.support.webapp``), and a started
+"""Fixtures of the HTTP API tests: the settings that point at the test's own database
+(``database``, tests/conftest.py), with the admin key of ``tests.support.webapp``, and a started
 ``DocumentStore``. A module that needs other settings overrides ``settings``."""
 
 from __future__ import annotations
@@ -14,13 +14,6 @@ from parley.embedded import EmbeddedServer
 from parley.settings import Settings
 from parley.storage.documents import DocumentStore
 from tests.support.webapp import ADMIN_KEY
-
-
-@pytest.fixture
-def database(mongo_db: Any) -> Iterator[str]:
-    name = f"w{uuid.uuid4().hex[:16]}"
-    yield name
-    mongo_db.client.drop_database(name)
 
 
 @pytest.fixture
