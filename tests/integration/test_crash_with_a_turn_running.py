@@ -53,8 +53,8 @@ async def test_a_turn_running_when_the_worker_dies_is_answered_after_restart(
         try:
             started = time.monotonic()
             try:
-                replies = await asyncio.to_thread(lambda: wait_replies(callbacks, application_id, {slow}, 120))
-            except AssertionError as exc:  # say why: both workers' last lines
+                replies = await asyncio.to_thread(lambda: wait_replies(callbacks, application_id, {slow}, 60))
+            except AssertionError as exc:  # say why: both workers' last lines (within pytest-timeout's 120 s)
                 raise AssertionError(
                     f"{exc}\n--- first worker:\n{worker.log_tail(40)}\n--- restarted worker:\n{restarted.log_tail(80)}"
                 ) from None
