@@ -49,20 +49,33 @@ async def test_a_turn_running_when_the_worker_dies_is_answered_after_restart(
         finally:
             worker.stop(signal.SIGKILL)
 
-        restarted = start_worker(services, fake_llm, redis_url, tmp_path / "second", app_id).start()
+        # DEBUG: if the restarted worker ever reads nothing again (seen ~1 run in 8 of the full suite,
+        # never alone), its consumer's positions, resets and fetches say why
+        restarted = start_worker(
+            services, fake_llm, redis_url, tmp_path / "second", app_id, PARLEY_LOG_LEVEL="DEBUG"
+        ).start()
         try:
             started = time.monotonic()
             try:
                 replies = await asyncio.to_thread(lambda: wait_replies(callbacks, application_id, {slow}, 60))
             except AssertionError as exc:  # say why: both workers' last lines (within pytest-timeout's 120 s)
                 raise AssertionError(
-                    f"{exc}\n--- first worker:\n{worker.log_tail(40)}\n--- restarted worker:\n{restarted.log_tail(80)}"
+                    f"{exc}\n--- first worker:\n{worker.log_tail(40)}\n--- restarted worker, consumer:\n"
+                    f"{restarted.log_tail(120, matching=CONSUMER_STORY)}"
                 ) from None
         finally:
             restarted.stop()
     texts = {r["in_reply_to"]: r["text"] for r in replies}
     assert texts[slow] == "You said: hang-once please", time.monotonic() - started
     assert texts[fast] == "You said: quick one"
+
+
+#: the restarted worker's log lines that tell what its consumer did with `incoming`
+CONSUMER_STORY = (
+    r"Joined group|Successfully synced|Worker ready|committed offsets|Resetting offset|"
+    r"Updating fetch positions|partition='?incoming|topic='incoming'.*(offset|position)|"
+    r"Fetch|Seek|Paus|Resum|skipping|ERROR|WARNING|Traceback"
+)
 
 
 def answered(callbacks, application_id: str) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,11 +50,16 @@ class ParleyProcess:
             raise RuntimeError(f"parley {self.args} did not become ready:\n{self.log_tail()}") from None
         return self
 
-    def log_tail(self, lines: int = 60) -> str:
+    def log_tail(self, lines: int = 60, matching: str | None = None, width: int = 400) -> str:
+        """The log's last ``lines`` lines (only those matching the regex ``matching``, if given),
+        each cut to ``width`` characters."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            text = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return "(no log)"
+        if matching is not None:
+            text = [line for line in text if re.search(matching, line)]
+        return "\n".join(line[:width] for line in text[-lines:])
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
         if self.proc is None or self.proc.poll() is not None:
