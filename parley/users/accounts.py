@@ -330,7 +330,15 @@ class Accounts:
         """The user of a sign-in link, once (the link is deleted), or None."""
         if not secret or len(secret) > 200:
             return None
-        link = await self._links.find_one_and_delete({"_id": secret_digest(secret)})
+        return await self._link_user(await self._links.find_one_and_delete({"_id": secret_digest(secret)}))
+
+    async def peek_link(self, secret: str) -> dict[str, Any] | None:
+        """The user a sign-in link would sign in, or None; the link stays as it was."""
+        if not secret or len(secret) > 200:
+            return None
+        return await self._link_user(await self._links.find_one({"_id": secret_digest(secret)}))
+
+    async def _link_user(self, link: dict[str, Any] | None) -> dict[str, Any] | None:
         if link is None or float(link.get("expires_at", 0)) <= self._clock():
             return None
         user = await self.get_user(str(link["user_id"]))

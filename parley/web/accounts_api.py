@@ -7,6 +7,7 @@ Every error is an ``HttpError`` in the API's one envelope; every write is audite
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -56,7 +57,8 @@ def add_account_routes(app: web.Application) -> None:
         ("POST", "/v1/auth/logout", logout),
         ("POST", "/v1/auth/logout-everywhere", logout_everywhere),
         ("POST", "/v1/auth/password", change_password),
-        ("GET", "/v1/auth/link/{token}", follow_link),
+        ("GET", "/v1/auth/link/{token}", link_page),
+        ("POST", "/v1/auth/link/{token}", follow_link),
         ("GET", "/v1/auth/tokens", list_tokens),
         ("POST", "/v1/auth/tokens", create_token),
         ("DELETE", "/v1/auth/tokens/{id}", revoke_token),
@@ -121,7 +123,17 @@ def refuse_cross_site_sign_in(request: web.Request) -> None:
     which site a request comes from (``Sec-Fetch-Site``, ``Origin``)."""
     if request.content_type != "application/json":
         raise AdminError(415, "unsupported_media_type", "send the sign-in as Content-Type: application/json")
+    refuse_cross_site(request)
+
+
+def refuse_cross_site(request: web.Request) -> None:
+    """403 ``cross_site`` unless the browser says the request comes from this site (a request
+    without ``Origin`` and ``Sec-Fetch-Site``, from a program, is let through). A browser's
+    ``Sec-Fetch-Site: same-origin`` is enough: a page sent with ``Referrer-Policy: no-referrer``
+    (the sign-in link's) posts its forms with ``Origin: null``."""
     fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site == "same-origin":
+        return
     origin = request.headers.get("Origin")
     cross_site = fetch_site == "cross-site" or (
         origin is not None and origin.partition("://")[2].lower() != request.host.lower()  # "null" too
@@ -208,15 +220,51 @@ async def change_password(request: web.Request) -> web.Response:
     return response
 
 
-async def follow_link(request: web.Request) -> web.StreamResponse:
+INVALID_LINK = "this sign-in link was used already or has expired: make another with `parley users link EMAIL`"
+
+
+async def link_page(request: web.Request) -> web.Response:
+    """What opening a sign-in link shows: a page with a button that signs in (a POST to the same
+    address). Opening it signs nobody in and leaves the link good: mail scanners and link
+    previews fetch what they see, and another site could make a browser open the address."""
     users = _service(request)
+    user = await users.accounts.peek_link(request.match_info["token"])
+    if user is None:
+        return link_html(401, "This sign-in link cannot be used", f"<p>{html.escape(INVALID_LINK)} (invalid_link).</p>")
+    who = html.escape(str(user.get("email", "")))
+    return link_html(200, "Sign in to Parley", (
+        f"<p>This one-time link signs <strong>{who}</strong> in to the Parley console.</p>"
+        '<form method="post"><button type="submit">Sign in</button></form>'
+    ))
+
+
+def link_html(status: int, title: str, body: str) -> web.Response:
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}"
+        "button{font:inherit;padding:.5rem 1.5rem;cursor:pointer}</style>"
+        f"</head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return web.Response(status=status, text=page, content_type="text/html", headers={
+        "Cache-Control": "no-store",
+        "Referrer-Policy": "no-referrer",  # the address is the secret
+        # no script at all; the form posts only here; no other site may frame the button
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'",
+        "X-Frame-Options": "DENY",
+    })
+
+
+async def follow_link(request: web.Request) -> web.StreamResponse:
+    """The sign-in button of ``link_page``: uses the link up and opens a session."""
+    users = _service(request)
+    refuse_cross_site(request)
     await users.accounts.check_sessions()  # a link is used up once followed: not into a store that is down
     user = await users.accounts.consume_link(request.match_info["token"])
     if user is None:
-        raise AdminError(
-            401, "invalid_link",
-            "this sign-in link was used already or has expired: make another with `parley users link EMAIL`",
-        )
+        raise AdminError(401, "invalid_link", INVALID_LINK)
     session_, secret = await users.accounts.open_session(user, client_address(request))
     principal = users.accounts.session_principal(user, session_)
     await audit(request, principal, action="login_link", kind="session", target_id=str(user["_id"]), application_id=None)

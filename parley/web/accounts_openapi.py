@@ -44,6 +44,7 @@ _PASSWORD = {"type": "string", "minLength": MIN_PASSWORD_CHARS, "maxLength": MAX
 _LIMIT = {"name": "limit", "in": "query",
           "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_LINK_TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
 _COOKIE = {"Set-Cookie": {"description": "`parley_session=...; HttpOnly; SameSite=Strict; Path=/` "
                           "(`Secure` over https or with PARLEY_SESSION_COOKIE_SECURE).",
                           "schema": {"type": "string"}}}
@@ -215,19 +216,37 @@ def account_paths() -> dict[str, Any]:
                           **bad_body, "401": unauthorized, "403": _error("Wrong current password, or see 403 above."),
                           "503": unavailable},
         }},
-        "/v1/auth/link/{token}": {"get": {
-            "operationId": "follow_signin_link", "summary": "Sign in with a one-time link", "tags": auth,
-            "security": [],
-            "description": "Made by `parley users link EMAIL`, `parley dev` or POST /v1/admin/users/{id}/link; "
-            "valid once, for PARLEY_SIGNIN_LINK_TTL_S.",
-            "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {
-                "303": {"description": "Signed in: to /console/.", "headers": {
-                    **_COOKIE, "Location": {"schema": {"type": "string", "const": "/console/"}}}},
-                "401": _error("Used already or expired (`invalid_link`)."),
-                "503": unavailable,
+        "/v1/auth/link/{token}": {
+            "get": {
+                "operationId": "show_signin_link", "summary": "The page of a one-time sign-in link", "tags": auth,
+                "security": [],
+                "description": "Made by `parley users link EMAIL`, `parley dev` or POST /v1/admin/users/{id}/link; "
+                "valid once, for PARLEY_SIGNIN_LINK_TTL_S. Opening it signs nobody in and leaves it good (mail "
+                "scanners and link previews open links): the page's button posts to the same address.",
+                "parameters": [_LINK_TOKEN],
+                "responses": {
+                    "200": {"description": "An HTML page naming the account, with a Sign in button.",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "401": {"description": "Used already or expired (an HTML page).",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "503": unavailable,
+                },
             },
-        }},
+            "post": {
+                "operationId": "follow_signin_link", "summary": "Sign in with a one-time link", "tags": auth,
+                "security": [],
+                "description": "The Sign in button of the link's page: uses the link up and opens a session. "
+                "Refused from another site's page (`Sec-Fetch-Site`, `Origin`).",
+                "parameters": [_LINK_TOKEN],
+                "responses": {
+                    "303": {"description": "Signed in: to /console/.", "headers": {
+                        **_COOKIE, "Location": {"schema": {"type": "string", "const": "/console/"}}}},
+                    "401": _error("Used already or expired (`invalid_link`)."),
+                    "403": _error("Posted from another site (`cross_site`)."),
+                    "503": unavailable,
+                },
+            },
+        },
         "/v1/auth/tokens": {
             "get": {
                 "operationId": "list_tokens", "summary": "Your personal API tokens", "tags": auth,

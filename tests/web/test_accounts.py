@@ -213,15 +213,37 @@ async def test_a_sign_in_link_works_once_and_lands_on_the_console(
     client: TestClient, users: UserService, ada: dict[str, Any]
 ) -> None:
     secret = await users.accounts.create_link(ada["_id"])
-    response = await client.get(f"/v1/auth/link/{secret}", allow_redirects=False)
-    assert response.status == 303
+    # opening the link (a person, a mail scanner, a link preview) shows a button and signs nobody in
+    for _ in range(2):
+        page = await client.get(f"/v1/auth/link/{secret}", allow_redirects=False)
+        assert page.status == 200 and page.content_type == "text/html"
+        assert "parley_session" not in page.cookies
+        text = await page.text()
+        assert "ada@example.com" in text and '<form method="post">' in text and "<script" not in text
+        assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+        assert page.headers["Referrer-Policy"] == "no-referrer" and page.headers["Cache-Control"] == "no-store"
+    assert (await client.get("/v1/auth/session")).status == 401
+    # another site's form posting to the link is refused, and the link stays good
+    foreign = await client.post(f"/v1/auth/link/{secret}", headers={"Origin": "https://evil.example"},
+                                allow_redirects=False)
+    assert foreign.status == 403 and (await foreign.json())["code"] == "cross_site"
+    sandboxed = await client.post(f"/v1/auth/link/{secret}", headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+                                  allow_redirects=False)
+    assert sandboxed.status == 403
+    # the button: a same-site form post signs in and lands on the console
+    host = f"http://{client.server.host}:{client.server.port}"
+    response = await client.post(f"/v1/auth/link/{secret}", headers={"Origin": host, "Sec-Fetch-Site": "same-origin"},
+                                 data={}, allow_redirects=False)
+    assert response.status == 303, await response.text()
     assert response.headers["Location"] == "/console/"
     assert _cookie(response)["httponly"]
     assert (await client.get("/v1/auth/session")).status == 200
     client.session.cookie_jar.clear()
-    again = await client.get(f"/v1/auth/link/{secret}", allow_redirects=False)
+    again = await client.post(f"/v1/auth/link/{secret}", allow_redirects=False)
     assert again.status == 401
     assert "parley users link" in (await again.json())["message"]
+    gone = await client.get(f"/v1/auth/link/{secret}")
+    assert gone.status == 401 and "parley users link" in await gone.text()
 
 
 async def test_owners_manage_users_and_every_write_is_audited(
@@ -339,7 +361,7 @@ async def test_with_redis_down_sign_in_and_session_checks_are_503_not_signed_out
         assert (await response.json())["code"] == "sessions_unavailable" and response.headers["Retry-After"] == "1"
         assert "parley_session" not in response.cookies
         link = await users.accounts.create_link(ada["_id"])
-        response = await client.get(f"/v1/auth/link/{link}", allow_redirects=False)
+        response = await client.post(f"/v1/auth/link/{link}", allow_redirects=False)
         assert response.status == 503
         assert await users.accounts.consume_link(link) is not None, "the link is still good once Redis is back"
         client.session.cookie_jar.update_cookies({"parley_session": "some-session-secret"})
