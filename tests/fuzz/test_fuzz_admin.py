@@ -150,9 +150,14 @@ wrong_values = st.one_of(
 
 clean_leaves = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1),
                         st.floats(allow_nan=False, allow_infinity=False), st.text(chars, max_size=20))
+#: a key MongoDB can store: no NUL, no leading "$" (the admin API answers 422 for the others)
+def storable_keys(max_size: int) -> st.SearchStrategy[str]:
+    return st.text(chars, max_size=max_size).filter(lambda k: "\x00" not in k and not k.startswith("$"))
+
+
 #: what a platform's credentials may hold: any JSON MongoDB can store, up to the depth limit
 credential_values = st.one_of(
-    st.recursive(clean_leaves, lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.text(chars, max_size=8), c, max_size=3)),
+    st.recursive(clean_leaves, lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(storable_keys(8), c, max_size=3)),
                  max_leaves=8),
     st.builds(nested, st.integers(1, 28), clean_leaves),
 )
@@ -168,7 +173,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "secret": st.one_of(st.none(), st.text(chars, min_size=8, max_size=40)),
     "channels": st.one_of(st.none(), st.dictionaries(
         st.sampled_from(["telegram", "slack", "whatsapp", "generic", "x_1"]),
-        st.dictionaries(st.text(chars, max_size=10), credential_values, max_size=3), max_size=3,
+        st.dictionaries(storable_keys(10), credential_values, max_size=3), max_size=3,
     )),
     "system_prompt": st.text(chars, min_size=1, max_size=60),
     "provider": st.sampled_from(["openai", "gemini", "grok", "custom", None]),

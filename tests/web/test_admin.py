@@ -184,6 +184,9 @@ async def test_patch_and_put_are_validated_too(client: TestClient, documents: Do
         ({**APP, "allowed_origins": ["https://a.example/path"]}, ["allowed_origins[0]"]),
         ({**APP, "allow_anonymous": "yes"}, ["allow_anonymous"]),
         ({**APP, "channels": {"telegram": "token"}}, ["channels.telegram"]),
+        # keys MongoDB cannot store, or would read as an operator
+        ({**APP, "channels": {"telegram": {"to\x00ken": "x"}}}, ["channels.telegram.'to\\x00ken'"]),
+        ({**APP, "channels": {"telegram": {"$where": "x"}}}, ["channels.telegram.'$where'"]),
         ({**APP, "id": "bad id"}, ["id"]),
         ({k: v for k, v in APP.items() if k != "id"}, ["id"]),
     ],
