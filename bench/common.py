@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -23,7 +24,7 @@ from tests.support.worker import ParleyProcess  # noqa: E402
 
 __all__ = [
     "ROOT", "BENCH_LIMITS", "pct", "summary", "FakeLLMProcess", "DevProcess", "direct_llm_calls",
-    "cpu_seconds", "rss_bytes", "process_tree", "syscalls", "SplitDeployment",
+    "cpu_seconds", "rss_bytes", "process_tree", "syscalls", "SplitDeployment", "start_profile",
 ]
 
 #: A benchmark sends many turns: lift the per-connection and per-application rate limits of the
@@ -203,6 +204,16 @@ async def direct_llm_calls(base_url: str, n: int, concurrency: int | None = None
     wall = time.perf_counter() - t0
     await client.close()
     return wall, times
+
+
+def start_profile(directory: str, door: str, pid: int) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` (only the thread holding the GIL: idle and waiting threads left
+    out) until it gets SIGINT."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+                             "--nonblocking", "--gil", "--output", str(Path(directory) / f"{door}.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def process_tree(pid: int) -> list[int]:

@@ -25,9 +25,7 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -37,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from common import DevProcess, cpu_seconds, process_tree, summary, syscalls  # noqa: E402
+from common import DevProcess, cpu_seconds, process_tree, start_profile, summary, syscalls  # noqa: E402
 
 ADMIN_KEY = "bench-admin-key"
 
@@ -200,16 +198,6 @@ def name_of(pid: int) -> str:
     except OSError:
         return str(pid)
     return "broker" if b"tansu" in cmdline else "documents" if b"secantus" in cmdline else str(pid)
-
-
-def start_profile(directory: str, door: str, pid: int) -> subprocess.Popen[bytes]:
-    """py-spy sampling ``pid`` (only the thread holding the GIL: idle and waiting threads left
-    out) until it gets SIGINT."""
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
-                             "--nonblocking", "--gil", "--output", str(Path(directory) / f"{door}.txt")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def servers_from_log(dev: DevProcess) -> tuple[str, str]:

@@ -29,6 +29,7 @@ import collections
 import json
 import os
 import random
+import signal
 import sys
 import time
 import urllib.request
@@ -47,6 +48,7 @@ from common import (  # noqa: E402
     direct_llm_calls,
     process_tree,
     rss_bytes,
+    start_profile,
     summary,
 )
 
@@ -227,6 +229,12 @@ class CpuMeter:
         return f"CPU seconds during the run ({wall:.2f} s wall, {os.cpu_count()} cores): {parts}"
 
 
+def parley_pids(dev: DevProcess | SplitDeployment | None) -> dict[str, int]:
+    if isinstance(dev, SplitDeployment):
+        return dev.pids
+    return {"parley": dev.proc.pid} if dev is not None and dev.proc is not None else {}
+
+
 def admin(http: str, method: str, path: str, body: dict) -> dict:
     request = urllib.request.Request(f"{http}/v1/admin{path}", method=method, data=json.dumps(body).encode(),
                                      headers={"Authorization": f"Bearer {ADMIN_KEY}",
@@ -249,6 +257,8 @@ def main() -> None:
                         "redis-server between them) instead of one `parley dev`")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra setting for the parley dev it starts")
+    parser.add_argument("--profile", metavar="DIR", help="burst: record Parley's processes with py-spy "
+                        "(installed separately: pip install py-spy) into DIR/burst-<process>.txt")
     args = parser.parse_args()
 
     fake = FakeLLMProcess(args.delay if args.mode == "burst" else 0.0)
@@ -266,8 +276,13 @@ def main() -> None:
         asyncio.run(burst(url, 20, 1, args.timeout))  # warm-up: connections, caches, model client
         if args.mode == "burst":
             floor, calls = asyncio.run(direct_llm_calls(fake.base_url, args.clients))
+            spies = [start_profile(args.profile, f"burst-{name}", pid) for name, pid in parley_pids(dev).items()
+                     ] if args.profile else []
             meter = CpuMeter(dev, fake)
             tally, wall = asyncio.run(burst(url, args.clients, args.messages, args.timeout))
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
             print(f"clients={args.clients} messages_each={args.messages}")
             print(meter.report(wall))
             tally.report(args.clients * args.messages)

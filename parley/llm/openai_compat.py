@@ -3,10 +3,13 @@
 The SDK's own retries are off: ``parley.llm.router`` retries with backoff and falls back, so
 there is one retry policy. Errors are classified as retryable or not.
 
-The SDK builds the request (auth, base URL, timeouts) and turns error statuses into its
-exceptions, but the body is read raw and each SSE chunk parsed with orjson into plain dicts:
-the SDK's own stream builds a pydantic object per chunk, which cost ~6x the CPU of everything
-else in a long streamed answer (``bench/llm_stream.py``, figures in docs/benchmarks.md).
+The SDK sends the request (auth, base URL, timeouts, its headers) and turns error statuses
+into its exceptions, through its public ``post`` with a body already encoded by orjson: the
+typed ``chat.completions.create`` walks its parameters and the SDK's encoder serialises the
+prompt with the standard library on every call, which cost ~15 % of a call's CPU in a burst of
+1,000 (docs/benchmarks.md). The body is read raw and each SSE chunk parsed with orjson into
+plain dicts: the SDK's own stream builds a pydantic object per chunk, which cost ~6x the CPU of
+everything else in a long streamed answer (``bench/llm_stream.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx2
 import openai
 import orjson
 
@@ -29,6 +33,11 @@ logger = logging.getLogger(__name__)
 #: How long the rest of a body may take to arrive after ``[DONE]``; reading it to its end lets
 #: HTTP/1.1 reuse the connection (aiohttp closes one released mid-body).
 DRAIN_TIMEOUT_S = 0.1
+
+
+#: What ``chat.completions.create`` asks of the SDK for a request: its bearer auth (the API key)
+#: and a JSON body.
+_REQUEST_OPTIONS: openai.RequestOptions = {"security": {"bearer_auth": True}, "headers": {"Content-Type": "application/json"}}
 
 
 def _retryable(exc: openai.OpenAIError) -> bool:
@@ -184,30 +193,33 @@ class OpenAICompatibleModel:
         max_tokens: int | None = None,
     ) -> Completion:
         model = model or self._model
-        # Messages and tools go in ``extra_body``: they are already plain JSON in the chat format,
-        # and the SDK's recursive TypedDict transform of ``messages`` costs ~10 ms of CPU per call
-        # on a 40-message prompt (measured with py-spy), more than the rest of a turn.
         # include_usage: the last chunk carries token counts (usage accounting).
-        body: dict[str, Any] = {"messages": messages, "stream_options": {"include_usage": True}}
+        body: dict[str, Any] = {"model": model, "messages": messages, "stream": True,
+                                "stream_options": {"include_usage": True}}
         if tools:
             body["tools"] = tools
-        kwargs: dict[str, Any] = {"model": model, "messages": [], "stream": True, "extra_body": body}
         if temperature is not None:
-            kwargs["temperature"] = temperature
+            body["temperature"] = temperature
         if max_tokens is not None:
-            kwargs["max_tokens"] = max_tokens
+            body["max_tokens"] = max_tokens
         try:
-            # The context manager closes the response however the block ends (cancellation too).
-            # Error statuses raise before it is entered, as the SDK's APIStatusError subclasses.
-            async with self._client.chat.completions.with_streaming_response.create(**kwargs) as response:
-                chunks = _Chunks(response.http_response.request)
-                body_bytes = _read(response.iter_bytes())
+            # Error statuses raise here, as the SDK's APIStatusError subclasses; the body is
+            # closed however the block ends (cancellation too).
+            response = await self._client.post(
+                "/chat/completions", cast_to=httpx2.Response, content=orjson.dumps(body), stream=True,
+                options=_REQUEST_OPTIONS,
+            )
+            try:
+                chunks = _Chunks(response.request)
+                body_bytes = _read(response.aiter_bytes())
                 async for events in _sse_data(body_bytes):
                     # the events of one read are one delta: as soon as it arrived, in fewer frames
                     text = "".join([chunks.add(data) for data in events])
                     if text:
                         await on_delta(text)
                 await _drain(body_bytes)
+            finally:
+                await response.aclose()
         except openai.OpenAIError as exc:
             # Some providers echo the key in the error of a bad key: scrubbed before it is
             # logged or dead-lettered.

@@ -105,6 +105,29 @@ async def test_tool_calls_split_across_chunks_text_and_usage(server: Server) -> 
     assert body["messages"] == [{"role": "user", "content": "hi"}]
 
 
+async def test_the_options_of_a_call_reach_the_request(server: Server) -> None:
+    tools = [{"type": "function", "function": {"name": "calculate", "parameters": {"type": "object"}}}]
+    model = OpenAICompatibleModel(api_key="k", base_url=server.url, model="m", timeout_s=5)
+
+    async def on_delta(text: str) -> None:
+        pass
+
+    try:
+        await model.complete([{"role": "user", "content": "é \u2028"}], tools, on_delta,
+                             model="other", temperature=0.25, max_tokens=64)
+        await model.complete([{"role": "user", "content": "hi"}], [], on_delta)
+    finally:
+        await model.close()
+    [(headers, body), (_, plain)] = server.requests
+    assert headers["Content-Type"] == "application/json"
+    assert headers["User-Agent"].startswith("AsyncOpenAI/Python")  # the SDK sent it
+    assert body == {"model": "other", "messages": [{"role": "user", "content": "é \u2028"}], "stream": True,
+                    "stream_options": {"include_usage": True}, "tools": tools, "temperature": 0.25,
+                    "max_tokens": 64}
+    # options left out are not sent at all (a provider may refuse a null temperature)
+    assert set(plain) == {"model", "messages", "stream", "stream_options"} and plain["model"] == "m"
+
+
 async def test_text_streams_chunk_by_chunk(server: Server) -> None:
     server.script = pieces(
         event({"role": "assistant", "content": ""}),
