@@ -261,6 +261,9 @@ def main() -> None:
                   f"{sum(server_cpu.values()) * per_turn:.2f} ms ("
                   + ", ".join(f"{name} {cpu * per_turn:.2f}" for name, cpu in sorted(server_cpu.items()))
                   + f"), bench client {client_cpu * per_turn:.2f} ms (parley at {parley_cpu / wall * 100:.0f}% of a core)")
+            others_ms = (sum(server_cpu.values()) + client_cpu) * per_turn
+            print(f"what is not Parley's ({others_ms:.2f} CPU ms per turn) caps {os.cpu_count()} cores at "
+                  f"{(os.cpu_count() or 1) * 1000 / max(others_ms, 1e-9):.0f} turns/s even if Parley cost nothing")
             with_records, empty = (after - before for after, before in zip(fetches(dev.http), fetches_before, strict=True))
             print(f"parley system calls per turn: {reads * per_turn / 1000:.1f} reads, {writes * per_turn / 1000:.1f} writes; "
                   f"consumer fetches: {(with_records + empty) / wall:.0f}/s ({with_records * per_turn / 1000:.2f} "

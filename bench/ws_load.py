@@ -226,7 +226,12 @@ class CpuMeter:
     def report(self, wall: float) -> str:
         used = {name: cpu_seconds(pids) - self.start[name] for name, pids in self.groups.items()}
         parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in used.items())
-        return f"CPU seconds during the run ({wall:.2f} s wall, {os.cpu_count()} cores): {parts}"
+        cores = os.cpu_count() or 1
+        # the shortest wall these CPU seconds allow: all cores busy, and no process done sooner
+        # than its own CPU seconds (Python's GIL: a process runs on about one core at a time)
+        floor = max(sum(used.values()) / cores, *used.values())
+        return (f"CPU seconds during the run ({wall:.2f} s wall, {cores} cores): {parts}\n"
+                f"shortest wall this CPU allows: {floor:.2f} s (all {cores} cores busy, each process on about one)")
 
 
 def parley_pids(dev: DevProcess | SplitDeployment | None) -> dict[str, int]:

@@ -35,11 +35,6 @@ logger = logging.getLogger(__name__)
 DRAIN_TIMEOUT_S = 0.1
 
 
-#: What ``chat.completions.create`` asks of the SDK for a request: its bearer auth (the API key)
-#: and a JSON body.
-_REQUEST_OPTIONS: openai.RequestOptions = {"security": {"bearer_auth": True}, "headers": {"Content-Type": "application/json"}}
-
-
 def _retryable(exc: openai.OpenAIError) -> bool:
     if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError)):
         return True
@@ -207,7 +202,9 @@ class OpenAICompatibleModel:
             # closed however the block ends (cancellation too).
             response = await self._client.post(
                 "/chat/completions", cast_to=httpx2.Response, content=orjson.dumps(body), stream=True,
-                options=_REQUEST_OPTIONS,
+                # what ``chat.completions.create`` asks of the SDK: its bearer auth (the API key)
+                # and a JSON body (a new dict per call: the SDK may keep what it is given)
+                options={"security": {"bearer_auth": True}, "headers": {"Content-Type": "application/json"}},
             )
             try:
                 chunks = _Chunks(response.request)
