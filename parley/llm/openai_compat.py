@@ -53,8 +53,7 @@ async def _read(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         async for chunk in body:
             yield chunk
     except Exception as exc:
-        # The transport's read errors are the HTTP library's own types (httpx or httpx2,
-        # depending on the SDK's version), which this module does not name.
+        # httpx2's read errors, or whatever else the SDK's transport raises mid-body
         raise _BrokenStream(f"the stream broke off: {type(exc).__name__}: {exc}") from exc
 
 
@@ -198,13 +197,21 @@ class OpenAICompatibleModel:
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
         try:
+            # The SDK's encoder refuses NaN and sends integers of any size; orjson refuses
+            # integers over 64 bits (no provider takes them) and sends NaN as null.
+            content = orjson.dumps(body)
+        except TypeError as exc:  # orjson.JSONEncodeError
+            raise LLMError(f"{self.provider} model {model!r}: the prompt is not JSON a model takes: {exc}",
+                           retryable=False) from exc
+        try:
             # Error statuses raise here, as the SDK's APIStatusError subclasses; the body is
-            # closed however the block ends (cancellation too).
+            # closed however the block ends (cancellation too). The options are what
+            # ``chat.completions.create`` asks of the SDK: its bearer auth, the API key (a new
+            # dict per call: the SDK may keep what it is given; its JSON Content-Type is a
+            # default header).
             response = await self._client.post(
-                "/chat/completions", cast_to=httpx2.Response, content=orjson.dumps(body), stream=True,
-                # what ``chat.completions.create`` asks of the SDK: its bearer auth (the API key)
-                # and a JSON body (a new dict per call: the SDK may keep what it is given)
-                options={"security": {"bearer_auth": True}, "headers": {"Content-Type": "application/json"}},
+                "/chat/completions", cast_to=httpx2.Response, content=content, stream=True,
+                options={"security": {"bearer_auth": True}},
             )
             try:
                 chunks = _Chunks(response.request)
@@ -224,6 +231,11 @@ class OpenAICompatibleModel:
                 self._scrub(f"{self.provider} model {model!r} failed: {type(exc).__name__}: {exc}"),
                 retryable=_retryable(exc),
             ) from exc
+        except httpx2.TransportError as exc:
+            # The SDK lets these through where it reads the body of an error status (it broke
+            # off or stalled): as with a dropped stream, another attempt may answer.
+            raise LLMError(self._scrub(f"{self.provider} model {model!r} failed: {type(exc).__name__}: {exc}"),
+                           retryable=True) from exc
         except _BrokenStream as exc:
             raise LLMError(self._scrub(f"{self.provider} model {model!r} failed: {exc}"), retryable=True) from exc
         return chunks.completion()

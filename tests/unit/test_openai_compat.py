@@ -36,11 +36,20 @@ class Server:
     def __init__(self) -> None:
         self.script: Script = pieces(b"data: [DONE]\n\n")
         self.status: int | None = None
+        self.error_breaks_off = False  # the body of the error status is cut short
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.url = ""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((dict(request.headers), await request.json()))
+        if self.status is not None and self.error_breaks_off:
+            broken = web.StreamResponse(status=self.status, headers={"Content-Type": "application/json",
+                                                                     "Content-Length": "200"})
+            await broken.prepare(request)
+            await broken.write(b'{"error": {"mess')
+            assert request.transport is not None
+            request.transport.close()
+            return broken
         if self.status is not None:
             return web.json_response({"error": {"message": f"status {self.status}"}}, status=self.status)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -181,6 +190,27 @@ async def test_error_statuses_are_classified(server: Server, status: int, retrya
     with pytest.raises(LLMError, match=f"status {status}") as caught:
         await complete(server)
     assert caught.value.retryable is retryable
+
+
+async def test_an_error_status_whose_body_breaks_off_is_retryable(server: Server) -> None:
+    server.status, server.error_breaks_off = 502, True
+    with pytest.raises(LLMError, match="'m' failed") as caught:
+        await complete(server)
+    assert caught.value.retryable  # the router tries again, then the fallback model
+
+
+async def test_a_prompt_no_model_takes_as_json_is_refused_before_sending(server: Server) -> None:
+    model = OpenAICompatibleModel(api_key="k", base_url=server.url, model="m", timeout_s=5)
+
+    async def on_delta(text: str) -> None:
+        pass
+
+    try:
+        with pytest.raises(LLMError, match="not JSON a model takes") as caught:
+            await model.complete([{"role": "user", "content": "hi", "n": 2**70}], [], on_delta)
+    finally:
+        await model.close()
+    assert not caught.value.retryable and server.requests == []
 
 
 async def test_a_connection_dropped_mid_stream_is_retryable(server: Server) -> None:
