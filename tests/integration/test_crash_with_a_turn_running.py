@@ -72,7 +72,7 @@ async def test_a_turn_running_when_the_worker_dies_is_answered_after_restart(
 
 #: the restarted worker's log lines that tell what its consumer did with `incoming`
 CONSUMER_STORY = (
-    r"Joined group|Successfully synced|Worker ready|committed offsets|Resetting offset|"
+    r"Joined group|Successfully synced|Worker ready|committed offset|Resetting offset|"
     r"Updating fetch positions|partition='?incoming|topic='incoming'.*(offset|position)|"
     r"Fetch|Seek|Paus|Resum|skipping|ERROR|WARNING|Traceback"
 )
