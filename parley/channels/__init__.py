@@ -12,7 +12,7 @@ from parley.channels.slack import SlackChannel
 from parley.channels.telegram import TelegramChannel
 from parley.channels.whatsapp import WhatsAppChannel
 
-__all__ = ["CHANNELS", "channel_for"]
+__all__ = ["CHANNELS", "PLATFORM_PREFIXES", "channel_for", "platform_of"]
 
 CHANNELS: dict[str, Channel] = {
     channel.name: channel
@@ -22,3 +22,16 @@ CHANNELS: dict[str, Channel] = {
 
 def channel_for(name: str) -> Channel | None:
     return CHANNELS.get(name)
+
+
+#: Conversations of these channels belong to a messaging platform (``telegram:<chat id>``...): no
+#: other door (the websocket, the generic webhook) may read or write them.
+PLATFORM_PREFIXES = tuple(f"{name}:" for name in CHANNELS if name != "generic")
+
+
+def platform_of(conversation_id: str) -> str | None:
+    """The messaging platform a conversation id belongs to (``telegram:42`` -> ``telegram``), or
+    None for a conversation of the websocket or the generic webhook."""
+    if conversation_id.startswith(PLATFORM_PREFIXES):
+        return conversation_id.split(":", 1)[0]
+    return None

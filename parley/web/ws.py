@@ -31,7 +31,7 @@ from aiohttp import WSMsgType, web
 
 from parley import metrics
 from parley.attachments import StoredFile, parse_all
-from parley.channels import CHANNELS
+from parley.channels import PLATFORM_PREFIXES, platform_of
 from parley.frames import answer_html, frame_text, message_frame
 from parley.ports import Owner
 from parley.retry import ThrottledLog
@@ -73,10 +73,6 @@ CLOSE_POLICY_VIOLATION = 1008
 #: Archived roles a resuming client is sent (tool calls and results stay server-side; an answer
 #: names the tools its turn called in ``tools``).
 RESUME_ROLES = ("user", "assistant", "operator")
-
-#: Conversations of these channels belong to a messaging platform (``telegram:<chat id>``...):
-#: a websocket client may neither read nor write them.
-_PLATFORM_PREFIXES = tuple(f"{name}:" for name in CHANNELS if name != "generic")
 
 APPLICATION_BUCKETS = web.AppKey("ws_application_buckets", ApplicationBuckets)
 #: one warning per interval for failures many sockets share (a store outage)
@@ -300,12 +296,12 @@ class _Session:
             history = False
         elif not isinstance(history, bool):
             raise InputError("invalid_field", "field 'history' must be true or false")
-        if conversation_id.startswith(_PLATFORM_PREFIXES):
+        if platform_of(conversation_id) is not None:
             raise InputError(
                 "forbidden_conversation",
                 f"conversation {conversation_id!r} belongs to a messaging platform; "
                 "websocket conversations may not start with "
-                + ", ".join(repr(p) for p in _PLATFORM_PREFIXES),
+                + ", ".join(repr(p) for p in PLATFORM_PREFIXES),
                 status=403,
             )
         config = await self.deps.configs.application(application_id)

@@ -171,6 +171,10 @@ TOO_LONG = '{"conversation_id": "c1", "id": "m1", "text": "%s"}' % ("é" * 33)  
         ('{"conversation_id": "c1", "id": "m1", "text": ["hi"]}', 400, "invalid_field", "'text'"),
         (TOO_LONG, 413, "too_large", "'text'"),
         ("x" * 10_000, 413, "too_large", None),
+        # a platform's conversation: the reply would go to this caller, the text into that user's history
+        ('{"conversation_id": "telegram:42", "id": "m1", "text": "hi"}', 403, "forbidden_conversation", "telegram"),
+        ('{"conversation_id": "slack:C1:1.2", "id": "m1", "text": "hi"}', 403, "forbidden_conversation", "slack"),
+        ('{"conversation_id": "whatsapp:15551234", "id": "m1", "text": "hi"}', 403, "forbidden_conversation", "whatsapp"),
     ],
 )
 async def test_webhook_refuses_bad_input(
