@@ -216,6 +216,11 @@ class Channel(ABC):
         """The messages in a verified body; raise ``parley.validation.InputError`` when the
         body is malformed."""
 
+    def unsent_reason(self, application: Mapping[str, Any]) -> str | None:
+        """Why this application's replies are archived and not sent (an optional address it
+        does not have), or None: they are sent."""
+        return None
+
     @abstractmethod
     async def send(
         self, session: aiohttp.ClientSession, application: Mapping[str, Any], reply: ReplyEvent, policy: SendPolicy

@@ -11,7 +11,6 @@ Applications without a secret keep working unsigned.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -21,6 +20,7 @@ import aiohttp
 from parley.channels.base import (
     Channel,
     ChannelAuthError,
+    ChannelNotConfigured,
     DeliveryError,
     DirectAnswer,
     Inbound,
@@ -48,7 +48,6 @@ __all__ = [
     "signing_secret",
 ]
 
-logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Parley-Signature"
 #: the reply's message id, the same on every attempt and every redelivery: receivers drop repeats
@@ -128,16 +127,16 @@ class GenericChannel(Channel):
         sender = optional_str(payload, "sender")
         return Inbound(messages=(InboundMessage(message_id, conversation_id, sender, text),))
 
+    def unsent_reason(self, application: Mapping[str, Any]) -> str | None:
+        url = application.get("callback_url")
+        return None if isinstance(url, str) and url else "the application has no callback_url"
+
     async def send(
         self, session: aiohttp.ClientSession, application: Mapping[str, Any], reply: ReplyEvent, policy: SendPolicy
     ) -> None:
         url = application.get("callback_url")
         if not isinstance(url, str) or not url:
-            logger.warning(
-                "no callback URL for application %s: reply %s archived only",
-                reply.application_id, reply.event_id,
-            )
-            return
+            raise ChannelNotConfigured("the application has no callback_url")
         await post_callback(session, url, reply_payload(reply), policy=policy, secret=signing_secret(application))
 
 

@@ -87,6 +87,11 @@ async def deliver(reply: ReplyEvent, ports: DeliveryPorts, settings: Settings, *
             "application %s no longer exists: reply %s archived only", reply.application_id, reply.event_id
         )
         return
+    unsent = channel.unsent_reason(application)
+    if unsent is not None:
+        # nothing was sent, so no mark: the console does not call it delivered
+        logger.warning("%s: reply %s archived only", unsent, reply.event_id)
+        return
     try:
         await channel.send(ports.http, application, reply, send_policy(settings))
     except ChannelNotConfigured as exc:

@@ -99,6 +99,20 @@ async def test_generic_replies_go_to_the_callback_url(runtime: Runtime, api: Fak
     assert request["path"] == "/hook" and request["json"]["message_id"] == "r-1"
 
 
+async def test_a_generic_reply_is_marked_delivered_only_when_a_callback_took_it(
+    runtime: Runtime, api: FakeAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    await deliver(reply("generic", "order-1"), runtime.ports(), SETTINGS)
+    assert list(runtime.documents.delivered) == ["r-1"]
+    # an application without a callback_url: archived only, nothing sent, and no mark either
+    # (the console would say "delivered")
+    runtime.documents.delivered.clear()
+    with caplog.at_level("WARNING"):
+        await deliver(reply("generic", "order-2", application_id="bare"), runtime.ports(), SETTINGS)
+    assert len(api.requests) == 1 and runtime.documents.delivered == {}
+    assert "no callback_url: reply r-1 archived only" in caplog.text
+
+
 async def test_websocket_replies_go_over_the_bus(runtime: Runtime, api: FakeAPI) -> None:
     await deliver(reply("websocket", "c1"), runtime.ports(), SETTINGS)
     [(application_id, conversation_id, frame)] = runtime.published

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from parley.channels.base import ChannelAuthError, DeliveryRefused, Inbound, InboundMessage
+from parley.channels.base import ChannelAuthError, ChannelNotConfigured, DeliveryRefused, Inbound, InboundMessage
 from parley.channels.generic import GenericChannel, sign
 from parley.records import ReplyEvent
 from parley.validation import InputError
@@ -128,5 +128,9 @@ async def test_every_retry_is_signed_afresh_and_a_400_is_final(api: FakeAPI, ses
 
 
 async def test_no_callback_url_means_archived_only(api: FakeAPI, session: aiohttp.ClientSession) -> None:
-    await CHANNEL.send(session, {"_id": "shop"}, reply(), FAST)
+    # delivery asks first and sends nothing (tests/channels/test_delivery.py); a send regardless is refused
+    assert CHANNEL.unsent_reason({"_id": "shop"}) == "the application has no callback_url"
+    assert CHANNEL.unsent_reason({"_id": "shop", "callback_url": f"{api.base}/hook"}) is None
+    with pytest.raises(ChannelNotConfigured, match="callback_url"):
+        await CHANNEL.send(session, {"_id": "shop"}, reply(), FAST)
     assert api.requests == []
