@@ -77,12 +77,45 @@ def _run_worker(settings: Settings) -> None:
     worker.execute_from_commandline()
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port (0: any free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535; 0 takes any free one)")
+    return port
+
+
+def _require_free_port(settings: Settings, command: str) -> None:
+    """Leave at once, in one line, when the web port is taken: before servers start and a
+    sign-in link for another program's address is printed."""
+    import socket
+
+    if settings.web_port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            settings.web_host, settings.web_port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server binds
+            probe.bind(address)
+    except OSError as exc:
+        sys.exit(
+            f"{command}: cannot listen on {settings.web_host}:{settings.web_port}: {exc.strerror or exc}; "
+            "stop what uses it, or give another port (--port, or PARLEY_WEB_PORT)"
+        )
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
     from parley.embedded import EmbeddedError, embedded_services
 
-    settings = _load_settings()
+    settings = _load_settings().model_copy(update={"web_port": args.port})
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
     lock = _lock_data_dir(data_dir)  # noqa: F841 - held until the process exits
+    _require_free_port(settings, "parley dev")
     try:
         with embedded_services(
             data_dir, broker=settings.kafka_url is None, documents=settings.mongo_url is None
@@ -144,6 +177,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
         sys.exit(f"parley worker: set {env} (or use `parley dev` for embedded servers)")
     if args.port is not None:
         settings = settings.model_copy(update={"web_port": args.port})
+    _require_free_port(settings, "parley worker")
     _run_worker(settings)
 
 
@@ -155,6 +189,7 @@ def cmd_web(args: argparse.Namespace) -> None:
     settings = _load_settings()
     if args.port is not None:
         settings = settings.model_copy(update={"web_port": args.port})
+    _require_free_port(settings, "parley web")
     logging.basicConfig(level=settings.log_level, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
     _scrub_logs()
     logger.info("event loop: %s", use_event_loop(settings))
@@ -434,14 +469,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Kafka-native AI chat pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="run everything on embedded servers (broker, documents)")
-    dev.add_argument("--port", type=int, default=8080, help="web port (default 8080)")
+    dev.add_argument("--port", type=_port, default=8080, help="web port (default 8080)")
     dev.add_argument("--data-dir", default=None, help="data directory (default .parley)")
     dev.set_defaults(func=cmd_dev)
     worker = sub.add_parser("worker", help="run agents and the web server against real services")
-    worker.add_argument("--port", type=int, default=None, help="web port (default PARLEY_WEB_PORT)")
+    worker.add_argument("--port", type=_port, default=None, help="web port (default PARLEY_WEB_PORT)")
     worker.set_defaults(func=cmd_worker)
     gateway = sub.add_parser("web", help="run the web gateway alone (workers run separately)")
-    gateway.add_argument("--port", type=int, default=None, help="web port (default PARLEY_WEB_PORT)")
+    gateway.add_argument("--port", type=_port, default=None, help="web port (default PARLEY_WEB_PORT)")
     gateway.set_defaults(func=cmd_web)
     _add_ops_commands(sub)
     _add_table_commands(sub)

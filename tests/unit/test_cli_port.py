@@ -1,0 +1,36 @@
+"""A web port that is taken or is no port: one line and exit 1, before any server starts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+
+def run(args: list[str], tmp_path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    env.update(PARLEY_DATA_DIR=str(tmp_path), PARLEY_KAFKA_URL="kafka://127.0.0.1:1", PARLEY_MONGO_URL="mongodb://127.0.0.1:1")
+    return subprocess.run([sys.executable, "-m", "parley", *args], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+@pytest.mark.parametrize("command", ["dev", "worker", "web"])
+def test_a_taken_port_is_one_line_before_anything_starts(command, tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = run([command, "--port", str(port)], tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert f"parley {command}: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr and "Parley dev: broker" not in done.stdout
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_port_out_of_range_is_refused_by_the_command_line(tmp_path):
+    done = run(["dev", "--port", "99999"], tmp_path)
+    assert done.returncode == 2
+    assert "99999 is not a port" in done.stderr and "Traceback" not in done.stderr
