@@ -32,10 +32,13 @@ async def update_consumer_lag(app: faust.App) -> None:
     """Set ``parley_consumer_lag`` for every assigned partition: messages not yet committed,
     i.e. not yet fully handled (events are acked when their turn is done). A partition the group
     never committed (Faust also says "none" for offset 0) has everything from the start of its log
-    still ahead of it: a new group reads from the earliest offset."""
+    still ahead of it: a new group reads from the earliest offset. Only the topics agents read
+    count: Faust reads the tables' changelogs to restore the tables and never commits them (they
+    would always show a lag), nor its leader-election topic."""
     consumer = app.consumer
     committed_offsets = getattr(consumer, "_committed_offset", {})
-    assigned = list(consumer.assignment())
+    internal = set(app.tables.changelog_topics) | set(getattr(consumer, "randomly_assigned_topics", ()))
+    assigned = [tp for tp in consumer.assignment() if tp.topic not in internal]
     from_start = app.conf.consumer_auto_offset_reset == "earliest"  # under latest: from its position
     try:
         never_committed = [tp for tp in assigned if committed_offsets.get(tp) is None] if from_start else []
