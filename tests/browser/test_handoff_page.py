@@ -1,5 +1,6 @@
-"""The chat page during a human handoff, in Chromium: the user sees who joined, the operator's
-message under their name, and that the assistant is back (``parley dev``, echo model)."""
+"""The chat page in Chromium (``parley dev``, echo model): during a human handoff the user sees
+who joined, the operator's message under their name, and that the assistant is back; a message
+resent after its answer shows no typing indicator."""
 
 from __future__ import annotations
 
@@ -65,3 +66,38 @@ def test_the_chat_page_shows_the_operator_by_name_during_a_handoff(dev: ParleyPr
     page.fill("#input", "thanks")
     page.click("#send")
     expect(page.locator(".bubble.assistant").last).to_have_text("echo: thanks")
+
+
+def test_a_resent_message_that_was_answered_shows_no_typing(dev: ParleyProcess, page: Page) -> None:
+    """A message resent after its answer (its ack was lost) is acked again and gets a ``typing``
+    frame, but no second answer: the page knows it was answered and shows no "…" for it."""
+    frames: list[dict[str, Any]] = []
+    routes: list[Any] = []
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+        routes.append(ws)
+
+        def forward(message: str | bytes) -> None:
+            if isinstance(message, str):
+                frames.append(json.loads(message))
+            ws.send(message)
+
+        server.on_message(forward)
+
+    page.route_web_socket(lambda url: url.split("?")[0].endswith("/ws"), route)
+    conversation = f"c-{uuid.uuid4().hex[:10]}"
+    page.goto(f"{dev.http}/?application=demo&conversation={conversation}")
+    expect(page.locator("#status")).not_to_have_text("connecting")
+    page.fill("#input", "hello")
+    page.click("#send")
+    expect(page.locator(".bubble.assistant").last).to_have_text("echo: hello")
+    expect(page.locator(".typing")).to_have_count(0)
+    [answer] = [f for f in frames if f.get("type") == "message" and f.get("role") == "assistant"]
+    # what the gateway sends for the resend: ack, then typing for the same event id
+    routes[-1].send(json.dumps({"type": "typing", "state": "started", "in_reply_to": answer["in_reply_to"]}))
+    page.wait_for_timeout(300)
+    expect(page.locator(".typing")).to_have_count(0)
+    # a typing frame for a message not answered yet still shows
+    routes[-1].send(json.dumps({"type": "typing", "state": "started", "in_reply_to": "not-answered-yet"}))
+    expect(page.locator(".typing")).to_have_count(1)
