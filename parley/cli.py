@@ -486,7 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        # Ctrl-C before the worker handles its own signals (while servers start): no traceback;
+        # the embedded servers were stopped on the way out
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import logging
 import os
 import signal
@@ -117,13 +118,13 @@ def start_broker(log_dir: Path, port: int | None = None) -> EmbeddedServer:
 
 
 def start_document_server(data_dir: Path, log_dir: Path, port: int | None = None) -> EmbeddedServer:
-    try:
-        import secantus  # noqa: F401
-    except ImportError as exc:
+    # Only looked up, not imported: it runs in a process of its own, and importing it here would
+    # load numpy into Parley's for nothing (a Ctrl-C inside numpy's import prints its traceback).
+    if importlib.util.find_spec("secantus") is None:
         raise EmbeddedError(
             "the embedded document server needs the `embedded` extra: pip install 'parley[embedded]', "
             "or set PARLEY_MONGO_URL to a MongoDB server"
-        ) from exc
+        )
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [

@@ -1,4 +1,5 @@
-"""A web port that is taken or is no port: one line and exit 1, before any server starts."""
+"""The command line at start: a web port that is taken or is no port is one line and exit 1 before any
+server starts; Ctrl-C while it starts is no traceback."""
 
 from __future__ import annotations
 
@@ -34,3 +35,19 @@ def test_a_port_out_of_range_is_refused_by_the_command_line(tmp_path):
     done = run(["dev", "--port", "99999"], tmp_path)
     assert done.returncode == 2
     assert "99999 is not a port" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("after_s", [0.3, 1.0])
+def test_ctrl_c_while_parley_dev_starts_is_no_traceback(after_s, tmp_path):
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    process = subprocess.Popen([sys.executable, "-m", "parley", "dev", "--port", "0", "--data-dir", str(tmp_path)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(after_s)  # importing, or starting the embedded servers
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = process.communicate(timeout=60)
+    # -SIGINT: the signal came before Python had started to handle it (nothing printed either)
+    assert process.returncode in (0, 130, -signal.SIGINT), err
+    assert "Traceback" not in err, err
