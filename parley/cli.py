@@ -21,12 +21,30 @@ __all__ = ["main"]
 logger = logging.getLogger("parley")
 
 
+#: settings whose values are never echoed in an error (keys, passwords, URLs with credentials)
+_SECRET_WORDS = ("key", "secret", "password", "token", "url")
+
+
+def _setting_error(error: Any) -> str:
+    """One line per bad setting: its environment variable, what is wrong, and (unless it may
+    hold a secret) the value given."""
+    loc = [str(part) for part in error.get("loc") or ()]
+    if not loc:
+        return f"  {error['msg']}"
+    field = loc[0]
+    name = f"PARLEY_{field.upper()}" + ("." + ".".join(loc[1:]) if loc[1:] else "")
+    given = error.get("input")
+    secret = any(word in field for word in _SECRET_WORDS)
+    said = "got " in error["msg"] or isinstance(given, dict)  # the message names the value already
+    shown = "" if secret or said else f" (got {str(given)[:80]!r})"
+    return f"  {name}: {error['msg']}{shown}"
+
+
 def _load_settings() -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        sys.exit("parley: invalid settings:\n" + "\n".join(lines))
+        sys.exit("parley: invalid settings:\n" + "\n".join(_setting_error(e) for e in exc.errors()))
     from parley.redact import register_settings_secrets
 
     register_settings_secrets(settings)  # the keys it holds never reach a log line or the CLI

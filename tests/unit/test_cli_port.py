@@ -1,5 +1,5 @@
 """The command line at start: a web port that is taken or is no port is one line and exit 1 before any
-server starts; Ctrl-C while it starts is no traceback."""
+server starts; Ctrl-C while it starts is no traceback; a bad setting names its variable."""
 
 from __future__ import annotations
 
@@ -51,3 +51,15 @@ def test_ctrl_c_while_parley_dev_starts_is_no_traceback(after_s, tmp_path):
     # -SIGINT: the signal came before Python had started to handle it (nothing printed either)
     assert process.returncode in (0, 130, -signal.SIGINT), err
     assert "Traceback" not in err, err
+
+
+def test_a_bad_setting_names_its_variable_and_the_value_unless_it_may_be_a_secret(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    env.update(PARLEY_WS_MESSAGES_PER_MINUTE="abc", PARLEY_LLM_TIMEOUT_S="soon", PARLEY_ADMIN_API_KEY="s3cr3t-" * 2 + "x" * 40,
+               PARLEY_PROMETHEUS_URL="http://user:pa55w0rd@prom:9090 ")
+    done = subprocess.run([sys.executable, "-m", "parley", "dev", "--port", "0", "--data-dir", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "PARLEY_WS_MESSAGES_PER_MINUTE: Input should be a valid number" in done.stderr
+    assert "(got 'abc')" in done.stderr and "(got 'soon')" in done.stderr
+    assert "s3cr3t" not in done.stderr and "pa55w0rd" not in done.stderr
