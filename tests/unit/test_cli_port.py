@@ -37,22 +37,6 @@ def test_a_port_out_of_range_is_refused_by_the_command_line(tmp_path):
     assert "99999 is not a port" in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("after_s", [0.3, 1.0])
-def test_ctrl_c_while_parley_dev_starts_is_no_traceback(after_s, tmp_path):
-    import signal
-    import time
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    process = subprocess.Popen([sys.executable, "-m", "parley", "dev", "--port", "0", "--data-dir", str(tmp_path)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    time.sleep(after_s)  # importing, or starting the embedded servers
-    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-    _, err = process.communicate(timeout=60)
-    # -SIGINT: the signal came before Python had started to handle it (nothing printed either)
-    assert process.returncode in (0, 130, -signal.SIGINT), err
-    assert "Traceback" not in err, err
-
-
 def test_a_bad_setting_names_its_variable_and_the_value_unless_it_may_be_a_secret(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     env.update(PARLEY_WS_MESSAGES_PER_MINUTE="abc", PARLEY_LLM_TIMEOUT_S="soon", PARLEY_ADMIN_API_KEY="s3cr3t-" * 2 + "x" * 40,
@@ -63,3 +47,27 @@ def test_a_bad_setting_names_its_variable_and_the_value_unless_it_may_be_a_secre
     assert "PARLEY_WS_MESSAGES_PER_MINUTE: Input should be a valid number" in done.stderr
     assert "(got 'abc')" in done.stderr and "(got 'soon')" in done.stderr
     assert "s3cr3t" not in done.stderr and "pa55w0rd" not in done.stderr
+
+
+@pytest.mark.parametrize("after_s", [0.3, 1.0])
+def test_ctrl_c_while_parley_dev_starts_is_no_traceback(after_s, tmp_path):
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "parley", "dev", "--port", "0", "--data-dir", str(tmp_path)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        # as in a terminal: a runner that started the tests in the background may ignore SIGINT
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+    )
+    try:
+        time.sleep(after_s)  # importing, or starting the embedded servers
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    # -SIGINT: the signal came before Python had started to handle it (nothing printed either)
+    assert process.returncode in (0, 130, -signal.SIGINT), err
+    assert "Traceback" not in err, err
