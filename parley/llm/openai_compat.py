@@ -35,8 +35,10 @@ logger = logging.getLogger(__name__)
 DRAIN_TIMEOUT_S = 0.1
 
 
-def _retryable(exc: openai.OpenAIError) -> bool:
-    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError)):
+def _retryable(exc: openai.OpenAIError | httpx2.TransportError) -> bool:
+    # httpx2's transport errors get through where the SDK reads the body of an error status (it
+    # broke off or stalled): as with a dropped stream, another attempt may answer
+    if isinstance(exc, (httpx2.TransportError, openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError)):
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code == 429 or exc.status_code >= 500
@@ -224,18 +226,13 @@ class OpenAICompatibleModel:
                 await _drain(body_bytes)
             finally:
                 await response.aclose()
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, httpx2.TransportError) as exc:
             # Some providers echo the key in the error of a bad key: scrubbed before it is
             # logged or dead-lettered.
             raise LLMError(
                 self._scrub(f"{self.provider} model {model!r} failed: {type(exc).__name__}: {exc}"),
                 retryable=_retryable(exc),
             ) from exc
-        except httpx2.TransportError as exc:
-            # The SDK lets these through where it reads the body of an error status (it broke
-            # off or stalled): as with a dropped stream, another attempt may answer.
-            raise LLMError(self._scrub(f"{self.provider} model {model!r} failed: {type(exc).__name__}: {exc}"),
-                           retryable=True) from exc
         except _BrokenStream as exc:
             raise LLMError(self._scrub(f"{self.provider} model {model!r} failed: {exc}"), retryable=True) from exc
         return chunks.completion()
