@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from parley.attachments import MAX_ATTACHMENTS, PlatformFile, to_wire
-from parley.channels import CHANNELS, PLATFORM_PREFIXES, channel_for, platform_of
+from parley.channels import CHANNELS, channel_for, refuse_other_platforms
 from parley.channels.base import (
     Channel,
     ChannelAuthError,
@@ -159,16 +159,7 @@ async def _channel_webhook(channel: Channel, request: web.Request) -> web.Respon
             )
         for message in parsed.messages:
             require_id({"conversation_id": message.conversation_id}, "conversation_id")
-            platform = platform_of(message.conversation_id)
-            if platform not in (None, channel.name):
-                # the reply would go to the webhook's caller, and its text into the platform
-                # user's history: only that platform's own webhook writes there
-                raise InputError(
-                    "forbidden_conversation",
-                    f"conversation {message.conversation_id!r} belongs to {platform}; conversation ids of "
-                    f"this webhook may not start with " + ", ".join(repr(p) for p in PLATFORM_PREFIXES),
-                    status=403,
-                )
+            refuse_other_platforms(message.conversation_id, channel.name)
         for message in parsed.messages:
             event = user_event(
                 application_id=application_id,

@@ -31,7 +31,7 @@ from aiohttp import WSMsgType, web
 
 from parley import metrics
 from parley.attachments import StoredFile, parse_all
-from parley.channels import PLATFORM_PREFIXES, platform_of
+from parley.channels import refuse_other_platforms
 from parley.frames import answer_html, frame_text, message_frame
 from parley.ports import Owner
 from parley.retry import ThrottledLog
@@ -296,14 +296,7 @@ class _Session:
             history = False
         elif not isinstance(history, bool):
             raise InputError("invalid_field", "field 'history' must be true or false")
-        if platform_of(conversation_id) is not None:
-            raise InputError(
-                "forbidden_conversation",
-                f"conversation {conversation_id!r} belongs to a messaging platform; "
-                "websocket conversations may not start with "
-                + ", ".join(repr(p) for p in PLATFORM_PREFIXES),
-                status=403,
-            )
+        refuse_other_platforms(conversation_id, "websocket")
         config = await self.deps.configs.application(application_id)
         if config is None:
             raise InputError("unknown_application", f"no application {application_id!r}", status=404)
