@@ -213,14 +213,12 @@ class CpuMeter:
 
     def __init__(self, dev: DevProcess | SplitDeployment | None, fake: FakeLLMProcess) -> None:
         self.groups: dict[str, list[int]] = {"bench client": [os.getpid()], "fake LLM": [fake.proc.pid]}
+        parley = parley_pids(dev)
+        self.groups.update({name: [pid] for name, pid in parley.items()})
         if isinstance(dev, SplitDeployment):
-            for name, pid in dev.pids.items():
-                self.groups[name] = [pid]
             self.groups["broker + document server + redis"] = [*dev.server_pids, dev.redis.pid]
-        elif dev is not None and dev.proc is not None:
-            tree = process_tree(dev.proc.pid)
-            self.groups["parley"] = [dev.proc.pid]
-            self.groups["broker + document server"] = [p for p in tree if p != dev.proc.pid]
+        elif "parley" in parley:
+            self.groups["broker + document server"] = [p for p in process_tree(parley["parley"]) if p != parley["parley"]]
         self.start = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
 
     def report(self, wall: float) -> str:
@@ -235,6 +233,7 @@ class CpuMeter:
 
 
 def parley_pids(dev: DevProcess | SplitDeployment | None) -> dict[str, int]:
+    """Parley's own processes, by name: ``parley`` (one ``parley dev``), or the split's worker and gateway."""
     if isinstance(dev, SplitDeployment):
         return dev.pids
     return {"parley": dev.proc.pid} if dev is not None and dev.proc is not None else {}

@@ -8,11 +8,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import typing
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from parley.settings import Settings
 
@@ -21,22 +22,23 @@ __all__ = ["main"]
 logger = logging.getLogger("parley")
 
 
-#: settings whose values are never echoed in an error (keys, passwords, URLs with credentials)
-_SECRET_WORDS = ("key", "secret", "password", "token", "url")
+def _may_hold_secret(field: str) -> bool:
+    """A key (typed ``SecretStr``, as ``parley.redact.register_settings_secrets`` finds them) or a
+    URL (it may carry credentials)."""
+    info = Settings.model_fields.get(field)
+    annotation = info.annotation if info is not None else None
+    return field.endswith("_url") or annotation is SecretStr or SecretStr in typing.get_args(annotation)
 
 
 def _setting_error(error: Any) -> str:
-    """One line per bad setting: its environment variable, what is wrong, and (unless it may
-    hold a secret) the value given."""
+    """One line per bad setting: its environment variable, what is wrong, and the value given
+    (not for a secret, nor where Parley's own validator wrote the message: it names the value)."""
     loc = [str(part) for part in error.get("loc") or ()]
     if not loc:
         return f"  {error['msg']}"
-    field = loc[0]
-    name = f"PARLEY_{field.upper()}" + ("." + ".".join(loc[1:]) if loc[1:] else "")
-    given = error.get("input")
-    secret = any(word in field for word in _SECRET_WORDS)
-    said = "got " in error["msg"] or isinstance(given, dict)  # the message names the value already
-    shown = "" if secret or said else f" (got {str(given)[:80]!r})"
+    name = f"PARLEY_{loc[0].upper()}" + "".join(f".{part}" for part in loc[1:])
+    own_message = error["type"] == "value_error"
+    shown = "" if own_message or _may_hold_secret(loc[0]) else f" (got {str(error.get('input'))[:80]!r})"
     return f"  {name}: {error['msg']}{shown}"
 
 
@@ -106,13 +108,16 @@ def _port(text: str) -> int:
     return port
 
 
-def _require_free_port(settings: Settings, command: str) -> None:
-    """Leave at once, in one line, when the web port is taken: before servers start and a
-    sign-in link for another program's address is printed."""
+def _serving(settings: Settings, port: int | None, command: str) -> Settings:
+    """``settings`` with the web port of ``--port`` (when given); leave at once, in one line,
+    when that port is taken: before servers start and a sign-in link for another program's
+    address is printed."""
     import socket
 
+    if port is not None:
+        settings = settings.model_copy(update={"web_port": port})
     if settings.web_port == 0:
-        return
+        return settings
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             settings.web_host, settings.web_port, type=socket.SOCK_STREAM
@@ -125,20 +130,21 @@ def _require_free_port(settings: Settings, command: str) -> None:
             f"{command}: cannot listen on {settings.web_host}:{settings.web_port}: {exc.strerror or exc}; "
             "stop what uses it, or give another port (--port, or PARLEY_WEB_PORT)"
         )
+    return settings
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
     from parley.embedded import EmbeddedError, embedded_services
 
-    settings = _load_settings().model_copy(update={"web_port": args.port})
+    settings = _load_settings()
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
     lock = _lock_data_dir(data_dir)  # noqa: F841 - held until the process exits
-    _require_free_port(settings, "parley dev")
+    settings = _serving(settings, args.port, "parley dev")
     try:
         with embedded_services(
             data_dir, broker=settings.kafka_url is None, documents=settings.mongo_url is None
         ) as servers:
-            update: dict[str, object] = {"data_dir": data_dir, "seed_demo": True, "web_port": args.port}
+            update: dict[str, object] = {"data_dir": data_dir, "seed_demo": True}
             if "broker" in servers:
                 forget_tables(data_dir)
                 update["kafka_url"] = servers["broker"].url
@@ -193,10 +199,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
     if missing:
         env = ", ".join(f"PARLEY_{m.upper()}" for m in missing)
         sys.exit(f"parley worker: set {env} (or use `parley dev` for embedded servers)")
-    if args.port is not None:
-        settings = settings.model_copy(update={"web_port": args.port})
-    _require_free_port(settings, "parley worker")
-    _run_worker(settings)
+    _run_worker(_serving(settings, args.port, "parley worker"))
 
 
 def cmd_web(args: argparse.Namespace) -> None:
@@ -204,10 +207,7 @@ def cmd_web(args: argparse.Namespace) -> None:
 
     from parley.gateway import GatewayConfigError, run_gateway
 
-    settings = _load_settings()
-    if args.port is not None:
-        settings = settings.model_copy(update={"web_port": args.port})
-    _require_free_port(settings, "parley web")
+    settings = _serving(_load_settings(), args.port, "parley web")
     logging.basicConfig(level=settings.log_level, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
     _scrub_logs()
     logger.info("event loop: %s", use_event_loop(settings))

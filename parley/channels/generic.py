@@ -97,6 +97,14 @@ def _signature_parts(value: str) -> tuple[str | None, list[str]]:
     return stamp, signatures
 
 
+_NO_CALLBACK = "the application has no callback_url"
+
+
+def _callback_url(application: Mapping[str, Any]) -> str | None:
+    url = application.get("callback_url")
+    return url if isinstance(url, str) and url else None
+
+
 class GenericChannel(Channel):
     name: ClassVar[str] = "generic"
 
@@ -128,15 +136,14 @@ class GenericChannel(Channel):
         return Inbound(messages=(InboundMessage(message_id, conversation_id, sender, text),))
 
     def unsent_reason(self, application: Mapping[str, Any]) -> str | None:
-        url = application.get("callback_url")
-        return None if isinstance(url, str) and url else "the application has no callback_url"
+        return None if _callback_url(application) else _NO_CALLBACK
 
     async def send(
         self, session: aiohttp.ClientSession, application: Mapping[str, Any], reply: ReplyEvent, policy: SendPolicy
     ) -> None:
-        url = application.get("callback_url")
-        if not isinstance(url, str) or not url:
-            raise ChannelNotConfigured("the application has no callback_url")
+        url = _callback_url(application)
+        if url is None:
+            raise ChannelNotConfigured(_NO_CALLBACK)
         await post_callback(session, url, reply_payload(reply), policy=policy, secret=signing_secret(application))
 
 

@@ -41,13 +41,24 @@ def api(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(response.read())
 
 
-def test_the_chat_page_shows_the_operator_by_name_during_a_handoff(dev: ParleyProcess, page: Page) -> None:
+def open_chat(page: Page, dev: ParleyProcess) -> str:
+    """The chat page on a new conversation of the demo application, connected; its id."""
     conversation = f"c-{uuid.uuid4().hex[:10]}"
     page.goto(f"{dev.http}/?application=demo&conversation={conversation}")
     expect(page.locator("#status")).not_to_have_text("connecting")
-    page.fill("#input", "hello")
+    return conversation
+
+
+def say(page: Page, text: str) -> None:
+    """Send ``text`` and wait for the echo model's answer."""
+    page.fill("#input", text)
     page.click("#send")
-    expect(page.locator(".bubble.assistant").last).to_have_text("echo: hello")
+    expect(page.locator(".bubble.assistant").last).to_have_text(f"echo: {text}")
+
+
+def test_the_chat_page_shows_the_operator_by_name_during_a_handoff(dev: ParleyProcess, page: Page) -> None:
+    conversation = open_chat(page, dev)
+    say(page, "hello")
 
     base = f"{dev.http}/v1/admin/applications/demo/conversations/{conversation}"
     api("POST", f"{base}/handoff")
@@ -63,9 +74,7 @@ def test_the_chat_page_shows_the_operator_by_name_during_a_handoff(dev: ParleyPr
 
     api("DELETE", f"{base}/handoff")
     expect(page.locator(".sys", has_text="assistant again")).to_be_visible()
-    page.fill("#input", "thanks")
-    page.click("#send")
-    expect(page.locator(".bubble.assistant").last).to_have_text("echo: thanks")
+    say(page, "thanks")
 
 
 def test_a_resent_message_that_was_answered_shows_no_typing(dev: ParleyProcess, page: Page) -> None:
@@ -86,12 +95,8 @@ def test_a_resent_message_that_was_answered_shows_no_typing(dev: ParleyProcess, 
         server.on_message(forward)
 
     page.route_web_socket(lambda url: url.split("?")[0].endswith("/ws"), route)
-    conversation = f"c-{uuid.uuid4().hex[:10]}"
-    page.goto(f"{dev.http}/?application=demo&conversation={conversation}")
-    expect(page.locator("#status")).not_to_have_text("connecting")
-    page.fill("#input", "hello")
-    page.click("#send")
-    expect(page.locator(".bubble.assistant").last).to_have_text("echo: hello")
+    open_chat(page, dev)
+    say(page, "hello")
     expect(page.locator(".typing")).to_have_count(0)
     [answer] = [f for f in frames if f.get("type") == "message" and f.get("role") == "assistant"]
     # what the gateway sends for the resend: ack, then typing for the same event id
