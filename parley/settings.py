@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from parley.egress import parse_allow_entry
+from parley.redact import redact_url
 
 __all__ = ["Settings", "settings_table"]
 
@@ -422,14 +423,14 @@ class Settings(BaseSettings):
     @classmethod
     def _kafka_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("kafka://"):
-            raise ValueError(f"PARLEY_KAFKA_URL is not a kafka:// URL: {value!r}")
+            raise ValueError(f"PARLEY_KAFKA_URL is not a kafka:// URL: {redact_url(value)!r}")
         return value
 
     @field_validator("mongo_url")
     @classmethod
     def _mongo_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("mongodb://", "mongodb+srv://")):
-            raise ValueError(f"PARLEY_MONGO_URL is not a mongodb:// URL: {value!r}")
+            raise ValueError(f"PARLEY_MONGO_URL is not a mongodb:// URL: {redact_url(value)!r}")
         return value
 
     @field_validator(*_URL_SCHEMES)
@@ -437,7 +438,8 @@ class Settings(BaseSettings):
     def _url_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
         schemes, kind = _URL_SCHEMES[str(info.field_name)]
         if value is not None and not value.startswith(schemes):
-            raise ValueError(f"PARLEY_{str(info.field_name).upper()} is not {kind} URL: {value!r}")
+            # the value is shown without its userinfo and query (they may carry credentials)
+            raise ValueError(f"PARLEY_{str(info.field_name).upper()} is not {kind} URL: {redact_url(value)!r}")
         return value
 
     @property

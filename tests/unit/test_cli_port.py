@@ -47,11 +47,14 @@ def test_a_port_out_of_range_is_refused_by_the_command_line(tmp_path):
 
 def test_a_bad_setting_names_its_variable_and_the_value_unless_it_may_be_a_secret(tmp_path):
     done = run(["dev", "--port", "0"], tmp_path, PARLEY_WS_MESSAGES_PER_MINUTE="abc", PARLEY_LLM_TIMEOUT_S="soon",
-               PARLEY_ADMIN_API_KEY="s3cr3t-" * 2 + "x" * 40, PARLEY_PROMETHEUS_URL="http://user:pa55w0rd@prom:9090 ")
+               PARLEY_ADMIN_API_KEY="s3cr3t-" * 2 + "x" * 40, PARLEY_PROMETHEUS_URL="http://user:pa55w0rd@prom:9090 ",
+               PARLEY_MONGO_URL="mysql://admin:hunter2@db:3306/parley")
     assert done.returncode == 1
     assert "PARLEY_WS_MESSAGES_PER_MINUTE: Input should be a valid number" in done.stderr
     assert "(got 'abc')" in done.stderr and "(got 'soon')" in done.stderr
     assert "s3cr3t" not in done.stderr and "pa55w0rd" not in done.stderr
+    # a URL that is refused is named without its credentials
+    assert "PARLEY_MONGO_URL is not a mongodb:// URL" in done.stderr and "hunter2" not in done.stderr
 
 
 @pytest.mark.parametrize("after_s", [0.3, 1.0])
